@@ -1,0 +1,134 @@
+"""What every teacher backend shares: sampling settings, requests, samples, the gen_key."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from curate.records import stable_hash, to_json
+from curate.stage import Config
+
+DEFAULT_TEMPLATE = (
+    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+)
+
+Message = dict[str, str]
+
+
+class TeacherConfig(Config):
+    """Sampling settings every backend understands."""
+
+    backend: str = Field(description="Which backend serves the teacher.")
+    model: str = Field(description="Model name sent to the backend and stored with each trace.")
+    samples: int = Field(4, ge=1, description="Samples (traces) per problem.")
+    temperature: float = Field(0.6, ge=0, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling probability mass.")
+    max_tokens: int = Field(8192, ge=1, description="Most tokens a sample may generate.")
+    seed: int | None = Field(None, description="Sampling seed passed to the backend.")
+    stop: list[str] = Field(default_factory=list, description="Stop strings.")
+    system_prompt: str | None = Field(None, description="System message sent before the problem.")
+    prompt_template: str = Field(
+        DEFAULT_TEMPLATE, description="User message; '{problem}' is replaced by the problem."
+    )
+    think_tags: tuple[str, str] = Field(
+        ("<think>", "</think>"), description="Tags around inline reasoning."
+    )
+    max_concurrency: int = Field(256, ge=1, description="Requests in flight at once.")
+
+    volatile: ClassVar[frozenset[str]] = frozenset({"max_concurrency"})
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_placeholder(cls, value: str) -> str:
+        if "{problem}" not in value:
+            raise ValueError("must contain '{problem}'")
+        return value
+
+    def messages(self, problem: str) -> list[Message]:
+        """The exact chat messages sent for a problem."""
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": self.prompt_template.replace("{problem}", problem)})
+        return messages
+
+    def sampling(self) -> dict[str, Any]:
+        """The settings that change what a sample looks like (part of the gen_key)."""
+        return {"temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "seed": self.seed, "stop": self.stop}
+
+
+@dataclass(frozen=True)
+class Request:
+    """Samples wanted for one problem."""
+
+    problem_id: str
+    messages: list[Message]
+    sample_indices: list[int]
+    gen_key: str
+    reference: str | None = None  # only the simulated teacher looks at it
+
+
+@dataclass
+class Sample:
+    """One generated trace, as the backend returned it."""
+
+    sample_idx: int
+    reasoning: str | None
+    completion: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backend(ABC):
+    """A teacher: turns requests into samples."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[TeacherConfig]]
+
+    def __init__(self, config: TeacherConfig) -> None:
+        self.config = config
+
+    def endpoint_identity(self) -> str:
+        """What, besides model and sampling, decides the outputs (part of the gen_key)."""
+        return self.name
+
+    def gen_key(self, messages: list[Message]) -> str:
+        config = self.config
+        return stable_hash(
+            self.endpoint_identity(), config.model, to_json(config.sampling()),
+            to_json(list(config.think_tags)), to_json(messages),
+        )
+
+    @abstractmethod
+    async def sample(self, request: Request) -> list[Sample]:
+        """Generate the request's samples; failures come back as samples with `error` set."""
+
+    async def aclose(self) -> None:
+        """Close connections."""
+
+
+def split_reasoning(text: str, tags: tuple[str, str]) -> tuple[str, str, bool]:
+    """(reasoning, completion, closed) from text with inline reasoning tags.
+
+    Handles an opening tag the chat template already sent (only the closing tag appears);
+    `closed` is false when an opened block never closed (a truncated trace).
+    """
+    start, end = tags
+    head, has_end, tail = text.partition(end)
+    if has_end:
+        reasoning = head.split(start, 1)[1] if start in head else head
+        return reasoning.strip(), tail.strip(), True
+    if start in text:
+        before, _, reasoning = text.partition(start)
+        return reasoning.strip(), before.strip(), False
+    return "", text.strip(), True

@@ -1,0 +1,60 @@
+"""The generation request cache: every finished sample, stored the moment it arrives.
+
+SQLite in WAL mode: a committed sample survives kill -9 of the writer, and a rerun
+asks the backend only for what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from curate.generate.base import Sample
+
+SCHEMA = """
+create table if not exists samples (
+    gen_key text not null,
+    sample_idx integer not null,
+    data text not null,
+    primary key (gen_key, sample_idx)
+) without rowid
+"""
+
+
+class SampleCache:
+    """Samples keyed by (gen_key, sample_idx)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=normal")
+        self._db.execute(SCHEMA)
+
+    def put(self, gen_key: str, sample: Sample) -> None:
+        data = json.dumps(sample.to_dict(), ensure_ascii=False)
+        self._db.execute(
+            "insert or replace into samples values (?, ?, ?)", (gen_key, sample.sample_idx, data)
+        )
+
+    def get_many(self, gen_keys: Iterable[str]) -> dict[tuple[str, int], Sample]:
+        keys = sorted(set(gen_keys))
+        found: dict[tuple[str, int], Sample] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"select gen_key, sample_idx, data from samples where gen_key in ({marks})", chunk
+            )
+            for gen_key, sample_idx, data in rows:
+                found[(gen_key, sample_idx)] = Sample(**json.loads(data))
+        return found
+
+    def count(self) -> int:
+        return int(self._db.execute("select count(*) from samples").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

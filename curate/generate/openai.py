@@ -1,0 +1,151 @@
+"""Any OpenAI-compatible chat endpoint: vLLM serve, SGLang, TGI, hosted APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field
+
+from curate import registry
+from curate.errors import BackendError
+from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIConfig(TeacherConfig):
+    """An OpenAI-compatible chat completions endpoint."""
+
+    backend: Literal["openai"] = "openai"
+    base_url: str = Field(description="Endpoint root, e.g. http://localhost:8000/v1.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."
+    )
+    use_n: bool = Field(True, description="Ask for all samples in one request with `n`.")
+    timeout_s: float = Field(600, gt=0, description="Seconds before a request is abandoned.")
+    max_retries: int = Field(6, ge=0, description="Retries on 429, 5xx, timeouts and drops.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Extra JSON fields sent as-is (top_k, min_p, ...)."
+    )
+
+    volatile = frozenset({"max_concurrency", "timeout_s", "max_retries"})
+
+
+@registry.backends.register("openai")
+class OpenAITeacher(Backend):
+    """An OpenAI-compatible chat completions endpoint."""
+
+    name = "openai"
+    config_class = OpenAIConfig
+    config: OpenAIConfig
+
+    def __init__(self, config: TeacherConfig, transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(config)
+        headers = {}
+        key = os.environ.get(self.config.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.config.base_url.rstrip("/"), headers=headers,
+            timeout=self.config.timeout_s, transport=transport,
+            limits=httpx.Limits(max_connections=self.config.max_concurrency),
+        )
+
+    def endpoint_identity(self) -> str:
+        return f"openai:{self.config.model}"
+
+    async def sample(self, request: Request) -> list[Sample]:
+        if self.config.use_n:
+            return await self._request(request, request.sample_indices)
+        groups = await asyncio.gather(
+            *(self._request(request, [index]) for index in request.sample_indices)
+        )
+        return [sample for group in groups for sample in group]
+
+    async def _request(self, request: Request, indices: list[int]) -> list[Sample]:
+        body = self.payload(request.messages, len(indices))
+        started = time.monotonic()
+        try:
+            data = await self._post_with_retries(body)
+        except BackendError as exc:
+            return [Sample(i, None, None, None, error=str(exc)) for i in indices]
+        latency = time.monotonic() - started
+        return self.parse(data, indices, latency)
+
+    def payload(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
+        config = self.config
+        body: dict[str, Any] = {"model": config.model, "messages": messages, "n": n,
+                                "temperature": config.temperature, "top_p": config.top_p,
+                                "max_tokens": config.max_tokens}
+        if config.seed is not None:
+            body["seed"] = config.seed
+        if config.stop:
+            body["stop"] = config.stop
+        body.update(config.extra_body)
+        return body
+
+    async def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
+        last = "no attempt"
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                response = await self._client.post("/chat/completions", json=body)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(backoff(attempt))
+                continue
+            if response.status_code == 200:
+                try:
+                    data: dict[str, Any] = response.json()
+                    return data
+                except ValueError:
+                    last = "malformed JSON in response"
+            elif response.status_code in RETRY_STATUS:
+                last = f"HTTP {response.status_code}"
+            else:
+                raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+            await asyncio.sleep(backoff(attempt, response.headers.get("retry-after")))
+        raise BackendError(f"gave up after {self.config.max_retries + 1} attempts ({last})")
+
+    def parse(self, data: dict[str, Any], indices: list[int], latency: float) -> list[Sample]:
+        choices = data.get("choices") or []
+        usage = data.get("usage") or {}
+        prompt_tokens = usage.get("prompt_tokens")
+        total = usage.get("completion_tokens")
+        per_sample = total // max(1, len(choices)) if isinstance(total, int) else None
+        samples = []
+        for position, index in enumerate(indices):
+            if position >= len(choices):
+                samples.append(Sample(index, None, None, None, error="missing choice"))
+                continue
+            choice = choices[position]
+            message = choice.get("message") or {}
+            reasoning, completion = self._split(message)
+            samples.append(Sample(index, reasoning, completion, choice.get("finish_reason"),
+                                  prompt_tokens, per_sample, latency))
+        return samples
+
+    def _split(self, message: dict[str, Any]) -> tuple[str, str]:
+        content = message.get("content") or ""
+        field = message.get("reasoning_content") or message.get("reasoning")
+        if field:
+            return str(field).strip(), content.strip()
+        reasoning, completion, _ = split_reasoning(content, self.config.think_tags)
+        return reasoning, completion
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def backoff(attempt: int, retry_after: str | None = None) -> float:
+    """Seconds to wait: the server's Retry-After if given, else exponential with jitter."""
+    if retry_after:
+        try:
+            return min(float(retry_after), 120.0)
+        except ValueError:
+            pass
+    return float(min(60.0, 0.5 * 2**attempt) * (0.5 + random.random()))

@@ -1,0 +1,128 @@
+"""A labelled stand-in teacher for the offline demo, tests and benchmarks.
+
+It is not a model and never claims to be one: every trace it writes says
+`model: simulated`. Given a problem with a reference answer it writes a step-by-step
+chain of thought and a boxed answer, and at configurable rates gets it wrong, runs out
+of tokens, forgets the box, loops, or drifts into another language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import Field
+
+from curate import registry
+from curate.generate.base import Backend, Request, Sample, TeacherConfig
+from curate.records import stable_hash
+
+STEPS = (
+    "First, let me restate what is being asked so I do not miss a condition.",
+    "I will write down the quantities given and what they tell us.",
+    "Let me try a small case to see the pattern: with {a} and {b} we get {c}.",
+    "Now combine the pieces: {a} + {b} = {c}, which fits what we expect.",
+    "Hmm, wait. Let me double-check that step, since a sign error is easy here.",
+    "Checking again: {c} - {b} = {a}, so the arithmetic holds.",
+    "Another way to see it is to work backwards from the condition.",
+    "Both approaches agree, so I am fairly confident in this result.",
+    "Let me make sure the answer is in the form the question asks for.",
+)
+FOREIGN = (
+    "我们需要仔细检查这一步的计算。",
+    "这里的条件意味着结果必须是整数。",
+    "所以答案应该是这个值。",
+)
+LOOP = "Let me reconsider the previous step once more to be sure it is right."
+
+
+class SimulatedConfig(TeacherConfig):
+    """A deterministic stand-in teacher (not a model) for demos, tests and benchmarks."""
+
+    backend: Literal["simulated"] = "simulated"
+    model: Literal["simulated"] = Field("simulated", description="Always 'simulated'.")
+    wrong_rate: float = Field(0.25, ge=0, le=1, description="Mean share of wrong answers.")
+    truncate_rate: float = Field(0.04, ge=0, le=1, description="Share cut off at max_tokens.")
+    unboxed_rate: float = Field(0.04, ge=0, le=1, description="Share with no \\boxed{} answer.")
+    repeat_rate: float = Field(0.03, ge=0, le=1, description="Share that loop on a paragraph.")
+    language_mix_rate: float = Field(
+        0.03, ge=0, le=1, description="Share that drift into Chinese mid-reasoning."
+    )
+    mean_steps: int = Field(8, ge=1, description="Median number of reasoning steps.")
+    latency_ms: float = Field(0, ge=0, description="Pretend latency per request.")
+
+    volatile = frozenset({"max_concurrency", "latency_ms"})
+
+
+@registry.backends.register("simulated")
+class SimulatedTeacher(Backend):
+    """A deterministic stand-in teacher (not a model) for demos, tests and benchmarks."""
+
+    name = "simulated"
+    config_class = SimulatedConfig
+    config: SimulatedConfig
+
+    async def sample(self, request: Request) -> list[Sample]:
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        return [self.write(request, index) for index in request.sample_indices]
+
+    def write(self, request: Request, sample_idx: int) -> Sample:
+        """One trace, the same for the same problem, sample index and seed."""
+        config = self.config
+        seed = stable_hash(request.gen_key, str(sample_idx), str(config.seed), size=8)
+        rng = random.Random(int(seed, 16))
+        prompt_tokens = sum(len(m["content"]) for m in request.messages) // 4
+        reasoning, answer = self._reasoning(request, rng)
+        boxed = rng.random() >= config.unboxed_rate
+        completion = f"The final answer is $\\boxed{{{answer}}}$." if boxed else (
+            f"The final answer is {answer}.")
+        tokens = (len(reasoning) + len(completion)) // 4 + 4
+        if tokens > config.max_tokens or rng.random() < config.truncate_rate:
+            return self._truncated(reasoning, sample_idx, prompt_tokens)
+        return Sample(sample_idx, reasoning, completion, "stop", prompt_tokens, tokens)
+
+    def _reasoning(self, request: Request, rng: random.Random) -> tuple[str, str]:
+        config = self.config
+        answer = request.reference or "unknown"
+        if rng.random() < self._wrong_chance(request.problem_id):
+            answer = wrong_answer(answer, rng)
+        count = max(1, round(rng.lognormvariate(math.log(config.mean_steps), 0.5)))
+        lines = ["Okay, let me work through this carefully."]
+        for _ in range(count):
+            a, b = rng.randint(2, 60), rng.randint(2, 60)
+            lines.append(rng.choice(STEPS).format(a=a, b=b, c=a + b))
+        if rng.random() < config.language_mix_rate:
+            position = rng.randint(1, len(lines))
+            lines[position:position] = rng.sample(FOREIGN, 2)
+        if rng.random() < config.repeat_rate:
+            lines.extend([LOOP] * rng.randint(30, 80))
+        lines.append(f"So the answer is {answer}.")
+        return "\n\n".join(lines), answer
+
+    def _wrong_chance(self, problem_id: str) -> float:
+        """Problems differ in difficulty: an even spread around the configured mean."""
+        difficulty = int(stable_hash(problem_id, str(self.config.seed), size=4), 16) / 2**32
+        return min(1.0, self.config.wrong_rate * 2 * difficulty)
+
+    def _truncated(self, reasoning: str, sample_idx: int, prompt_tokens: int) -> Sample:
+        budget = self.config.max_tokens * 4
+        text = (reasoning * (1 + budget // max(1, len(reasoning))))[:budget]
+        return Sample(sample_idx, text, "", "length", prompt_tokens, self.config.max_tokens)
+
+
+def wrong_answer(answer: str, rng: random.Random) -> str:
+    """A plausible wrong answer: a nearby number, or a changed expression."""
+    offset = rng.choice([-3, -2, -1, 1, 2, 3, 10])
+    text = answer.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return str(int(text) + offset)
+    if re.fullmatch(r"-?\d+/\d+", text) and not text.endswith("/0"):
+        return str(Fraction(text) + offset)
+    if re.fullmatch(r"-?\d+\.\d+", text):
+        return f"{float(text) + offset:g}"
+    return f"{text} + {abs(offset)}"

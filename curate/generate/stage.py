@@ -1,0 +1,135 @@
+"""The generate stage: k samples per problem, through the request cache."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import polars as pl
+
+from curate import registry
+from curate.generate.base import Backend, Request, Sample, TeacherConfig
+from curate.generate.cache import SampleCache
+from curate.recipe import union_of
+from curate.stage import Stage, StageContext
+
+CACHE_FILE = "generations.sqlite"
+
+
+@registry.stages.register("generate")
+class GenerateStage(Stage):
+    """Sample k chains of thought per problem from the teacher, resumable per request."""
+
+    name = "generate"
+    section = "teacher"
+    order = 30
+    reads = ("problem_id", "problem", "reference")
+    writes = ("sample_idx", "round", "model", "prompt", "reasoning", "completion",
+              "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "gen_key",
+              "error")
+    expands = True
+    config: TeacherConfig
+
+    @classmethod
+    def config_type(cls) -> Any:
+        return union_of([b.config_class for _, b in registry.backends.items()], "backend")
+
+    def __init__(self, config: TeacherConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        self.cache = SampleCache(context.cache_dir / CACHE_FILE)
+        self.progress_task = context.progress.task("generate", None, unit="samples")
+        self.planned = 0
+
+    def identity(self) -> str:
+        # The cache decides what is regenerated; the stage identity adds the round.
+        return super().identity() + f":r{self.context.round}"
+
+    def plan(self, rows: int) -> None:
+        """Tell the progress bar how many samples the whole stage will produce."""
+        self.planned = rows * self.config.samples
+        self.progress_task.set_total(self.planned)
+
+    def advance(self, rows: int) -> None:
+        pass  # advanced per sample as they arrive
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        backend_class = registry.backends.get(self.config.backend)
+        backend: Backend = backend_class(self.config)
+        requests = self._requests(backend, frame)
+        cached = self.cache.get_many(r.gen_key for r in requests)
+        missing = [self._missing(r, cached) for r in requests]
+        wanted = [r for r in missing if r.sample_indices]
+        self.counts["cache_hits"] += len(cached)
+        self.progress_task.advance(len(requests) * self.config.samples - _samples(wanted))
+        fresh = asyncio.run(self._generate(backend, wanted))
+        return self._rows(frame, requests, cached | fresh)
+
+    def _requests(self, backend: Backend, frame: pl.DataFrame) -> list[Request]:
+        requests = []
+        indices = list(range(self.config.samples))
+        for row in frame.select("problem_id", "problem", "reference").iter_rows(named=True):
+            messages = self.config.messages(row["problem"])
+            requests.append(Request(row["problem_id"], messages, indices,
+                                    backend.gen_key(messages), row["reference"]))
+        return requests
+
+    @staticmethod
+    def _missing(request: Request, cached: dict[tuple[str, int], Sample]) -> Request:
+        wanted = [i for i in request.sample_indices if (request.gen_key, i) not in cached]
+        return Request(request.problem_id, request.messages, wanted, request.gen_key,
+                       request.reference)
+
+    async def _generate(
+        self, backend: Backend, requests: list[Request]
+    ) -> dict[tuple[str, int], Sample]:
+        limit = asyncio.Semaphore(self.config.max_concurrency)
+        results: dict[tuple[str, int], Sample] = {}
+
+        async def one(request: Request) -> None:
+            async with limit:
+                samples = await backend.sample(request)
+            for sample in samples:
+                results[(request.gen_key, sample.sample_idx)] = sample
+                if sample.error is None:
+                    self.cache.put(request.gen_key, sample)
+                else:
+                    self.counts["failed"] += 1
+            self.counts["requests_sent"] += 1
+            self.counts["samples_generated"] += len(samples)
+            self.progress_task.advance(len(samples))
+
+        try:
+            await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            await backend.aclose()
+        return results
+
+    def _rows(
+        self, frame: pl.DataFrame, requests: list[Request],
+        samples: dict[tuple[str, int], Sample],
+    ) -> pl.DataFrame:
+        prompts = {r.problem_id: r for r in requests}
+        rows: list[dict[str, Any]] = []
+        for problem in frame.iter_rows(named=True):
+            request = prompts[problem["problem_id"]]
+            for index in range(self.config.samples):
+                sample = samples[(request.gen_key, index)]
+                rows.append(problem | self._trace(request, sample))
+        return pl.DataFrame(rows, infer_schema_length=None)
+
+    def _trace(self, request: Request, sample: Sample) -> dict[str, Any]:
+        trace = sample.to_dict()
+        trace.update(round=self.context.round, model=self.config.model, prompt=request.messages,
+                     gen_key=request.gen_key)
+        if sample.completion_tokens:
+            self.counts["completion_tokens"] += sample.completion_tokens
+        if sample.error is not None:
+            trace["dropped"] = "generation_failed"
+        return trace
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def _samples(requests: list[Request]) -> int:
+    return sum(len(r.sample_indices) for r in requests)

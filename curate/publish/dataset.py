@@ -1,0 +1,74 @@
+"""The curated dataset in Hub layout: data/*.parquet plus a card that tells its story."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from pydantic import BaseModel
+
+from curate.recipe import dump_recipe
+from curate.records import write_parquet
+
+DATASET_COLUMNS = (
+    "problem_id", "source", "source_id", "domain", "problem", "reference", "prompt", "reasoning",
+    "completion", "model", "round", "sample_idx", "finish_reason", "prompt_tokens",
+    "completion_tokens", "verdict", "verifier", "extracted_answer", "gen_key",
+)
+DATA_FILE = "data/train-00000-of-00001.parquet"
+
+
+def write_dataset(ledger: pa.Table, out_dir: Path, recipe: BaseModel, stats: dict[str, Any]) -> int:
+    """Write the ledger's surviving rows and the card; returns the number of rows."""
+    rows = ledger.filter(pc.is_null(ledger["dropped"]))
+    columns = [c for c in DATASET_COLUMNS if c in rows.column_names]
+    rows = rows.select(columns)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    write_parquet(rows, out_dir / DATA_FILE)
+    models = sorted({m for m in rows["model"].to_pylist() if m}) if "model" in columns else []
+    (out_dir / "README.md").write_text(card(recipe, stats, rows.num_rows, models), "utf-8")
+    return int(rows.num_rows)
+
+
+def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str]) -> str:
+    header = {
+        "configs": [{"config_name": "default", "default": True,
+                     "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        "tags": ["reasoning", "chain-of-thought", "curate"],
+    }
+    name = getattr(recipe, "name", "dataset")
+    parts = [
+        "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n",
+        f"# {name}\n",
+        f"{rows:,} verified reasoning traces (prompt, chain of thought, final answer), "
+        "built with curate.\n",
+    ]
+    if "simulated" in models:
+        parts.append(
+            "> **Not model output.** These traces were written by curate's `simulated` "
+            "teacher, a deterministic stand-in used for demos and tests. Do not train on them.\n"
+        )
+    elif models:
+        parts.append(f"Teacher model(s): {', '.join(f'`{m}`' for m in models)}.\n")
+    parts.append("## Columns\n\n`prompt` holds the exact chat messages sent to the teacher, "
+                 "`reasoning` the chain of thought, `completion` the final answer text, and "
+                 "`verdict` / `verifier` how it was checked.\n")
+    parts.append("## How it was made\n\n" + funnel_markdown(stats))
+    parts.append("## Recipe\n\n```yaml\n" + dump_recipe(recipe) + "```\n")
+    return "\n".join(parts)
+
+
+def funnel_markdown(stats: dict[str, Any]) -> str:
+    lines = ["| stage | in | out | dropped |", "|---|---:|---:|---|"]
+    for stage, entry in stats.items():
+        start = f"{entry['in']:,}"
+        if "generated" in entry:
+            start += f" → {entry['generated']:,} samples"
+        dropped = ", ".join(f"{k}: {v:,}" for k, v in entry["dropped"].items()) or "-"
+        lines.append(f"| {stage} | {start} | {entry['out']:,} | {dropped} |")
+    return "\n".join(lines) + "\n"

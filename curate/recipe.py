@@ -1,0 +1,238 @@
+"""YAML recipe -> typed config, in one place: parsing, --set overrides, errors, secrets."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from curate import registry
+from curate.errors import RecipeError
+from curate.stage import Config
+
+
+class RunConfig(Config):
+    """How the runner lays out work."""
+
+    shard_size: int = Field(256, ge=1, description="Problems per ledger shard (resume unit).")
+
+    volatile = frozenset({"shard_size"})
+
+
+def union_of(configs: list[type[BaseModel]], key: str) -> Any:
+    """A discriminated union of config classes (or the class itself when there is one)."""
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator=key)]  # noqa: UP007
+
+
+@cache
+def recipe_model() -> type[BaseModel]:
+    """The Recipe model, built from the registries so plugin stages get a section too."""
+    sources = [cls.config_class for _, cls in registry.sources.items()]
+    fields: dict[str, Any] = {
+        "name": (str, Field(description="Recipe name; the default run directory is runs/NAME.")),
+        "seed": (int, Field(0, description="Seed for everything random in the run.")),
+        "round": (int, Field(0, ge=0, description="Self-improvement round this run belongs to.")),
+        "run": (RunConfig, Field(default_factory=RunConfig, description="Runner settings.")),
+        "source": (union_of(sources, "kind"), Field(description="Where problems come from.")),
+        "stages": (
+            list[str] | None,
+            Field(None, description="Stage order; default: every configured stage, in order."),
+        ),
+    }
+    for name, stage in registry.stages.items():
+        fields[stage.section] = (
+            stage.config_type() | None,
+            Field(None, description=f"Config of the '{name}' stage: {registry.first_line(stage)}"),
+        )
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "Recipe", __base__=Config, **fields
+    )
+    return model
+
+
+def load_recipe(path: Path | str, overrides: list[str] = ()) -> Any:  # type: ignore[assignment]
+    """Read a YAML recipe, apply `--set` overrides, and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: not valid YAML ({_one_line(str(exc))})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
+    for item in overrides:
+        apply_override(raw, item)
+    return validate(raw, label=str(path))
+
+
+def validate(raw: dict[str, Any], label: str = "recipe") -> Any:
+    model = recipe_model()
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(f"{label}: " + "; ".join(describe_errors(exc, raw, model))) from None
+
+
+class OverrideError(RecipeError):
+    """A --set argument is malformed (a usage error: exit code 2)."""
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=c` -> (['a', 'b'], value parsed as a YAML scalar or flow collection)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise OverrideError(f"--set {item!r}: expected KEY.PATH=VALUE")
+    parts = key.strip().split(".")
+    if any(not part for part in parts):
+        raise OverrideError(f"--set {item!r}: empty name in key path '{key}'")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise OverrideError(f"--set {item!r}: value is not valid YAML ({_one_line(str(exc))})")
+    return parts, value
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    parts, value = parse_override(item)
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise OverrideError(f"--set {item!r}: '{where}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "missing": "required",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "literal_error": "must be one of {expected}",
+    "union_tag_invalid": "unknown {discriminator} {tag}; valid: {expected_tags}",
+    "union_tag_not_found": "needs a '{discriminator}' key",
+}
+
+
+def describe_errors(exc: ValidationError, raw: Any, model: type[BaseModel]) -> list[str]:
+    """Pydantic errors as `key.path: what was expected, got value` lines."""
+    lines = []
+    for error in exc.errors():
+        path = _input_path(error["loc"], raw)
+        where = ".".join(path) or "recipe"
+        kind = error["type"]
+        ctx = dict(error.get("ctx") or {})
+        if kind == "extra_forbidden":
+            lines.append(f"{where}: unknown key{_valid_keys(path, model)}")
+            continue
+        template = MESSAGES.get(kind)
+        message = template.format(**ctx) if template else error["msg"]
+        if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:
+            message += f", got {_shown(error.get('input'), path)}"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def _input_path(loc: tuple[int | str, ...], raw: Any) -> list[str]:
+    """Error locations minus the union tags pydantic inserts, matched against the input."""
+    path: list[str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int):
+            node = node[part] if part < len(node) else None
+            path.append(str(part))
+        elif isinstance(node, dict) and not _is_tag(node, part):
+            path.append(str(part))  # a missing key: still the right name
+            node = None
+    return path
+
+
+def _is_tag(node: dict[str, Any], part: int | str) -> bool:
+    return part in (node.get("kind"), node.get("backend")) or "[" in str(part)
+
+
+def _valid_keys(path: list[str], model: type[BaseModel]) -> str:
+    """' (valid: ...)' for the section an unknown key sits in, with a close match first."""
+    section: Any = model
+    for part in path[:-1]:
+        fields = getattr(section, "model_fields", None)
+        if not fields or part not in fields:
+            return ""
+        section = _model_in(fields[part].annotation)
+    names = sorted(getattr(section, "model_fields", {}))
+    if not names:
+        return ""
+    close = difflib.get_close_matches(path[-1], names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; valid keys: {', '.join(names)}"
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+SECRET_KEY = re.compile(r"(^|_)(api_key|key|token|secret|password|authorization)$", re.I)
+SECRET_VALUE = re.compile(r"^(hf_|sk-|sk_|ghp_|Bearer )[A-Za-z0-9_\-]{12,}")
+
+
+def is_secret(key: str, value: Any) -> bool:
+    if isinstance(value, str) and SECRET_VALUE.match(value):
+        return True
+    return bool(SECRET_KEY.search(key)) and value not in (None, "")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy with secret-looking values replaced, for anything saved or printed."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    return "***" if is_secret(key, value) else value
+
+
+def _shown(value: Any, path: list[str]) -> str:
+    if path and is_secret(path[-1], value):
+        return "***"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def dump_recipe(recipe: BaseModel) -> str:
+    """The resolved recipe as YAML, secrets removed."""
+    data = redact(recipe.model_dump(mode="json", exclude_none=True))
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,97 @@
+"""Every extension point in one place: stages, teacher backends, verifiers and sources.
+
+Built-ins register themselves here when their module is imported; third-party packages
+do the same from a module named in the ``curate.plugins`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from curate.errors import CurateError, RecipeError
+
+T = TypeVar("T")
+PLUGIN_GROUP = "curate.plugins"
+
+BUILTIN_MODULES = (
+    "curate.sources.files",
+    "curate.sources.hub",
+    "curate.sources.gym",
+    "curate.generate.simulated",
+    "curate.generate.openai",
+    "curate.generate.stage",
+    "curate.verify.math",
+    "curate.verify.exact",
+    "curate.verify.stage",
+    "curate.selection",
+)
+
+
+class Registry(Generic[T]):
+    """Named objects of one kind; refuses duplicates and lists valid names on a miss."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise CurateError(f"{self.kind} '{name}' is already registered")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        load_all()
+        if name not in self._items:
+            raise RecipeError(self.unknown_message(name))
+        return self._items[name]
+
+    def unknown_message(self, name: str) -> str:
+        valid = sorted(self._items)
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown {self.kind} '{name}'{hint}; valid: {', '.join(valid)}"
+
+    def names(self) -> list[str]:
+        load_all()
+        return sorted(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        load_all()
+        yield from sorted(self._items.items())
+
+
+stages: Registry[type] = Registry("stage")
+backends: Registry[type] = Registry("teacher backend")
+verifiers: Registry[type] = Registry("verifier")
+sources: Registry[type] = Registry("source")
+
+_loaded = False
+
+
+def load_all() -> None:
+    """Import the built-ins and every installed plugin, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            point.load()
+        except ImportError as exc:
+            raise CurateError(f"plugin '{point.name}' ({point.value}) failed to load: {exc}") from exc
+
+
+def first_line(obj: object) -> str:
+    """The one-line doc shown by `curate stages`."""
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,231 @@
+"""Runs a recipe's stages in order over the run store, reusing whatever is still valid."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from curate import registry
+from curate.errors import RecipeError
+from curate.progress import Progress, QuietProgress
+from curate.publish.dataset import write_dataset
+from curate.recipe import dump_recipe
+from curate.records import (
+    PROBLEM_SCHEMA,
+    conform,
+    read_parquet_metadata,
+    read_shards,
+    stable_hash,
+    write_parquet,
+)
+from curate.sources.base import Source
+from curate.stage import Stage, StageContext
+from curate.stats import merge_stats
+from curate.store import RunStore, Stats
+
+STATS_KEY = "curate_stats"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stats: Stats
+    dataset_rows: int
+
+
+def build_stages(recipe: Any, context: StageContext) -> list[Stage]:
+    """The recipe's stages, configured, in order; their columns checked before any work."""
+    stages = [_make_stage(name, recipe, context) for name in stage_names(recipe)]
+    check_columns(stages)
+    return stages
+
+
+def stage_names(recipe: Any) -> list[str]:
+    if recipe.stages is not None:
+        for name in recipe.stages:
+            registry.stages.get(name)
+        return list(recipe.stages)
+    configured = [(cls.order, name) for name, cls in registry.stages.items()
+                  if getattr(recipe, cls.section, None) is not None]
+    return [name for _, name in sorted(configured)]
+
+
+def _make_stage(name: str, recipe: Any, context: StageContext) -> Stage:
+    cls = registry.stages.get(name)
+    config = getattr(recipe, cls.section, None)
+    if config is None:
+        try:
+            config = cls.config_class()
+        except (TypeError, ValueError):
+            raise RecipeError(f"stage '{name}' needs a '{cls.section}' section") from None
+    stage: Stage = cls(config, context)
+    return stage
+
+
+def check_columns(stages: list[Stage], available: set[str] | None = None) -> None:
+    """Each stage must read only columns the source or an earlier stage provides."""
+    have = set(PROBLEM_SCHEMA.names) if available is None else set(available)
+    for stage in stages:
+        missing = [c for c in stage.reads if c not in have]
+        if missing:
+            raise RecipeError(
+                f"stage '{stage.name}' reads {', '.join(missing)}, which nothing before it "
+                "provides (check the stage order)"
+            )
+        have.update(stage.writes)
+
+
+def run_recipe(recipe: BaseModel, run_dir: Path, progress: Progress | None = None) -> RunResult:
+    """Run (or resume) a recipe in run_dir and return its funnel."""
+    progress = progress or QuietProgress()
+    store = RunStore(run_dir)
+    store.create()
+    store.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+    context = StageContext(store.cache, seed=recipe.seed, round=recipe.round,  # type: ignore[attr-defined]
+                           progress=progress)
+    stages = build_stages(recipe, context)
+    source_cls = registry.sources.get(recipe.source.kind)  # type: ignore[attr-defined]
+    source: Source = source_cls(recipe.source)  # type: ignore[attr-defined]
+    shard_size = recipe.run.shard_size  # type: ignore[attr-defined]
+    stats: Stats = {}
+    try:
+        identity = stable_hash("source", source.identity(), str(shard_size))
+        path = store.stage_dir(0, "source")
+        stats["source"] = run_source(store, path, identity, source, shard_size, progress)
+        store.save_stats(stats)
+        used = {path}
+        for index, stage in enumerate(stages, start=1):
+            identity = stable_hash(identity, stage.identity())
+            in_path, path = path, store.stage_dir(index, stage.name)
+            used.add(path)
+            stats[stage.name] = run_stage(store, stage, in_path, path, identity)
+            store.save_stats(stats)
+    finally:
+        for stage in stages:
+            stage.close()
+    store.drop_stale_stages(used)
+    rows = finish(store, path, identity, recipe, stats)
+    return RunResult(run_dir, stats, rows)
+
+
+def run_source(store: RunStore, path: Path, identity: str, source: Source, shard_size: int,
+               progress: Progress) -> Stats:
+    """Read the source into problem shards, marking repeated problems as duplicates."""
+    state = store.open_stage(path, identity)
+    if state.complete:
+        return state.stats
+    started = time.perf_counter()
+    task = progress.task("source", None, unit="problems")
+    seen: set[str] = set()
+    read = 0
+    dropped: Counter[str] = Counter()
+    for index, batch in enumerate(_batches(source.problems(), shard_size)):
+        for problem in batch:
+            read += 1
+            if problem["problem_id"] in seen:
+                problem.update(dropped="duplicate_problem", dropped_at="source")
+                dropped["duplicate_problem"] += 1
+            seen.add(problem["problem_id"])
+        write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
+        task.advance(len(batch))
+    stats = {"in": read, "out": read - sum(dropped.values()), "dropped": dict(dropped),
+             "seconds": round(time.perf_counter() - started, 3)}
+    store.finish_stage(path, identity, stats)
+    return stats
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_stage(store: RunStore, stage: Stage, in_path: Path, path: Path, identity: str) -> Stats:
+    """Run one stage shard by shard; shards already written are kept (crash resume)."""
+    state = store.open_stage(path, identity)
+    if state.complete:
+        return state.stats
+    shards = store.shards(in_path)
+    pending = [s for s in shards if not (path / s.name).exists()]
+    stage.plan(sum(_live_rows(s) for s in pending))
+    for shard in pending:
+        table, shard_stats = process_batch(stage, pq.read_table(shard))
+        write_parquet(table, path / shard.name, {STATS_KEY: _json(shard_stats)})
+        stage.advance(shard_stats["in"])
+    stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+    store.finish_stage(path, identity, stats)
+    return stats
+
+
+def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
+    """Run a stage on the live rows of a batch; dropped rows pass through untouched."""
+    frame = pl.from_arrow(conform(table))
+    assert isinstance(frame, pl.DataFrame)
+    is_live = frame["dropped"].is_null()
+    live, dead = frame.filter(is_live), frame.filter(~is_live)
+    stage.counts.clear()
+    started = time.perf_counter()
+    out = stage.process(live) if live.height else live
+    seconds = time.perf_counter() - started
+    if "dropped" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.String).alias("dropped"))
+    newly = out["dropped"].is_not_null()
+    out = out.with_columns(
+        pl.when(newly).then(pl.lit(stage.name)).otherwise(None).alias("dropped_at")
+    )
+    dropped = Counter(out.filter(newly)["dropped"].to_list())
+    stats: Stats = {"in": live.height, "out": out.height - int(newly.sum()),
+                    "dropped": dict(dropped), "seconds": round(seconds, 3),
+                    "counts": dict(stage.counts)}
+    if stage.expands:
+        stats["generated"] = out.height
+    merged = pa.concat_tables([conform(out), conform(dead)], promote_options="permissive")
+    return merged, stats
+
+
+def _live_rows(shard: Path) -> int:
+    dropped = pq.read_table(shard, columns=["dropped"])["dropped"]
+    return int(len(dropped) - dropped.null_count)
+
+
+def _shard_stats(shard: Path) -> Stats:
+    return dict(json.loads(read_parquet_metadata(shard)[STATS_KEY]))
+
+
+def _json(data: Stats) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+def finish(store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats) -> int:
+    """Publish the ledger and write dataset/, unless they already match this pipeline."""
+    previous = store.load_stats() if store.stats.exists() else {}
+    done = previous.get("dataset", {})
+    card = store.dataset / "README.md"
+    if done.get("identity") == identity and card.exists():
+        stats["dataset"] = done
+    else:
+        started = time.perf_counter()
+        store.publish_ledger(path)
+        ledger = read_shards(store.shards(store.ledger))
+        rows = write_dataset(ledger, store.dataset, recipe, stats)
+        alive = ledger["dropped"].null_count  # a null drop reason means still in the funnel
+        stats["dataset"] = {"in": alive, "out": rows,
+                            "dropped": {}, "seconds": round(time.perf_counter() - started, 3),
+                            "identity": identity}
+    store.save_stats(stats)
+    return int(stats["dataset"]["out"])

@@ -1,0 +1,181 @@
+"""What every source shares: column mapping and row checks that name file, row and field."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from curate.errors import SourceError
+from curate.records import Domain, problem_id, to_json
+from curate.stage import Config
+
+Row = dict[str, Any]
+
+
+class Columns(Config):
+    """Which input column holds each problem field."""
+
+    problem: str = Field("problem", description="Column with the problem statement.")
+    reference: str | None = Field(
+        "answer", description="Column with the gold answer; null when there is none."
+    )
+    id: str | None = Field(None, description="Column with the source's own id, kept as source_id.")
+    tests: str | None = Field(None, description="Column with code test cases.")
+    domain: str | None = Field(None, description="Column with a per-row domain.")
+    metadata: list[str] = Field(
+        default_factory=list, description="Columns copied into the metadata JSON."
+    )
+
+
+class RowSourceConfig(Config):
+    """Settings every row-based source shares."""
+
+    domain: Domain = Field("math", description="Domain of every problem (unless columns.domain).")
+    columns: Columns = Field(default_factory=Columns, description="Input column names.")
+    reference_pattern: str | None = Field(
+        None, description="Regex whose first group extracts the answer (e.g. '#### (.+)$')."
+    )
+    limit: int | None = Field(None, ge=1, description="Read at most this many rows.")
+    max_chars: int = Field(
+        100_000, ge=1, description="Longest accepted problem, reference or tests field."
+    )
+
+
+class Source(ABC):
+    """Yields raw rows; `Problems` turns them into checked problem records."""
+
+    kind: ClassVar[str]
+    config_class: ClassVar[type[RowSourceConfig]]
+
+    def __init__(self, config: RowSourceConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def identity(self) -> str:
+        """Changes whenever the data read would change (config, file sizes and times...)."""
+
+    @abstractmethod
+    def rows(self) -> Iterator[tuple[str, int, Row]]:
+        """Yield (location label, 1-based row number, row)."""
+
+    @abstractmethod
+    def source_name(self) -> str:
+        """The name stored in each problem's `source` column."""
+
+    def problems(self) -> Iterator[Row]:
+        builder = ProblemBuilder(self.config, self.source_name())
+        seen_any = False
+        for count, (where, number, row) in enumerate(self.rows()):
+            if self.config.limit is not None and count >= self.config.limit:
+                break
+            seen_any = True
+            yield builder.build(row, where, number)
+        if not seen_any:
+            raise SourceError(f"{self.source_name()}: no rows to read (empty input)")
+
+
+class ProblemBuilder:
+    """Checks one input row and maps it to the problem schema."""
+
+    def __init__(self, config: RowSourceConfig, source: str) -> None:
+        self.config = config
+        self.columns = config.columns
+        self.source = source
+        pattern = config.reference_pattern
+        self.pattern = re.compile(pattern, re.MULTILINE) if pattern else None
+
+    def build(self, row: Row, where: str, number: int) -> Row:
+        def fail(field: str, message: str) -> SourceError:
+            return SourceError(f"{where} row {number}, field '{field}': {message}")
+
+        text = self._text(row, self.columns.problem, fail, required=True)
+        assert text is not None
+        reference = self._reference(row, fail)
+        domain = self.config.domain
+        if self.columns.domain:
+            domain = self._text(row, self.columns.domain, fail, required=True)  # type: ignore[assignment]
+        source_id = self._scalar(row, self.columns.id, fail)
+        tests = self._tests(row, fail)
+        metadata = {name: self._column(row, name, fail) for name in self.columns.metadata}
+        metadata.update(row.get("__metadata__", {}))
+        return {
+            "problem_id": problem_id(self.source, text),
+            "source": self.source,
+            "source_id": source_id,
+            "domain": domain,
+            "problem": text,
+            "reference": reference,
+            "tests": tests,
+            "metadata": to_json(metadata) if metadata else None,
+        }
+
+    def _column(self, row: Row, name: str, fail: Any) -> Any:
+        if name not in row:
+            raise fail(name, f"missing (row has: {', '.join(sorted(map(str, row))) or 'nothing'})")
+        return row[name]
+
+    def _text(self, row: Row, name: str, fail: Any, required: bool) -> str | None:
+        value = self._column(row, name, fail)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise fail(name, f"expected text, got {type(value).__name__} {_preview(value)}")
+        if required and not value.strip():
+            raise fail(name, "empty text")
+        self._check_size(name, value, fail)
+        return value
+
+    def _reference(self, row: Row, fail: Any) -> str | None:
+        name = self.columns.reference
+        if name is None:
+            return None
+        value = self._column(row, name, fail)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
+            raise fail(name, f"expected text or a number, got {type(value).__name__}")
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else repr(value)
+        self._check_size(name, text, fail)
+        if self.pattern is not None:
+            match = self.pattern.search(text)
+            if match is None:
+                raise fail(name, f"reference_pattern {self.pattern.pattern!r} does not match")
+            text = match.group(1) if match.groups() else match.group(0)
+        return text.strip()
+
+    def _scalar(self, row: Row, name: str | None, fail: Any) -> str | None:
+        if name is None:
+            return None
+        value = self._column(row, name, fail)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise fail(name, f"expected text or an integer, got {type(value).__name__}")
+        return str(value)
+
+    def _tests(self, row: Row, fail: Any) -> str | None:
+        name = self.columns.tests
+        if name is None:
+            return None
+        value = self._column(row, name, fail)
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else to_json(value)
+        self._check_size(name, text, fail)
+        return text
+
+    def _check_size(self, name: str, text: str, fail: Any) -> None:
+        if len(text) > self.config.max_chars:
+            raise fail(
+                name,
+                f"{len(text):,} characters, over source.max_chars ({self.config.max_chars:,})",
+            )
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

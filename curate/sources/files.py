@@ -1,0 +1,160 @@
+"""Local files: JSONL, JSON, Parquet and CSV, with checks that name file, row and field."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from curate import registry
+from curate.errors import SourceError
+from curate.records import stable_hash
+from curate.sources.base import Row, RowSourceConfig, Source
+
+Format = Literal["auto", "jsonl", "json", "parquet", "csv"]
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
+            ".csv": "csv"}
+
+
+class FilesConfig(RowSourceConfig):
+    """Problems from local JSONL, JSON, Parquet or CSV files."""
+
+    kind: Literal["files"] = "files"
+    path: str | list[str] = Field(description="A file, a glob, or a list of them.")
+    format: Format = Field("auto", description="File format; auto picks by suffix.")
+    name: str | None = Field(None, description="Source name stored with each problem.")
+
+
+@registry.sources.register("files")
+class FilesSource(Source):
+    """Problems from local JSONL, JSON, Parquet or CSV files."""
+
+    kind = "files"
+    config_class = FilesConfig
+    config: FilesConfig
+
+    def paths(self) -> list[Path]:
+        patterns = [self.config.path] if isinstance(self.config.path, str) else self.config.path
+        found: list[Path] = []
+        for pattern in patterns:
+            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            if not matches:
+                raise SourceError(f"{pattern}: no file matches")
+            for match in matches:
+                path = Path(match)
+                if not path.is_file():
+                    raise SourceError(f"{path}: no such file")
+                found.append(path)
+        return found
+
+    def identity(self) -> str:
+        parts = [self.config.identity()]
+        for path in self.paths():
+            stat = path.stat()
+            parts.append(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+        return stable_hash(*parts)
+
+    def source_name(self) -> str:
+        if self.config.name:
+            return self.config.name
+        return Path(self.paths()[0]).stem
+
+    def rows(self) -> Iterator[tuple[str, int, Row]]:
+        for path in self.paths():
+            for number, row in read_rows(path, self.config.format):
+                yield str(path), number, row
+
+
+def file_format(path: Path, declared: Format = "auto") -> str:
+    if declared != "auto":
+        return declared
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise SourceError(f"{path}: cannot tell the format from '{suffix}'; set source.format")
+    return SUFFIXES[suffix]
+
+
+def read_rows(path: Path, declared: Format = "auto") -> Iterator[tuple[int, Row]]:
+    """Yield (1-based row number, row) from any supported file; raise on the first bad row."""
+    kind = file_format(path, declared)
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: the file is empty")
+    readers = {"jsonl": _jsonl_rows, "json": _json_rows, "parquet": _parquet_rows,
+               "csv": _csv_rows}
+    count = 0
+    for count, row in enumerate(readers[kind](path), start=1):
+        yield count, row
+    if count == 0:
+        raise SourceError(f"{path}: no rows")
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    f"{path} line {line_number}: not UTF-8 (byte {exc.start} of the line)"
+                ) from None
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SourceError(f"{path} line {line_number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise SourceError(
+                    f"{path} line {line_number}: expected a JSON object, got "
+                    f"{type(row).__name__}"
+                )
+            yield row
+
+
+def _json_rows(path: Path) -> Iterator[Row]:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SourceError(f"{path} line {line}: not UTF-8 (byte offset {exc.start})") from None
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(rows, list):
+        raise SourceError(f"{path}: expected a JSON list of objects, got {type(rows).__name__}")
+    for index, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise SourceError(f"{path} row {index}: expected an object, got {type(row).__name__}")
+        yield row
+
+
+def _parquet_rows(path: Path) -> Iterator[Row]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+    for batch in parquet.iter_batches(batch_size=4096):
+        yield from batch.to_pylist()
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    csv.field_size_limit(sys.maxsize)
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        reader = csv.DictReader(text)
+        try:
+            yield from reader
+        except UnicodeDecodeError:
+            raise SourceError(f"{path} line {reader.line_num + 1}: not UTF-8") from None
+        except csv.Error as exc:
+            raise SourceError(f"{path} line {reader.line_num}: bad CSV ({exc})") from None

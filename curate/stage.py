@@ -1,0 +1,84 @@
+"""The stage contract: a typed config and one method from a batch of live rows to rows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from curate.progress import Progress, QuietProgress
+from curate.records import stable_hash, to_json
+
+
+class Config(BaseModel):
+    """Base of every config: unknown keys are errors, values are immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields that change how fast a stage runs but never what it outputs.
+    volatile: ClassVar[frozenset[str]] = frozenset()
+
+    def identity(self) -> str:
+        """A hash of the settings that shape the output (volatile fields left out)."""
+        return stable_hash(to_json(self.model_dump(mode="json", exclude=set(self.volatile))))
+
+
+@dataclass
+class StageContext:
+    """What a stage may use besides its config: where to cache, the seed, progress."""
+
+    cache_dir: Path
+    seed: int = 0
+    round: int = 0
+    progress: Progress = field(default_factory=QuietProgress)
+
+
+class Stage(ABC):
+    """One step of the pipeline.
+
+    `process` receives only rows no earlier stage dropped. To drop a row it sets the
+    `dropped` column to a reason; the runner keeps the row, stamps `dropped_at` and counts it.
+    """
+
+    name: ClassVar[str]
+    section: ClassVar[str]  # the recipe key that configures this stage
+    order: ClassVar[int]  # place in the default pipeline
+    config_class: ClassVar[Any]  # a Config subclass, or an annotated union of them
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = "1"  # bump when the same config starts giving other output
+    expands: ClassVar[bool] = False  # one input row may become several (generation)
+
+    def __init__(self, config: Config, context: StageContext) -> None:
+        self.config = config
+        self.context = context
+        self.counts: Counter[str] = Counter()
+
+    @classmethod
+    def config_type(cls) -> Any:
+        """The type its recipe section validates against."""
+        return cls.config_class
+
+    def plan(self, rows: int) -> None:
+        """Told once, before the first batch, how many live rows the stage will see."""
+        self.progress_task = self.context.progress.task(self.name, rows)
+
+    def advance(self, rows: int) -> None:
+        """Called by the runner after each batch; stages that report finer progress skip it."""
+        self.progress_task.advance(rows)
+
+    def identity(self) -> str:
+        """What decides whether earlier output of this stage can be reused."""
+        return stable_hash(self.name, self.version, self.config.identity())
+
+    @abstractmethod
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Map a batch of live rows to output rows (with `dropped` set on rows to drop)."""
+
+    def close(self) -> None:
+        """Release workers or connections; called once after the last batch."""

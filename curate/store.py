@@ -1,0 +1,120 @@
+"""The run directory: recipe, funnel, ledger shards, stage markers, cache and dataset.
+
+RUN/
+  recipe.yaml    resolved recipe, secrets removed
+  stats.json     the funnel: {stage: {in, out, dropped: {reason: n}, seconds, ...}}
+  ledger/        every row with all stage columns (the last stage's shards)
+  cache/         generation request cache
+  review/        review exchanges
+  dataset/       README.md (card) + data/*.parquet
+  stages/NN-name/  each stage's output shards and its _stage.json marker
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.errors import StoreError
+
+MARKER = "_stage.json"
+Stats = dict[str, Any]
+
+
+@dataclass
+class StageState:
+    """What a stage's directory says about earlier work."""
+
+    path: Path
+    complete: bool
+    stats: Stats = field(default_factory=dict)
+
+
+class RunStore:
+    """Paths and markers of one run directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.recipe = root / "recipe.yaml"
+        self.stats = root / "stats.json"
+        self.ledger = root / "ledger"
+        self.cache = root / "cache"
+        self.review = root / "review"
+        self.dataset = root / "dataset"
+        self.stages = root / "stages"
+
+    def create(self) -> None:
+        try:
+            for path in (self.root, self.ledger, self.cache, self.stages):
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot create the run directory ({exc})") from None
+
+    def stage_dir(self, index: int, name: str) -> Path:
+        return self.stages / f"{index:02d}-{name}"
+
+    def open_stage(self, path: Path, identity: str) -> StageState:
+        """Reuse a stage's directory if its identity matches; otherwise start it afresh."""
+        marker = read_json(path / MARKER)
+        if marker.get("identity") == identity:
+            return StageState(path, bool(marker.get("complete")), marker.get("stats", {}))
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        write_json(path / MARKER, {"identity": identity, "complete": False})
+        return StageState(path, False)
+
+    def finish_stage(self, path: Path, identity: str, stats: Stats) -> None:
+        write_json(path / MARKER, {"identity": identity, "complete": True, "stats": stats})
+
+    def drop_stale_stages(self, keep: set[Path]) -> None:
+        """Remove directories of stages no longer in the pipeline."""
+        if self.stages.exists():
+            for path in self.stages.iterdir():
+                if path.is_dir() and path not in keep:
+                    shutil.rmtree(path)
+
+    @staticmethod
+    def shards(path: Path) -> list[Path]:
+        return sorted(path.glob("part-*.parquet"))
+
+    def publish_ledger(self, stage_path: Path) -> None:
+        """Make ledger/ hold the final stage's shards (hard links where possible)."""
+        for old in self.ledger.glob("*.parquet"):
+            old.unlink()
+        self.ledger.mkdir(parents=True, exist_ok=True)
+        for shard in self.shards(stage_path):
+            target = self.ledger / shard.name
+            try:
+                os.link(shard, target)
+            except OSError:
+                shutil.copy2(shard, target)
+
+    def load_stats(self) -> Stats:
+        if not self.stats.exists():
+            raise StoreError(f"{self.root}: no stats.json (is this a run directory?)")
+        return read_json(self.stats)
+
+    def save_stats(self, stats: Stats) -> None:
+        write_json(self.stats, stats)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: unreadable ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (a crash leaves the old file or the new one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

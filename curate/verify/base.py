@@ -1,0 +1,76 @@
+"""The verifier contract: every answer gets correct, incorrect or unverifiable, with a reason."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from curate.records import Verdict
+
+
+@dataclass(frozen=True)
+class ProblemAnswers:
+    """One problem's reference and the final answers of its samples."""
+
+    reference: str | None
+    metadata: str | None
+    answers: list[str | None]
+
+
+@dataclass(frozen=True)
+class Result:
+    verdict: Verdict
+    reason: str | None = None  # why, for every verdict but correct
+    extracted: str | None = None
+
+    @classmethod
+    def unverifiable(cls, reason: str, extracted: str | None = None) -> Result:
+        return cls("unverifiable", reason, extracted)
+
+
+class Verifier(ABC):
+    """Judges samples problem by problem, so per-problem work (the gold) is done once."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    def __init__(self, timeout_s: float = 5.0, workers: int | None = None) -> None:
+        self.timeout_s = timeout_s
+        self.workers = workers
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
+        """One list of results per problem, one result per answer, in order."""
+
+    def close(self) -> None:
+        """Stop worker processes."""
+
+
+BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last \\boxed{...} in the text, braces balanced."""
+    starts = [m.end() for m in BOXED.finditer(text)]
+    if not starts:
+        return None
+    depth, start = 1, starts[-1]
+    for position in range(start, len(text)):
+        char = text[position]
+        depth += (char == "{") - (char == "}")
+        if depth == 0:
+            return text[start:position]
+    return None
+
+
+def normalize_answer(text: str) -> str:
+    """Case, spacing, surrounding $ and a final period removed: for plain string matching."""
+    text = text.strip().strip("$").strip()
+    text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"\s+", " ", text).rstrip(".").strip().lower()

@@ -1,0 +1,92 @@
+"""The verify stage: a three-state verdict with a reason for every trace."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+from pydantic import Field
+
+from curate import registry
+from curate.stage import Config, Stage, StageContext
+from curate.verify.base import ProblemAnswers, Result, Verifier
+
+AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "exact"}
+
+
+class VerifyConfig(Config):
+    """Which verifier judges each trace."""
+
+    kind: str = Field(
+        "auto", description="A verifier name (see `curate stages`), or auto: by problem domain."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Seconds one answer may take to check.")
+    workers: int | None = Field(None, ge=1, description="Worker processes (default: all cores).")
+    answer_from: Literal["completion", "reasoning"] = Field(
+        "completion", description="Which column holds the answer to check."
+    )
+
+    volatile = frozenset({"workers"})
+
+
+@registry.stages.register("verify")
+class VerifyStage(Stage):
+    """Judge every trace correct, incorrect or unverifiable, with a reason."""
+
+    name = "verify"
+    section = "verify"
+    order = 40
+    config_class = VerifyConfig
+    reads = ("problem_id", "domain", "reference", "metadata", "completion")
+    writes = ("verdict", "verdict_reason", "extracted_answer", "verifier")
+    config: VerifyConfig
+
+    def __init__(self, config: VerifyConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        if config.kind != "auto":
+            registry.verifiers.get(config.kind)  # fail early on an unknown name
+        self._verifiers: dict[str, Verifier] = {}
+
+    def verifier(self, domain: str) -> Verifier | None:
+        name = self.config.kind if self.config.kind != "auto" else AUTO.get(domain)
+        if name is None:
+            return None
+        if name not in self._verifiers:
+            cls = registry.verifiers.get(name)
+            self._verifiers[name] = cls(self.config.timeout_s, self.config.workers)
+        return self._verifiers[name]
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.with_row_index("_row")
+        results: dict[int, tuple[Result, str]] = {}
+        for (domain,), group in frame.group_by(["domain"], maintain_order=True):
+            results.update(self._verify_domain(str(domain), group))
+        ordered = [results[i] for i in range(frame.height)]
+        for result, _ in ordered:
+            self.counts[f"verdict_{result.verdict}"] += 1
+        return frame.drop("_row").with_columns(
+            pl.Series("verdict", [r.verdict for r, _ in ordered], pl.String),
+            pl.Series("verdict_reason", [r.reason for r, _ in ordered], pl.String),
+            pl.Series("extracted_answer", [r.extracted for r, _ in ordered], pl.String),
+            pl.Series("verifier", [label for _, label in ordered], pl.String),
+        )
+
+    def _verify_domain(self, domain: str, group: pl.DataFrame) -> dict[int, tuple[Result, str]]:
+        verifier = self.verifier(domain)
+        if verifier is None:
+            miss = Result.unverifiable(f"no_verifier_for_domain:{domain}")
+            return {row: (miss, "none") for row in group["_row"]}
+        problems, rows = [], []
+        for _, part in group.group_by(["problem_id"], maintain_order=True):
+            first = part.row(0, named=True)
+            problems.append(ProblemAnswers(first["reference"], first["metadata"],
+                                           part[self.config.answer_from].to_list()))
+            rows.append(part["_row"].to_list())
+        verdicts = verifier.verify(problems)
+        return {row: (result, verifier.label)
+                for row_ids, problem_results in zip(rows, verdicts, strict=True)
+                for row, result in zip(row_ids, problem_results, strict=True)}
+
+    def close(self) -> None:
+        for verifier in self._verifiers.values():
+            verifier.close()
