@@ -30,7 +30,7 @@ class Progress(Protocol):
     def task(self, description: str, total: int | None, unit: str = "rows") -> Task: ...
 
 
-class _NoTask:
+class NoTask:
     def advance(self, n: int = 1) -> None:
         pass
 
@@ -42,7 +42,7 @@ class QuietProgress:
     """Progress that shows nothing (library use and tests)."""
 
     def task(self, description: str, total: int | None, unit: str = "rows") -> Task:
-        return _NoTask()
+        return NoTask()
 
 
 class _RichTask:

@@ -200,7 +200,7 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
 
 def _live_rows(shard: Path) -> int:
     dropped = pq.read_table(shard, columns=["dropped"])["dropped"]
-    return int(len(dropped) - dropped.null_count)
+    return int(dropped.null_count)  # a null drop reason means the row is live
 
 
 def _shard_stats(shard: Path) -> Stats:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from curate.progress import Progress, QuietProgress
+from curate.progress import NoTask, Progress, QuietProgress, Task
 from curate.records import stable_hash, to_json
 
 
@@ -58,6 +58,7 @@ class Stage(ABC):
         self.config = config
         self.context = context
         self.counts: Counter[str] = Counter()
+        self.progress_task: Task = NoTask()  # replaced by plan()
 
     @classmethod
     def config_type(cls) -> Any:

@@ -21,7 +21,7 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class OpenAIConfig(TeacherConfig):
     """An OpenAI-compatible chat completions endpoint."""
 
-    backend: Literal["openai"] = "openai"
+    backend: Literal["openai"] = Field("openai", description="An OpenAI-compatible endpoint.")
     base_url: str = Field(description="Endpoint root, e.g. http://localhost:8000/v1.")
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."

@@ -43,7 +43,7 @@ LOOP = "Let me reconsider the previous step once more to be sure it is right."
 class SimulatedConfig(TeacherConfig):
     """A deterministic stand-in teacher (not a model) for demos, tests and benchmarks."""
 
-    backend: Literal["simulated"] = "simulated"
+    backend: Literal["simulated"] = Field("simulated", description="The simulated stand-in teacher.")
     model: Literal["simulated"] = Field("simulated", description="Always 'simulated'.")
     wrong_rate: float = Field(0.25, ge=0, le=1, description="Mean share of wrong answers.")
     truncate_rate: float = Field(0.04, ge=0, le=1, description="Share cut off at max_tokens.")

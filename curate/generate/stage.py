@@ -37,8 +37,6 @@ class GenerateStage(Stage):
     def __init__(self, config: TeacherConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self.cache = SampleCache(context.cache_dir / CACHE_FILE)
-        self.progress_task = context.progress.task("generate", None, unit="samples")
-        self.planned = 0
 
     def identity(self) -> str:
         # The cache decides what is regenerated; the stage identity adds the round.
@@ -46,8 +44,8 @@ class GenerateStage(Stage):
 
     def plan(self, rows: int) -> None:
         """Tell the progress bar how many samples the whole stage will produce."""
-        self.planned = rows * self.config.samples
-        self.progress_task.set_total(self.planned)
+        self.progress_task = self.context.progress.task(
+            self.name, rows * self.config.samples, unit="samples")
 
     def advance(self, rows: int) -> None:
         pass  # advanced per sample as they arrive

@@ -27,7 +27,7 @@ SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": 
 class FilesConfig(RowSourceConfig):
     """Problems from local JSONL, JSON, Parquet or CSV files."""
 
-    kind: Literal["files"] = "files"
+    kind: Literal["files"] = Field("files", description="Read local files.")
     path: str | list[str] = Field(description="A file, a glob, or a list of them.")
     format: Format = Field("auto", description="File format; auto picks by suffix.")
     name: str | None = Field(None, description="Source name stored with each problem.")

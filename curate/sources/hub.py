@@ -16,7 +16,7 @@ from curate.sources.base import Row, RowSourceConfig, Source
 class HubConfig(RowSourceConfig):
     """Problems from a Hub dataset id or a local dataset folder."""
 
-    kind: Literal["hub"] = "hub"
+    kind: Literal["hub"] = Field("hub", description="Read a Hub dataset or a local dataset folder.")
     dataset: str = Field(description="Hub dataset id (org/name) or a local dataset folder.")
     config: str | None = Field(None, description="Dataset configuration (subset) name.")
     split: str = Field("train", description="Split to read.")

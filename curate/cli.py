@@ -1,0 +1,161 @@
+"""The command line: a thin layer over the library; errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from curate import __version__, registry
+from curate.errors import CurateError
+from curate.files import run_stage_on_file
+from curate.progress import BarProgress
+from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
+from curate.runner import run_recipe
+from curate.schema_doc import schema_text
+from curate.stats import funnel_problems, funnel_table
+from curate.store import RunStore
+
+app = typer.Typer(
+    help="Build verified reasoning datasets: generate, verify, curate, review, publish.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+
+out = Console()
+err = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe key: --set teacher.samples=8 (repeatable)."),
+]
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn curate's errors into one line on stderr and exit 1 (2 for usage errors)."""
+    try:
+        yield
+    except OverrideError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except CurateError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Run (or resume) a recipe's whole pipeline."""
+    with cli_errors():
+        parsed = load_recipe(recipe, set_ or [])
+        target = run_dir or Path("runs") / parsed.name
+        err.rule(f"recipe {parsed.name}")
+        err.print(dump_recipe(parsed), markup=False, highlight=False)
+        with BarProgress(err) as progress:
+            result = run_recipe(parsed, target, progress)
+        out.print(funnel_table(result.stats))
+        out.print(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
+        out.print(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
+
+
+@app.command()
+def stats(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print stats.json as is.")] = False,
+) -> None:
+    """Show a run's funnel: rows in and out of each stage, drops by reason, time."""
+    with cli_errors():
+        data = RunStore(run_dir).load_stats()
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+            return
+        out.print(funnel_table(data))
+        for problem in funnel_problems(data):
+            err.print(f"[yellow]warning:[/yellow] {problem}")
+
+
+@app.command()
+def stages() -> None:
+    """List registered stages, teacher backends, verifiers and sources."""
+    with cli_errors():
+        for title, items in (("stages", registry.stages), ("teacher backends", registry.backends),
+                             ("verifiers", registry.verifiers), ("sources", registry.sources)):
+            typer.echo(f"{title}:")
+            for name, obj in items.items():
+                typer.echo(f"  {name:<16} {registry.first_line(obj)}")
+
+
+@recipe_app.command("schema")
+def recipe_schema(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Schema instead of text.")] = False,
+) -> None:
+    """Print every recipe key with its type, default and description."""
+    with cli_errors():
+        if as_json:
+            typer.echo(json.dumps(recipe_model().model_json_schema(), indent=2))
+        else:
+            typer.echo(schema_text())
+
+
+@recipe_app.command("show")
+def recipe_show(recipe: Path, set_: SetOption = None) -> None:
+    """Print the resolved recipe (defaults filled in, overrides applied, secrets removed)."""
+    with cli_errors():
+        typer.echo(dump_recipe(load_recipe(recipe, set_ or [])), nl=False)
+
+
+def stage_command(name: str) -> Callable[..., None]:
+    def command(
+        in_path: Annotated[Path, typer.Option("--in", help="Input JSONL, JSON, CSV or Parquet.")],
+        out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet.")],
+        set_: SetOption = None,
+    ) -> None:
+        with cli_errors():
+            with BarProgress(err) as progress:
+                result = run_stage_on_file(name, in_path, out_path, set_ or [], progress)
+            dropped = ", ".join(f"{k} {v:,}" for k, v in result["dropped"].items()) or "none"
+            out.print(f"{name}: {result['in']:,} rows in, {result['out']:,} kept, "
+                      f"dropped: {dropped} -> {out_path}", highlight=False)
+
+    command.__doc__ = f"Run the '{name}' stage on a file; every input row is kept in --out."
+    return command
+
+
+def add_stage_commands() -> None:
+    for name, _ in registry.stages.items():
+        app.command(name)(stage_command(name))
+
+
+@app.command()
+def version() -> None:
+    """Print curate's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        add_stage_commands()
+        app()
+    except CurateError as exc:  # raised while building the app (a broken plugin)
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except Exception as exc:  # the CLI edge: no traceback unless asked for
+        if os.environ.get("CURATE_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+                  "(set CURATE_DEBUG=1 for the traceback)", markup=True, highlight=False)
+        sys.exit(1)
+
