@@ -131,7 +131,7 @@ MESSAGES = {
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
     "literal_error": "must be one of {expected}",
-    "union_tag_invalid": "unknown {discriminator} {tag}; valid: {expected_tags}",
+    "union_tag_invalid": "unknown {discriminator} '{tag}'; valid: {expected_tags}",
     "union_tag_not_found": "needs a '{discriminator}' key",
 }
 
@@ -147,6 +147,8 @@ def describe_errors(exc: ValidationError, raw: Any, model: type[BaseModel]) -> l
         if kind == "extra_forbidden":
             lines.append(f"{where}: unknown key{_valid_keys(path, model)}")
             continue
+        ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v
+               for k, v in ctx.items()}
         template = MESSAGES.get(kind)
         message = template.format(**ctx) if template else error["msg"]
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:

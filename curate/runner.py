@@ -98,6 +98,7 @@ def run_recipe(recipe: BaseModel, run_dir: Path, progress: Progress | None = Non
     source: Source = source_cls(recipe.source)  # type: ignore[attr-defined]
     shard_size = recipe.run.shard_size  # type: ignore[attr-defined]
     stats: Stats = {}
+    written = store.load_stats().get("dataset", {}) if store.stats.exists() else {}
     try:
         identity = stable_hash("source", source.identity(), str(shard_size))
         path = store.stage_dir(0, "source")
@@ -114,7 +115,7 @@ def run_recipe(recipe: BaseModel, run_dir: Path, progress: Progress | None = Non
         for stage in stages:
             stage.close()
     store.drop_stale_stages(used)
-    rows = finish(store, path, identity, recipe, stats)
+    rows = finish(store, path, identity, recipe, stats, written)
     return RunResult(run_dir, stats, rows)
 
 
@@ -132,8 +133,10 @@ def run_source(store: RunStore, path: Path, identity: str, source: Source, shard
     for index, batch in enumerate(_batches(source.problems(), shard_size)):
         for problem in batch:
             read += 1
-            if problem["problem_id"] in seen:
-                problem.update(dropped="duplicate_problem", dropped_at="source")
+            repeated = problem["problem_id"] in seen
+            problem["dropped"] = "duplicate_problem" if repeated else None
+            problem["dropped_at"] = "source" if repeated else None
+            if repeated:
                 dropped["duplicate_problem"] += 1
             seen.add(problem["problem_id"])
         write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
@@ -211,13 +214,11 @@ def _json(data: Stats) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def finish(store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats) -> int:
-    """Publish the ledger and write dataset/, unless they already match this pipeline."""
-    previous = store.load_stats() if store.stats.exists() else {}
-    done = previous.get("dataset", {})
-    card = store.dataset / "README.md"
-    if done.get("identity") == identity and card.exists():
-        stats["dataset"] = done
+def finish(store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats,
+           written: Stats) -> int:
+    """Publish the ledger and write dataset/, unless what was written matches this pipeline."""
+    if written.get("identity") == identity and (store.dataset / "README.md").exists():
+        stats["dataset"] = written
     else:
         started = time.perf_counter()
         store.publish_ledger(path)

@@ -36,11 +36,10 @@ def write_dataset(ledger: pa.Table, out_dir: Path, recipe: BaseModel, stats: dic
 
 
 def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str]) -> str:
-    header = {
-        "configs": [{"config_name": "default", "default": True,
-                     "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
-        "tags": ["reasoning", "chain-of-thought", "curate"],
-    }
+    # No `configs:` block: datasets 5.2 keys its cache of a local folder on that block
+    # alone, so two runs' folders with the same block load as the same (stale) data.
+    # Without it the split comes from the file name (data/train-*.parquet), as on the Hub.
+    header = {"tags": ["reasoning", "chain-of-thought", "curate"]}
     name = getattr(recipe, "name", "dataset")
     parts = [
         "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n",

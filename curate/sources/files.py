@@ -104,8 +104,9 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
+                where = f"{path} line {line_number}{_bad_bytes_field(raw)}"
                 raise SourceError(
-                    f"{path} line {line_number}: not UTF-8 (byte {exc.start} of the line)"
+                    f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
                 ) from None
             try:
                 row = json.loads(text)
@@ -117,6 +118,19 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                     f"{type(row).__name__}"
                 )
             yield row
+
+
+def _bad_bytes_field(raw: bytes) -> str:
+    """", field 'name'" for the JSON field holding undecodable bytes, when it can be told."""
+    try:
+        row = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except json.JSONDecodeError:
+        return ""
+    if isinstance(row, dict):
+        for key, value in row.items():
+            if isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value):
+                return f", field '{key}'"
+    return ""
 
 
 def _json_rows(path: Path) -> Iterator[Row]:

@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curate.errors import RecipeError
+from curate.recipe import OverrideError, dump_recipe, load_recipe, parse_override
+from curate.schema_doc import schema_text
+
+
+def test_valid_recipe_fills_defaults(make_recipe):
+    recipe = load_recipe(make_recipe())
+    assert recipe.teacher.samples == 4
+    assert recipe.teacher.temperature == 0.6
+    assert recipe.source.columns.problem == "question"
+
+
+def test_unknown_key_names_path_and_valid_keys(make_recipe):
+    path = make_recipe(teacher={"backend": "simulated", "sampels": 2})
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert "teacher.sampels: unknown key (did you mean 'samples'?)" in message
+    assert "valid keys:" in message and "temperature" in message
+
+
+def test_bound_violation_message(make_recipe):
+    with pytest.raises(RecipeError, match=r"teacher\.samples: must be >= 1, got 0"):
+        load_recipe(make_recipe(), ["teacher.samples=0"])
+
+
+def test_wrong_type_names_key(make_recipe):
+    with pytest.raises(RecipeError, match=r"teacher\.temperature: must be a number, got 'hot'"):
+        load_recipe(make_recipe(), ["teacher.temperature=hot"])
+
+
+def test_unknown_backend_lists_valid_ones(make_recipe):
+    with pytest.raises(RecipeError, match=r"teacher: unknown backend 'gpt'; valid: 'openai', 'simulated'"):
+        load_recipe(make_recipe(teacher={"backend": "gpt", "model": "x"}))
+
+
+def test_missing_required_key(make_recipe):
+    with pytest.raises(RecipeError, match=r"teacher\.base_url: required"):
+        load_recipe(make_recipe(teacher={"backend": "openai", "model": "m"}))
+
+
+def test_set_overrides_scalars_and_flow_lists(make_recipe):
+    recipe = load_recipe(make_recipe(), [
+        "teacher.samples=8", "teacher.stop=[</answer>, '###']", "verify.timeout_s=2.5",
+        "select.max_per_problem=2",
+    ])
+    assert recipe.teacher.samples == 8
+    assert recipe.teacher.stop == ["</answer>", "###"]
+    assert recipe.verify.timeout_s == 2.5
+    assert recipe.select.max_per_problem == 2
+
+
+def test_set_creates_missing_sections(make_recipe):
+    path = make_recipe()
+    raw = yaml.safe_load(path.read_text())
+    del raw["select"]
+    path.write_text(yaml.safe_dump(raw))
+    assert load_recipe(path).select is None
+    assert load_recipe(path, ["select.max_per_problem=1"]).select.max_per_problem == 1
+
+
+@pytest.mark.parametrize("item, message", [
+    ("teacher.samples", "expected KEY.PATH=VALUE"),
+    ("=3", "expected KEY.PATH=VALUE"),
+    ("teacher..samples=3", "empty name in key path"),
+    ("teacher.stop=[a, b", "not valid YAML"),
+])
+def test_bad_set_is_a_usage_error(make_recipe, item, message):
+    with pytest.raises(OverrideError, match=message):
+        load_recipe(make_recipe(), [item])
+
+
+def test_set_into_a_value_is_refused(make_recipe):
+    with pytest.raises(OverrideError, match="'teacher.samples' is a value, not a section"):
+        load_recipe(make_recipe(), ["teacher.samples.x=1"])
+
+
+def test_unknown_set_path_is_reported(make_recipe):
+    with pytest.raises(RecipeError, match=r"verify\.kindd: unknown key"):
+        load_recipe(make_recipe(), ["verify.kindd=math"])
+
+
+def test_yaml_errors_and_missing_file(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe(tmp_path / "nope.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(RecipeError, match="a recipe is a mapping"):
+        load_recipe(listing)
+
+
+def test_secrets_never_saved_or_echoed(make_recipe):
+    path = make_recipe(teacher={"backend": "openai", "model": "m", "base_url": "http://x/v1",
+                                "extra_body": {"api_key": "hf_abcdefghijklmnopqrstu",
+                                               "note": "sk-abcdefghijklmnopqrstuv"}})
+    text = dump_recipe(load_recipe(path))
+    assert "hf_abcdefghijklmnopqrstu" not in text
+    assert "sk-abcdefghijklmnopqrstuv" not in text
+    assert "api_key_env: OPENAI_API_KEY" in text  # the variable's name is not a secret
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, ["teacher.max_tokens=hf_abcdefghijklmnopqrstu"])
+    assert "hf_abcdefghijklmnopqrstu" not in str(info.value)
+
+
+def test_parse_override_values():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a=true") == (["a"], True)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=x=y") == (["a"], "x=y")
+    assert parse_override("a=") == (["a"], "")
+
+
+def test_schema_lists_every_section_with_descriptions():
+    text = schema_text()
+    for line in ("teacher.samples: int = 4: Samples (traces) per problem.",
+                 "source.path: str | list[str] (required)",
+                 "select.max_per_problem: int | null = None",
+                 "verify.timeout_s: float = 5.0"):
+        assert line in text

@@ -1,0 +1,129 @@
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from curate.errors import RecipeError
+from curate.generate.stage import GenerateStage
+from curate.recipe import load_recipe
+from curate.runner import run_recipe
+from curate.stats import funnel_problems
+from curate.store import RunStore
+from curate.verify.stage import VerifyStage
+from tests.conftest import write_jsonl
+
+
+def mtimes(run_dir: Path) -> dict[str, int]:
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns
+            for p in (run_dir / "stages").rglob("part-*.parquet")}
+
+
+def forbid(monkeypatch, stage_class) -> None:
+    def refuse(self, frame):
+        raise AssertionError(f"{stage_class.name} ran again")
+
+    monkeypatch.setattr(stage_class, "process", refuse)
+
+
+def test_end_to_end_dataset_and_funnel(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    result = run_recipe(load_recipe(make_recipe()), run_dir)
+    stats = result.stats
+    assert list(stats) == ["source", "generate", "verify", "select", "dataset"]
+    assert funnel_problems(stats) == []
+    assert stats["generate"]["generated"] == 40 * 4
+    assert stats["select"]["out"] == result.dataset_rows > 0
+    assert set(stats["select"]["dropped"]) <= {"incorrect", "unverifiable"}
+    loaded = datasets.load_dataset(str(run_dir / "dataset"), split="train")
+    assert loaded.num_rows == result.dataset_rows
+    assert {"prompt", "reasoning", "completion", "problem", "reference", "model",
+            "problem_id", "verdict"} <= set(loaded.column_names)
+    assert set(loaded["verdict"]) == {"correct"} and set(loaded["model"]) == {"simulated"}
+    assert loaded[0]["prompt"][-1]["role"] == "user"
+    ledger = pq.read_table(run_dir / "ledger")
+    assert ledger.num_rows == 160  # every trace, dropped or not
+    assert ledger.filter(ledger["dropped"].is_null()).num_rows == result.dataset_rows
+    card = (run_dir / "dataset" / "README.md").read_text()
+    assert "Not model output" in card and "| select |" in card
+    assert "name: t" in (run_dir / "recipe.yaml").read_text()
+
+
+def test_rerun_of_finished_run_does_no_work(make_recipe, tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    recipe = load_recipe(make_recipe())
+    first = run_recipe(recipe, run_dir)
+    before = mtimes(run_dir)
+    forbid(monkeypatch, GenerateStage)
+    forbid(monkeypatch, VerifyStage)
+    second = run_recipe(recipe, run_dir)
+    assert second.stats == first.stats
+    assert mtimes(run_dir) == before
+
+
+def test_changing_a_stage_reruns_it_and_later_stages_only(make_recipe, tmp_path: Path,
+                                                          monkeypatch):
+    run_dir = tmp_path / "run"
+    run_recipe(load_recipe(make_recipe()), run_dir)
+    before = mtimes(run_dir)
+    forbid(monkeypatch, GenerateStage)
+    result = run_recipe(load_recipe(make_recipe(), ["verify.timeout_s=3"]), run_dir)
+    after = mtimes(run_dir)
+    changed = {k.split("/")[1] for k in after if after[k] != before.get(k)}
+    assert changed == {"02-verify", "03-select"}
+    assert funnel_problems(result.stats) == []
+
+
+def test_changing_temperature_regenerates_but_shard_size_does_not(make_recipe, tmp_path):
+    run_dir = tmp_path / "run"
+    run_recipe(load_recipe(make_recipe()), run_dir)
+    hot = run_recipe(load_recipe(make_recipe(), ["teacher.temperature=1.0"]), run_dir)
+    assert hot.stats["generate"]["counts"]["requests_sent"] == 40
+    again = run_recipe(load_recipe(make_recipe(), ["teacher.temperature=1.0",
+                                                   "run.shard_size=7"]), run_dir)
+    assert again.stats["generate"]["counts"].get("requests_sent", 0) == 0
+    assert again.stats["generate"]["counts"]["cache_hits"] == 160
+
+
+def test_duplicate_problems_are_kept_in_the_ledger_as_dropped(tmp_path: Path, make_recipe):
+    rows = [{"question": "What is 1+1?", "answer": "2", "uid": "a"},
+            {"question": "What is  1+1?", "answer": "2", "uid": "b"}]
+    path = write_jsonl(tmp_path / "dups.jsonl", rows)
+    recipe = make_recipe(source={"kind": "files", "path": str(path),
+                                 "columns": {"problem": "question", "reference": "answer"}})
+    result = run_recipe(load_recipe(recipe), tmp_path / "run")
+    assert result.stats["source"] == {**result.stats["source"], "in": 2, "out": 1,
+                                      "dropped": {"duplicate_problem": 1}}
+    ledger = pq.read_table(tmp_path / "run" / "ledger").to_pylist()
+    dropped = [r for r in ledger if r["dropped"] == "duplicate_problem"]
+    assert len(dropped) == 1 and dropped[0]["dropped_at"] == "source"
+    assert funnel_problems(result.stats) == []
+
+
+def test_stage_order_is_checked_before_any_work(make_recipe, tmp_path: Path):
+    recipe = load_recipe(make_recipe(stages=["verify", "generate"]))
+    with pytest.raises(RecipeError, match="stage 'verify' reads completion"):
+        run_recipe(recipe, tmp_path / "run")
+    assert not (tmp_path / "run" / "stages" / "00-source").exists()
+    with pytest.raises(RecipeError, match="unknown stage 'verfy'"):
+        run_recipe(load_recipe(make_recipe(stages=["generate", "verfy"])), tmp_path / "run")
+
+
+def test_bad_input_loses_nothing_already_done(make_recipe, tmp_path: Path, problems_file):
+    run_dir = tmp_path / "run"
+    first = run_recipe(load_recipe(make_recipe()), run_dir)
+    good = problems_file.read_text()
+    problems_file.write_text(good + '{"question": 5, "answer": "1", "uid": "z"}\n')
+    with pytest.raises(Exception, match=r"problems\.jsonl row 41, field 'question'"):
+        run_recipe(load_recipe(make_recipe()), run_dir)
+    assert (run_dir / "dataset" / "README.md").exists()
+    problems_file.write_text(good)
+    again = run_recipe(load_recipe(make_recipe()), run_dir)
+    assert again.stats["generate"]["counts"]["cache_hits"] == 160
+    assert again.stats["select"]["out"] == first.stats["select"]["out"]
+
+
+def test_stats_survive_in_store(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    result = run_recipe(load_recipe(make_recipe()), run_dir)
+    assert RunStore(run_dir).load_stats() == result.stats
