@@ -25,7 +25,9 @@ from curate.store import RunStore
 
 app = typer.Typer(
     help="Build verified reasoning datasets: generate, verify, curate, review, publish.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -45,11 +47,16 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except OverrideError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        fail(str(exc))
         raise typer.Exit(2) from None
     except CurateError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        fail(str(exc))
         raise typer.Exit(1) from None
+
+
+def fail(message: str) -> None:
+    """One unwrapped line on stderr, whatever the terminal width."""
+    typer.echo(f"error: {message}", err=True)
 
 
 @app.command()
@@ -91,8 +98,12 @@ def stats(
 def stages() -> None:
     """List registered stages, teacher backends, verifiers and sources."""
     with cli_errors():
-        for title, items in (("stages", registry.stages), ("teacher backends", registry.backends),
-                             ("verifiers", registry.verifiers), ("sources", registry.sources)):
+        for title, items in (
+            ("stages", registry.stages),
+            ("teacher backends", registry.backends),
+            ("verifiers", registry.verifiers),
+            ("sources", registry.sources),
+        ):
             typer.echo(f"{title}:")
             for name, obj in items.items():
                 typer.echo(f"  {name:<16} {registry.first_line(obj)}")
@@ -127,8 +138,11 @@ def stage_command(name: str) -> Callable[..., None]:
             with BarProgress(err) as progress:
                 result = run_stage_on_file(name, in_path, out_path, set_ or [], progress)
             dropped = ", ".join(f"{k} {v:,}" for k, v in result["dropped"].items()) or "none"
-            out.print(f"{name}: {result['in']:,} rows in, {result['out']:,} kept, "
-                      f"dropped: {dropped} -> {out_path}", highlight=False)
+            out.print(
+                f"{name}: {result['in']:,} rows in, {result['out']:,} kept, "
+                f"dropped: {dropped} -> {out_path}",
+                highlight=False,
+            )
 
     command.__doc__ = f"Run the '{name}' stage on a file; every input row is kept in --out."
     return command
@@ -150,12 +164,10 @@ def main() -> None:
         add_stage_commands()
         app()
     except CurateError as exc:  # raised while building the app (a broken plugin)
-        err.print(f"[red]error:[/red] {exc}")
+        fail(str(exc))
         sys.exit(1)
     except Exception as exc:  # the CLI edge: no traceback unless asked for
         if os.environ.get("CURATE_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
-                  "(set CURATE_DEBUG=1 for the traceback)", markup=True, highlight=False)
+        fail(f"internal error: {type(exc).__name__}: {exc} (CURATE_DEBUG=1 shows the traceback)")
         sys.exit(1)
-

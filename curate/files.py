@@ -67,7 +67,10 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 
 def run_stage_on_file(
-    name: str, in_path: Path, out_path: Path, overrides: list[str],
+    name: str,
+    in_path: Path,
+    out_path: Path,
+    overrides: list[str],
     progress: Progress | None = None,
 ) -> Stats:
     """Run one stage over every row of a file, keeping every input row in the output."""
@@ -97,8 +100,10 @@ def with_problem_ids(table: pa.Table, path: Path) -> pa.Table:
     if "problem_id" in table.column_names or "problem" not in table.column_names:
         return table
     sources = table["source"].to_pylist() if "source" in table.column_names else None
-    ids = [problem_id(sources[i] if sources and sources[i] else path.stem, text or "")
-           for i, text in enumerate(table["problem"].to_pylist())]
+    ids = [
+        problem_id(sources[i] if sources and sources[i] else path.stem, text or "")
+        for i, text in enumerate(table["problem"].to_pylist())
+    ]
     return table.append_column("problem_id", pa.array(ids, pa.string()))
 
 

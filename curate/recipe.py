@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -24,7 +25,7 @@ class RunConfig(Config):
     volatile = frozenset({"shard_size"})
 
 
-def union_of(configs: list[type[BaseModel]], key: str) -> Any:
+def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:
     """A discriminated union of config classes (or the class itself when there is one)."""
     if len(configs) == 1:
         return configs[0]
@@ -51,9 +52,7 @@ def recipe_model() -> type[BaseModel]:
             stage.config_type() | None,
             Field(None, description=f"Config of the '{name}' stage: {registry.first_line(stage)}"),
         )
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        "Recipe", __base__=Config, **fields
-    )
+    model: type[BaseModel] = create_model("Recipe", __base__=Config, **fields)
     return model
 
 
@@ -96,7 +95,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise OverrideError(f"--set {item!r}: value is not valid YAML ({_one_line(str(exc))})")
+        message = f"--set {item!r}: value is not valid YAML ({_one_line(str(exc))})"
+        raise OverrideError(message) from None
     return parts, value
 
 
@@ -147,8 +147,7 @@ def describe_errors(exc: ValidationError, raw: Any, model: type[BaseModel]) -> l
         if kind == "extra_forbidden":
             lines.append(f"{where}: unknown key{_valid_keys(path, model)}")
             continue
-        ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v
-               for k, v in ctx.items()}
+        ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v for k, v in ctx.items()}
         template = MESSAGES.get(kind)
         message = template.format(**ctx) if template else error["msg"]
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:

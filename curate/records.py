@@ -22,12 +22,20 @@ Verdict = Literal["correct", "incorrect", "unverifiable"]
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 CONTAMINATION = pa.struct(
-    [("benchmark", pa.string()), ("item", pa.string()), ("method", pa.string()),
-     ("score", pa.float64())]
+    [
+        ("benchmark", pa.string()),
+        ("item", pa.string()),
+        ("method", pa.string()),
+        ("score", pa.float64()),
+    ]
 )
 REVIEW = pa.struct(
-    [("status", pa.string()), ("decision", pa.string()),
-     ("corrected_reference", pa.string()), ("reviewer", pa.string())]
+    [
+        ("status", pa.string()),
+        ("decision", pa.string()),
+        ("corrected_reference", pa.string()),
+        ("reviewer", pa.string()),
+    ]
 )
 
 PROBLEM_FIELDS: list[pa.Field] = [
@@ -129,9 +137,7 @@ def _small_type(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
-def write_parquet(
-    table: pa.Table, path: Path, metadata: dict[str, str] | None = None
-) -> None:
+def write_parquet(table: pa.Table, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write a Parquet file (zstd) atomically: readers see the whole file or none."""
     if metadata:
         merged = dict(table.schema.metadata or {})

@@ -10,9 +10,15 @@ import difflib
 import importlib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from curate.errors import CurateError, RecipeError
+
+if TYPE_CHECKING:
+    from curate.generate.base import Backend
+    from curate.sources.base import Source
+    from curate.stage import Stage
+    from curate.verify.base import Verifier
 
 T = TypeVar("T")
 PLUGIN_GROUP = "curate.plugins"
@@ -68,10 +74,10 @@ class Registry(Generic[T]):
         yield from sorted(self._items.items())
 
 
-stages: Registry[type] = Registry("stage")
-backends: Registry[type] = Registry("teacher backend")
-verifiers: Registry[type] = Registry("verifier")
-sources: Registry[type] = Registry("source")
+stages: Registry[type[Stage]] = Registry("stage")
+backends: Registry[type[Backend]] = Registry("teacher backend")
+verifiers: Registry[type[Verifier]] = Registry("verifier")
+sources: Registry[type[Source]] = Registry("source")
 
 _loaded = False
 
@@ -88,7 +94,9 @@ def load_all() -> None:
         try:
             point.load()
         except ImportError as exc:
-            raise CurateError(f"plugin '{point.name}' ({point.value}) failed to load: {exc}") from exc
+            raise CurateError(
+                f"plugin '{point.name}' ({point.value}) failed to load: {exc}"
+            ) from exc
 
 
 def first_line(obj: object) -> str:

@@ -55,8 +55,11 @@ def stage_names(recipe: Any) -> list[str]:
         for name in recipe.stages:
             registry.stages.get(name)
         return list(recipe.stages)
-    configured = [(cls.order, name) for name, cls in registry.stages.items()
-                  if getattr(recipe, cls.section, None) is not None]
+    configured = [
+        (cls.order, name)
+        for name, cls in registry.stages.items()
+        if getattr(recipe, cls.section, None) is not None
+    ]
     return [name for _, name in sorted(configured)]
 
 
@@ -85,18 +88,22 @@ def check_columns(stages: list[Stage], available: set[str] | None = None) -> Non
         have.update(stage.writes)
 
 
-def run_recipe(recipe: BaseModel, run_dir: Path, progress: Progress | None = None) -> RunResult:
+def run_recipe(recipe: Any, run_dir: Path, progress: Progress | None = None) -> RunResult:
     """Run (or resume) a recipe in run_dir and return its funnel."""
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
     store.create()
     store.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
-    context = StageContext(store.cache, seed=recipe.seed, round=recipe.round,  # type: ignore[attr-defined]
-                           progress=progress)
+    context = StageContext(
+        store.cache,
+        seed=recipe.seed,
+        round=recipe.round,
+        progress=progress,
+    )
     stages = build_stages(recipe, context)
-    source_cls = registry.sources.get(recipe.source.kind)  # type: ignore[attr-defined]
-    source: Source = source_cls(recipe.source)  # type: ignore[attr-defined]
-    shard_size = recipe.run.shard_size  # type: ignore[attr-defined]
+    source_cls = registry.sources.get(recipe.source.kind)
+    source: Source = source_cls(recipe.source)
+    shard_size = recipe.run.shard_size
     stats: Stats = {}
     written = store.load_stats().get("dataset", {}) if store.stats.exists() else {}
     try:
@@ -119,8 +126,9 @@ def run_recipe(recipe: BaseModel, run_dir: Path, progress: Progress | None = Non
     return RunResult(run_dir, stats, rows)
 
 
-def run_source(store: RunStore, path: Path, identity: str, source: Source, shard_size: int,
-               progress: Progress) -> Stats:
+def run_source(
+    store: RunStore, path: Path, identity: str, source: Source, shard_size: int, progress: Progress
+) -> Stats:
     """Read the source into problem shards, marking repeated problems as duplicates."""
     state = store.open_stage(path, identity)
     if state.complete:
@@ -141,8 +149,12 @@ def run_source(store: RunStore, path: Path, identity: str, source: Source, shard
             seen.add(problem["problem_id"])
         write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
         task.advance(len(batch))
-    stats = {"in": read, "out": read - sum(dropped.values()), "dropped": dict(dropped),
-             "seconds": round(time.perf_counter() - started, 3)}
+    stats = {
+        "in": read,
+        "out": read - sum(dropped.values()),
+        "dropped": dict(dropped),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     store.finish_stage(path, identity, stats)
     return stats
 
@@ -192,9 +204,13 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
         pl.when(newly).then(pl.lit(stage.name)).otherwise(None).alias("dropped_at")
     )
     dropped = Counter(out.filter(newly)["dropped"].to_list())
-    stats: Stats = {"in": live.height, "out": out.height - int(newly.sum()),
-                    "dropped": dict(dropped), "seconds": round(seconds, 3),
-                    "counts": dict(stage.counts)}
+    stats: Stats = {
+        "in": live.height,
+        "out": out.height - int(newly.sum()),
+        "dropped": dict(dropped),
+        "seconds": round(seconds, 3),
+        "counts": dict(stage.counts),
+    }
     if stage.expands:
         stats["generated"] = out.height
     merged = pa.concat_tables([conform(out), conform(dead)], promote_options="permissive")
@@ -214,8 +230,9 @@ def _json(data: Stats) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def finish(store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats,
-           written: Stats) -> int:
+def finish(
+    store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats, written: Stats
+) -> int:
     """Publish the ledger and write dataset/, unless what was written matches this pipeline."""
     if written.get("identity") == identity and (store.dataset / "README.md").exists():
         stats["dataset"] = written
@@ -225,8 +242,12 @@ def finish(store: RunStore, path: Path, identity: str, recipe: BaseModel, stats:
         ledger = read_shards(store.shards(store.ledger))
         rows = write_dataset(ledger, store.dataset, recipe, stats)
         alive = ledger["dropped"].null_count  # a null drop reason means still in the funnel
-        stats["dataset"] = {"in": alive, "out": rows,
-                            "dropped": {}, "seconds": round(time.perf_counter() - started, 3),
-                            "identity": identity}
+        stats["dataset"] = {
+            "in": alive,
+            "out": rows,
+            "dropped": {},
+            "seconds": round(time.perf_counter() - started, 3),
+            "identity": identity,
+        }
     store.save_stats(stats)
     return int(stats["dataset"]["out"])

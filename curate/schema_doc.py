@@ -33,8 +33,10 @@ def _model_lines(model: type[BaseModel], prefix: str) -> list[str]:
             lines.append(f"{path}: {field.description or ''}")
             lines.extend(_model_lines(variants[0], f"{path}."))
         else:
-            lines.append(f"{path}: {_type_name(field.annotation)}{_default(field)}"
-                         f": {field.description or ''}")
+            lines.append(
+                f"{path}: {_type_name(field.annotation)}{_default(field)}"
+                f": {field.description or ''}"
+            )
     return lines
 
 

@@ -40,8 +40,10 @@ class SelectStage(Stage):
         cap = self.config.max_per_problem
         keep = correct if cap is None else correct & (position <= cap)
         reason = (
-            pl.when(keep).then(None)
-            .when(~correct).then(pl.col("verdict").fill_null("unverified"))
+            pl.when(keep)
+            .then(None)
+            .when(~correct)
+            .then(pl.col("verdict").fill_null("unverified"))
             .otherwise(pl.lit("over_max_per_problem"))
         )
         return frame.with_columns(keep.alias("selected"), reason.alias("dropped"))

@@ -25,8 +25,10 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def math_rows(count: int) -> list[dict[str, Any]]:
     """Small arithmetic problems with integer answers."""
-    return [{"question": f"What is {i} + {i * 3}?", "answer": str(i * 4), "uid": f"p{i}"}
-            for i in range(count)]
+    return [
+        {"question": f"What is {i} + {i * 3}?", "answer": str(i * 4), "uid": f"p{i}"}
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -44,8 +46,11 @@ def make_recipe(tmp_path: Path, problems_file: Path) -> RecipeMaker:
     def make(name: str = "t", **sections: Any) -> Path:
         recipe: dict[str, Any] = {
             "name": name,
-            "source": {"kind": "files", "path": str(problems_file),
-                       "columns": {"problem": "question", "reference": "answer", "id": "uid"}},
+            "source": {
+                "kind": "files",
+                "path": str(problems_file),
+                "columns": {"problem": "question", "reference": "answer", "id": "uid"},
+            },
             "teacher": {"backend": "simulated", "samples": 4, "max_tokens": 1024},
             "verify": {"kind": "math", "workers": 1},
             "select": {"policy": "all_correct"},

@@ -35,7 +35,9 @@ def test_wrong_type_names_key(make_recipe):
 
 
 def test_unknown_backend_lists_valid_ones(make_recipe):
-    with pytest.raises(RecipeError, match=r"teacher: unknown backend 'gpt'; valid: 'openai', 'simulated'"):
+    with pytest.raises(
+        RecipeError, match=r"teacher: unknown backend 'gpt'; valid: 'openai', 'simulated'"
+    ):
         load_recipe(make_recipe(teacher={"backend": "gpt", "model": "x"}))
 
 
@@ -45,10 +47,15 @@ def test_missing_required_key(make_recipe):
 
 
 def test_set_overrides_scalars_and_flow_lists(make_recipe):
-    recipe = load_recipe(make_recipe(), [
-        "teacher.samples=8", "teacher.stop=[</answer>, '###']", "verify.timeout_s=2.5",
-        "select.max_per_problem=2",
-    ])
+    recipe = load_recipe(
+        make_recipe(),
+        [
+            "teacher.samples=8",
+            "teacher.stop=[</answer>, '###']",
+            "verify.timeout_s=2.5",
+            "select.max_per_problem=2",
+        ],
+    )
     assert recipe.teacher.samples == 8
     assert recipe.teacher.stop == ["</answer>", "###"]
     assert recipe.verify.timeout_s == 2.5
@@ -64,19 +71,22 @@ def test_set_creates_missing_sections(make_recipe):
     assert load_recipe(path, ["select.max_per_problem=1"]).select.max_per_problem == 1
 
 
-@pytest.mark.parametrize("item, message", [
-    ("teacher.samples", "expected KEY.PATH=VALUE"),
-    ("=3", "expected KEY.PATH=VALUE"),
-    ("teacher..samples=3", "empty name in key path"),
-    ("teacher.stop=[a, b", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("teacher.samples", "expected KEY.PATH=VALUE"),
+        ("=3", "expected KEY.PATH=VALUE"),
+        ("teacher..samples=3", "empty name in key path"),
+        ("teacher.stop=[a, b", "not valid YAML"),
+    ],
+)
 def test_bad_set_is_a_usage_error(make_recipe, item, message):
     with pytest.raises(OverrideError, match=message):
         load_recipe(make_recipe(), [item])
 
 
 def test_set_into_a_value_is_refused(make_recipe):
-    with pytest.raises(OverrideError, match="'teacher.samples' is a value, not a section"):
+    with pytest.raises(OverrideError, match=r"'teacher\.samples' is a value, not a section"):
         load_recipe(make_recipe(), ["teacher.samples.x=1"])
 
 
@@ -99,9 +109,17 @@ def test_yaml_errors_and_missing_file(tmp_path: Path):
 
 
 def test_secrets_never_saved_or_echoed(make_recipe):
-    path = make_recipe(teacher={"backend": "openai", "model": "m", "base_url": "http://x/v1",
-                                "extra_body": {"api_key": "hf_abcdefghijklmnopqrstu",
-                                               "note": "sk-abcdefghijklmnopqrstuv"}})
+    path = make_recipe(
+        teacher={
+            "backend": "openai",
+            "model": "m",
+            "base_url": "http://x/v1",
+            "extra_body": {
+                "api_key": "hf_abcdefghijklmnopqrstu",
+                "note": "sk-abcdefghijklmnopqrstuv",
+            },
+        }
+    )
     text = dump_recipe(load_recipe(path))
     assert "hf_abcdefghijklmnopqrstu" not in text
     assert "sk-abcdefghijklmnopqrstuv" not in text
@@ -121,8 +139,10 @@ def test_parse_override_values():
 
 def test_schema_lists_every_section_with_descriptions():
     text = schema_text()
-    for line in ("teacher.samples: int = 4: Samples (traces) per problem.",
-                 "source.path: str | list[str] (required)",
-                 "select.max_per_problem: int | null = None",
-                 "verify.timeout_s: float = 5.0"):
+    for line in (
+        "teacher.samples: int = 4: Samples (traces) per problem.",
+        "source.path: str | list[str] (required)",
+        "select.max_per_problem: int | null = None",
+        "verify.timeout_s: float = 5.0",
+    ):
         assert line in text

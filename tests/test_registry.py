@@ -30,7 +30,8 @@ def test_builtins_are_registered():
 
 def test_entry_point_plugin_registers_a_verifier(tmp_path: Path, monkeypatch):
     """A real installed distribution (dist-info on sys.path) with a curate.plugins entry point."""
-    (tmp_path / "curate_demo_plugin.py").write_text(textwrap.dedent('''
+    (tmp_path / "curate_demo_plugin.py").write_text(
+        textwrap.dedent('''
         from curate import registry
         from curate.verify.exact import ExactVerifier
 
@@ -38,10 +39,13 @@ def test_entry_point_plugin_registers_a_verifier(tmp_path: Path, monkeypatch):
         class AlwaysDemo(ExactVerifier):
             """A plugin verifier."""
             name = "always_demo"
-    '''))
+    ''')
+    )
     info = tmp_path / "curate_demo_plugin-1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: curate-demo-plugin\nVersion: 1.0\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: curate-demo-plugin\nVersion: 1.0\n"
+    )
     (info / "entry_points.txt").write_text("[curate.plugins]\ndemo = curate_demo_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_loaded", False)

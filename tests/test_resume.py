@@ -60,8 +60,11 @@ def test_kill_mid_generation_then_resume(tmp_path: Path, make_recipe, kill_at: i
     process.wait()
     before = cached(broken)
     assert kill_at <= before < PROBLEMS * SAMPLES
-    finished_shards = pq.read_table(broken / "stages" / "01-generate").num_rows \
-        if list((broken / "stages" / "01-generate").glob("part-*.parquet")) else 0
+    finished_shards = (
+        pq.read_table(broken / "stages" / "01-generate").num_rows
+        if list((broken / "stages" / "01-generate").glob("part-*.parquet"))
+        else 0
+    )
 
     resumed = curate(recipe, broken)
     assert resumed.wait(120) == 0, resumed.stderr.read().decode() if resumed.stderr else ""
@@ -71,6 +74,7 @@ def test_kill_mid_generation_then_resume(tmp_path: Path, make_recipe, kill_at: i
     assert len(keys) == len(set(keys)) == PROBLEMS * SAMPLES
 
     import json
+
     counts = json.loads((broken / "stats.json").read_text())["generate"]["counts"]
     # Shards finished before the kill were not touched; the others took every cached sample
     # from the cache and asked the teacher only for the rest.

@@ -15,8 +15,10 @@ from tests.conftest import write_jsonl
 
 
 def mtimes(run_dir: Path) -> dict[str, int]:
-    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns
-            for p in (run_dir / "stages").rglob("part-*.parquet")}
+    return {
+        str(p.relative_to(run_dir)): p.stat().st_mtime_ns
+        for p in (run_dir / "stages").rglob("part-*.parquet")
+    }
 
 
 def forbid(monkeypatch, stage_class) -> None:
@@ -37,8 +39,16 @@ def test_end_to_end_dataset_and_funnel(make_recipe, tmp_path: Path):
     assert set(stats["select"]["dropped"]) <= {"incorrect", "unverifiable"}
     loaded = datasets.load_dataset(str(run_dir / "dataset"), split="train")
     assert loaded.num_rows == result.dataset_rows
-    assert {"prompt", "reasoning", "completion", "problem", "reference", "model",
-            "problem_id", "verdict"} <= set(loaded.column_names)
+    assert {
+        "prompt",
+        "reasoning",
+        "completion",
+        "problem",
+        "reference",
+        "model",
+        "problem_id",
+        "verdict",
+    } <= set(loaded.column_names)
     assert set(loaded["verdict"]) == {"correct"} and set(loaded["model"]) == {"simulated"}
     assert loaded[0]["prompt"][-1]["role"] == "user"
     ledger = pq.read_table(run_dir / "ledger")
@@ -61,8 +71,7 @@ def test_rerun_of_finished_run_does_no_work(make_recipe, tmp_path: Path, monkeyp
     assert mtimes(run_dir) == before
 
 
-def test_changing_a_stage_reruns_it_and_later_stages_only(make_recipe, tmp_path: Path,
-                                                          monkeypatch):
+def test_changing_a_stage_reruns_it_and_later_stages_only(make_recipe, tmp_path: Path, monkeypatch):
     run_dir = tmp_path / "run"
     run_recipe(load_recipe(make_recipe()), run_dir)
     before = mtimes(run_dir)
@@ -79,21 +88,33 @@ def test_changing_temperature_regenerates_but_shard_size_does_not(make_recipe, t
     run_recipe(load_recipe(make_recipe()), run_dir)
     hot = run_recipe(load_recipe(make_recipe(), ["teacher.temperature=1.0"]), run_dir)
     assert hot.stats["generate"]["counts"]["requests_sent"] == 40
-    again = run_recipe(load_recipe(make_recipe(), ["teacher.temperature=1.0",
-                                                   "run.shard_size=7"]), run_dir)
+    again = run_recipe(
+        load_recipe(make_recipe(), ["teacher.temperature=1.0", "run.shard_size=7"]), run_dir
+    )
     assert again.stats["generate"]["counts"].get("requests_sent", 0) == 0
     assert again.stats["generate"]["counts"]["cache_hits"] == 160
 
 
 def test_duplicate_problems_are_kept_in_the_ledger_as_dropped(tmp_path: Path, make_recipe):
-    rows = [{"question": "What is 1+1?", "answer": "2", "uid": "a"},
-            {"question": "What is  1+1?", "answer": "2", "uid": "b"}]
+    rows = [
+        {"question": "What is 1+1?", "answer": "2", "uid": "a"},
+        {"question": "What is  1+1?", "answer": "2", "uid": "b"},
+    ]
     path = write_jsonl(tmp_path / "dups.jsonl", rows)
-    recipe = make_recipe(source={"kind": "files", "path": str(path),
-                                 "columns": {"problem": "question", "reference": "answer"}})
+    recipe = make_recipe(
+        source={
+            "kind": "files",
+            "path": str(path),
+            "columns": {"problem": "question", "reference": "answer"},
+        }
+    )
     result = run_recipe(load_recipe(recipe), tmp_path / "run")
-    assert result.stats["source"] == {**result.stats["source"], "in": 2, "out": 1,
-                                      "dropped": {"duplicate_problem": 1}}
+    assert result.stats["source"] == {
+        **result.stats["source"],
+        "in": 2,
+        "out": 1,
+        "dropped": {"duplicate_problem": 1},
+    }
     ledger = pq.read_table(tmp_path / "run" / "ledger").to_pylist()
     dropped = [r for r in ledger if r["dropped"] == "duplicate_problem"]
     assert len(dropped) == 1 and dropped[0]["dropped_at"] == "source"

@@ -52,13 +52,20 @@ class TeacherConfig(Config):
         messages = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        messages.append({"role": "user", "content": self.prompt_template.replace("{problem}", problem)})
+        messages.append(
+            {"role": "user", "content": self.prompt_template.replace("{problem}", problem)}
+        )
         return messages
 
     def sampling(self) -> dict[str, Any]:
         """The settings that change what a sample looks like (part of the gen_key)."""
-        return {"temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "seed": self.seed, "stop": self.stop}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,11 @@ class Backend(ABC):
     def gen_key(self, messages: list[Message]) -> str:
         config = self.config
         return stable_hash(
-            self.endpoint_identity(), config.model, to_json(config.sampling()),
-            to_json(list(config.think_tags)), to_json(messages),
+            self.endpoint_identity(),
+            config.model,
+            to_json(config.sampling()),
+            to_json(list(config.think_tags)),
+            to_json(messages),
         )
 
     @abstractmethod

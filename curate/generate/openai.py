@@ -51,8 +51,10 @@ class OpenAITeacher(Backend):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.AsyncClient(
-            base_url=self.config.base_url.rstrip("/"), headers=headers,
-            timeout=self.config.timeout_s, transport=transport,
+            base_url=self.config.base_url.rstrip("/"),
+            headers=headers,
+            timeout=self.config.timeout_s,
+            transport=transport,
             limits=httpx.Limits(max_connections=self.config.max_concurrency),
         )
 
@@ -79,9 +81,14 @@ class OpenAITeacher(Backend):
 
     def payload(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
         config = self.config
-        body: dict[str, Any] = {"model": config.model, "messages": messages, "n": n,
-                                "temperature": config.temperature, "top_p": config.top_p,
-                                "max_tokens": config.max_tokens}
+        body: dict[str, Any] = {
+            "model": config.model,
+            "messages": messages,
+            "n": n,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+        }
         if config.seed is not None:
             body["seed"] = config.seed
         if config.stop:
@@ -125,8 +132,17 @@ class OpenAITeacher(Backend):
             choice = choices[position]
             message = choice.get("message") or {}
             reasoning, completion = self._split(message)
-            samples.append(Sample(index, reasoning, completion, choice.get("finish_reason"),
-                                  prompt_tokens, per_sample, latency))
+            samples.append(
+                Sample(
+                    index,
+                    reasoning,
+                    completion,
+                    choice.get("finish_reason"),
+                    prompt_tokens,
+                    per_sample,
+                    latency,
+                )
+            )
         return samples
 
     def _split(self, message: dict[str, Any]) -> tuple[str, str]:

@@ -43,7 +43,9 @@ LOOP = "Let me reconsider the previous step once more to be sure it is right."
 class SimulatedConfig(TeacherConfig):
     """A deterministic stand-in teacher (not a model) for demos, tests and benchmarks."""
 
-    backend: Literal["simulated"] = Field("simulated", description="The simulated stand-in teacher.")
+    backend: Literal["simulated"] = Field(
+        "simulated", description="The simulated stand-in teacher."
+    )
     model: Literal["simulated"] = Field("simulated", description="Always 'simulated'.")
     wrong_rate: float = Field(0.25, ge=0, le=1, description="Mean share of wrong answers.")
     truncate_rate: float = Field(0.04, ge=0, le=1, description="Share cut off at max_tokens.")
@@ -79,8 +81,11 @@ class SimulatedTeacher(Backend):
         prompt_tokens = sum(len(m["content"]) for m in request.messages) // 4
         reasoning, answer = self._reasoning(request, rng)
         boxed = rng.random() >= config.unboxed_rate
-        completion = f"The final answer is $\\boxed{{{answer}}}$." if boxed else (
-            f"The final answer is {answer}.")
+        completion = (
+            f"The final answer is $\\boxed{{{answer}}}$."
+            if boxed
+            else (f"The final answer is {answer}.")
+        )
         tokens = (len(reasoning) + len(completion)) // 4 + 4
         if tokens > config.max_tokens or rng.random() < config.truncate_rate:
             return self._truncated(reasoning, sample_idx, prompt_tokens)

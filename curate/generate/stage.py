@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import Any
 
 import polars as pl
 
@@ -24,9 +24,20 @@ class GenerateStage(Stage):
     section = "teacher"
     order = 30
     reads = ("problem_id", "problem", "reference")
-    writes = ("sample_idx", "round", "model", "prompt", "reasoning", "completion",
-              "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "gen_key",
-              "error")
+    writes = (
+        "sample_idx",
+        "round",
+        "model",
+        "prompt",
+        "reasoning",
+        "completion",
+        "finish_reason",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_s",
+        "gen_key",
+        "error",
+    )
     expands = True
     config: TeacherConfig
 
@@ -45,7 +56,8 @@ class GenerateStage(Stage):
     def plan(self, rows: int) -> None:
         """Tell the progress bar how many samples the whole stage will produce."""
         self.progress_task = self.context.progress.task(
-            self.name, rows * self.config.samples, unit="samples")
+            self.name, rows * self.config.samples, unit="samples"
+        )
 
     def advance(self, rows: int) -> None:
         pass  # advanced per sample as they arrive
@@ -67,15 +79,23 @@ class GenerateStage(Stage):
         indices = list(range(self.config.samples))
         for row in frame.select("problem_id", "problem", "reference").iter_rows(named=True):
             messages = self.config.messages(row["problem"])
-            requests.append(Request(row["problem_id"], messages, indices,
-                                    backend.gen_key(messages), row["reference"]))
+            requests.append(
+                Request(
+                    row["problem_id"],
+                    messages,
+                    indices,
+                    backend.gen_key(messages),
+                    row["reference"],
+                )
+            )
         return requests
 
     @staticmethod
     def _missing(request: Request, cached: dict[tuple[str, int], Sample]) -> Request:
         wanted = [i for i in request.sample_indices if (request.gen_key, i) not in cached]
-        return Request(request.problem_id, request.messages, wanted, request.gen_key,
-                       request.reference)
+        return Request(
+            request.problem_id, request.messages, wanted, request.gen_key, request.reference
+        )
 
     async def _generate(
         self, backend: Backend, requests: list[Request]
@@ -103,7 +123,9 @@ class GenerateStage(Stage):
         return results
 
     def _rows(
-        self, frame: pl.DataFrame, requests: list[Request],
+        self,
+        frame: pl.DataFrame,
+        requests: list[Request],
         samples: dict[tuple[str, int], Sample],
     ) -> pl.DataFrame:
         prompts = {r.problem_id: r for r in requests}
@@ -117,8 +139,12 @@ class GenerateStage(Stage):
 
     def _trace(self, request: Request, sample: Sample) -> dict[str, Any]:
         trace = sample.to_dict()
-        trace.update(round=self.context.round, model=self.config.model, prompt=request.messages,
-                     gen_key=request.gen_key)
+        trace.update(
+            round=self.context.round,
+            model=self.config.model,
+            prompt=request.messages,
+            gen_key=request.gen_key,
+        )
         if sample.completion_tokens:
             self.counts["completion_tokens"] += sample.completion_tokens
         if sample.error is not None:

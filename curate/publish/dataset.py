@@ -15,9 +15,25 @@ from curate.recipe import dump_recipe
 from curate.records import write_parquet
 
 DATASET_COLUMNS = (
-    "problem_id", "source", "source_id", "domain", "problem", "reference", "prompt", "reasoning",
-    "completion", "model", "round", "sample_idx", "finish_reason", "prompt_tokens",
-    "completion_tokens", "verdict", "verifier", "extracted_answer", "gen_key",
+    "problem_id",
+    "source",
+    "source_id",
+    "domain",
+    "problem",
+    "reference",
+    "prompt",
+    "reasoning",
+    "completion",
+    "model",
+    "round",
+    "sample_idx",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "verdict",
+    "verifier",
+    "extracted_answer",
+    "gen_key",
 )
 DATA_FILE = "data/train-00000-of-00001.parquet"
 
@@ -54,9 +70,11 @@ def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str])
         )
     elif models:
         parts.append(f"Teacher model(s): {', '.join(f'`{m}`' for m in models)}.\n")
-    parts.append("## Columns\n\n`prompt` holds the exact chat messages sent to the teacher, "
-                 "`reasoning` the chain of thought, `completion` the final answer text, and "
-                 "`verdict` / `verifier` how it was checked.\n")
+    parts.append(
+        "## Columns\n\n`prompt` holds the exact chat messages sent to the teacher, "
+        "`reasoning` the chain of thought, `completion` the final answer text, and "
+        "`verdict` / `verifier` how it was checked.\n"
+    )
     parts.append("## How it was made\n\n" + funnel_markdown(stats))
     parts.append("## Recipe\n\n```yaml\n" + dump_recipe(recipe) + "```\n")
     return "\n".join(parts)

@@ -20,8 +20,13 @@ from curate.records import stable_hash
 from curate.sources.base import Row, RowSourceConfig, Source
 
 Format = Literal["auto", "jsonl", "json", "parquet", "csv"]
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
-            ".csv": "csv"}
+SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
 
 
 class FilesConfig(RowSourceConfig):
@@ -87,8 +92,7 @@ def read_rows(path: Path, declared: Format = "auto") -> Iterator[tuple[int, Row]
     kind = file_format(path, declared)
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: the file is empty")
-    readers = {"jsonl": _jsonl_rows, "json": _json_rows, "parquet": _parquet_rows,
-               "csv": _csv_rows}
+    readers = {"jsonl": _jsonl_rows, "json": _json_rows, "parquet": _parquet_rows, "csv": _csv_rows}
     count = 0
     for count, row in enumerate(readers[kind](path), start=1):
         yield count, row
@@ -114,14 +118,13 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 raise SourceError(f"{path} line {line_number}: invalid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise SourceError(
-                    f"{path} line {line_number}: expected a JSON object, got "
-                    f"{type(row).__name__}"
+                    f"{path} line {line_number}: expected a JSON object, got {type(row).__name__}"
                 )
             yield row
 
 
 def _bad_bytes_field(raw: bytes) -> str:
-    """", field 'name'" for the JSON field holding undecodable bytes, when it can be told."""
+    """ ", field 'name'" for the JSON field holding undecodable bytes, when it can be told."""
     try:
         row = json.loads(raw.decode("utf-8", errors="surrogateescape"))
     except json.JSONDecodeError:

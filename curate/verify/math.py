@@ -45,18 +45,24 @@ def check_problem(reference: str | None, answers: list[str | None], timeout: int
             results.append(Result.unverifiable("no_answer"))
             continue
         boxed = last_boxed(answer)
-        predicted = parse(f"\\boxed{{{boxed}}}" if boxed is not None else answer,
-                          parsing_timeout=timeout)
+        predicted = parse(
+            f"\\boxed{{{boxed}}}" if boxed is not None else answer, parsing_timeout=timeout
+        )
         if not predicted:
             results.append(Result.unverifiable("no_answer"))
             continue
         same = verify(gold, predicted, timeout_seconds=timeout)
-        results.append(Result("correct" if same else "incorrect",
-                              None if same else "mismatch", shown(predicted)))
+        results.append(
+            Result(
+                "correct" if same else "incorrect", None if same else "mismatch", shown(predicted)
+            )
+        )
     return results
 
 
-def check_chunk(chunk: list[tuple[str | None, list[str | None]]], timeout: int) -> list[list[Result]]:
+def check_chunk(
+    chunk: list[tuple[str | None, list[str | None]]], timeout: int
+) -> list[list[Result]]:
     return [check_problem(reference, answers, timeout) for reference, answers in chunk]
 
 

@@ -79,13 +79,18 @@ class VerifyStage(Stage):
         problems, rows = [], []
         for _, part in group.group_by(["problem_id"], maintain_order=True):
             first = part.row(0, named=True)
-            problems.append(ProblemAnswers(first["reference"], first["metadata"],
-                                           part[self.config.answer_from].to_list()))
+            problems.append(
+                ProblemAnswers(
+                    first["reference"], first["metadata"], part[self.config.answer_from].to_list()
+                )
+            )
             rows.append(part["_row"].to_list())
         verdicts = verifier.verify(problems)
-        return {row: (result, verifier.label)
-                for row_ids, problem_results in zip(rows, verdicts, strict=True)
-                for row, result in zip(row_ids, problem_results, strict=True)}
+        return {
+            row: (result, verifier.label)
+            for row_ids, problem_results in zip(rows, verdicts, strict=True)
+            for row, result in zip(row_ids, problem_results, strict=True)
+        }
 
     def close(self) -> None:
         for verifier in self._verifiers.values():

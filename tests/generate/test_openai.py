@@ -35,7 +35,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)
         self.server.headers_seen.append(dict(self.headers))
@@ -46,8 +46,12 @@ class FakeHandler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         choices = [self.choice(i) for i in range(body.get("n", 1))]
-        data = json.dumps({"choices": choices,
-                           "usage": {"prompt_tokens": 11, "completion_tokens": 20 * len(choices)}})
+        data = json.dumps(
+            {
+                "choices": choices,
+                "usage": {"prompt_tokens": 11, "completion_tokens": 20 * len(choices)},
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -89,14 +93,16 @@ def test_both_reasoning_styles(server: FakeChatServer, style: str):
     server.style = style
     out = run(OpenAIConfig(model="m", base_url=server.url), [0, 1, 2])
     assert [(s.sample_idx, s.reasoning, s.completion) for s in out] == [
-        (i, f"thinking {i}", f"\\boxed{{{i}}}") for i in range(3)]
+        (i, f"thinking {i}", f"\\boxed{{{i}}}") for i in range(3)
+    ]
     assert server.bodies[0]["n"] == 3 and server.bodies[0]["model"] == "m"
     assert out[0].prompt_tokens == 11 and out[0].completion_tokens == 20
 
 
 def test_without_n_sends_one_request_per_sample(server: FakeChatServer):
-    out = run(OpenAIConfig(model="m", base_url=server.url, use_n=False,
-                           extra_body={"top_k": 20}), [0, 1])
+    out = run(
+        OpenAIConfig(model="m", base_url=server.url, use_n=False, extra_body={"top_k": 20}), [0, 1]
+    )
     assert len(server.bodies) == 2 and all(b["n"] == 1 and b["top_k"] == 20 for b in server.bodies)
     assert [s.sample_idx for s in out] == [0, 1]
 

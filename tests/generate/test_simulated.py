@@ -34,15 +34,22 @@ def test_traces_follow_the_format_and_say_simulated():
 
 
 def test_rates_are_roughly_honoured():
-    config = SimulatedConfig(wrong_rate=0.3, truncate_rate=0.1, unboxed_rate=0.1,
-                             repeat_rate=0.1, language_mix_rate=0.1, max_tokens=100_000)
+    config = SimulatedConfig(
+        wrong_rate=0.3,
+        truncate_rate=0.1,
+        unboxed_rate=0.1,
+        repeat_rate=0.1,
+        language_mix_rate=0.1,
+        max_tokens=100_000,
+    )
     out = samples(config, 500)
     total = len(out)
     truncated = sum(s.finish_reason == "length" for _, s in out)
     finished = [(r, s) for r, s in out if s.finish_reason == "stop"]
     unboxed = sum("\\boxed" not in s.completion for _, s in finished)
-    wrong = sum(f"{{{r.reference}}}" not in s.completion and "\\boxed" in s.completion
-                for r, s in finished)
+    wrong = sum(
+        f"{{{r.reference}}}" not in s.completion and "\\boxed" in s.completion for r, s in finished
+    )
     foreign = sum(any("\u4e00" <= c <= "\u9fff" for c in s.reasoning) for _, s in out)
     looping = sum(s.reasoning.count("Let me reconsider the previous step") >= 30 for _, s in out)
     assert 0.07 < truncated / total < 0.13
@@ -71,6 +78,7 @@ def test_problems_differ_in_difficulty():
 
 def test_wrong_answer_differs():
     import random
+
     rng = random.Random(0)
     for answer in ["12", "-3", "3/4", "0.5", "\\frac{1}{2}", "x+1"]:
         assert wrong_answer(answer, rng) != answer

@@ -22,8 +22,12 @@ def test_every_format_reads_the_same_problems(tmp_path: Path, suffix: str):
     rows = math_rows(5)
     path = tmp_path / f"data.{suffix}"
     frame = pl.DataFrame(rows)
-    {"jsonl": frame.write_ndjson, "json": lambda p: p.write_text(json.dumps(rows)),
-     "parquet": frame.write_parquet, "csv": frame.write_csv}[suffix](path)
+    {
+        "jsonl": frame.write_ndjson,
+        "json": lambda p: p.write_text(json.dumps(rows)),
+        "parquet": frame.write_parquet,
+        "csv": frame.write_csv,
+    }[suffix](path)
     problems = read(path)
     assert [p["problem"] for p in problems] == [r["question"] for r in rows]
     assert [p["reference"] for p in problems] == [r["answer"] for r in rows]
@@ -38,18 +42,27 @@ def test_ids_are_stable_under_whitespace_and_depend_on_source():
 
 
 def test_reference_pattern_metadata_and_numbers(tmp_path: Path):
-    path = write_jsonl(tmp_path / "gsm.jsonl", [
-        {"question": "q1", "answer": "work...\n#### 1,234", "level": 3},
-        {"question": "q2", "answer": 7, "level": 1},
-    ])
-    problems = read(path, columns={"problem": "question", "reference": "answer",
-                                   "metadata": ["level"]}, reference_pattern=r"#### (.+)$",
-                    limit=1)
+    path = write_jsonl(
+        tmp_path / "gsm.jsonl",
+        [
+            {"question": "q1", "answer": "work...\n#### 1,234", "level": 3},
+            {"question": "q2", "answer": 7, "level": 1},
+        ],
+    )
+    problems = read(
+        path,
+        columns={"problem": "question", "reference": "answer", "metadata": ["level"]},
+        reference_pattern=r"#### (.+)$",
+        limit=1,
+    )
     assert problems[0]["reference"] == "1,234"
     assert json.loads(problems[0]["metadata"]) == {"level": 3}
     with pytest.raises(SourceError, match="row 2, field 'answer': reference_pattern"):
-        read(path, columns={"problem": "question", "reference": "answer"},
-             reference_pattern=r"#### (.+)$")
+        read(
+            path,
+            columns={"problem": "question", "reference": "answer"},
+            reference_pattern=r"#### (.+)$",
+        )
     numbers = read(path, columns={"problem": "question", "reference": "answer"})
     assert numbers[1]["reference"] == "7"
 
@@ -63,13 +76,15 @@ def test_glob_and_limit(tmp_path: Path):
 
 # Bad input: each message names the file, the row and the field.
 
+
 def test_missing_column(tmp_path: Path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "1", "uid": "a"},
-                                              {"question": "q2", "uid": "b"}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"question": "q", "answer": "1", "uid": "a"}, {"question": "q2", "uid": "b"}],
+    )
     with pytest.raises(SourceError) as info:
         read(path)
-    assert str(info.value) == (f"{path} row 2, field 'answer': missing "
-                               "(row has: question, uid)")
+    assert str(info.value) == (f"{path} row 2, field 'answer': missing (row has: question, uid)")
 
 
 def test_missing_column_in_parquet(tmp_path: Path):
@@ -79,21 +94,31 @@ def test_missing_column_in_parquet(tmp_path: Path):
         read(path)
 
 
-@pytest.mark.parametrize("value, expected", [
-    (["a", "list"], "field 'question': expected text, got list"),
-    (42, "field 'question': expected text, got int 42"),
-    ("   ", "field 'question': empty text"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (["a", "list"], "field 'question': expected text, got list"),
+        (42, "field 'question': expected text, got int 42"),
+        ("   ", "field 'question': empty text"),
+    ],
+)
 def test_wrong_problem_types(tmp_path: Path, value, expected):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "fine", "answer": "1", "uid": "a"},
-                                              {"question": value, "answer": "1", "uid": "b"}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"question": "fine", "answer": "1", "uid": "a"},
+            {"question": value, "answer": "1", "uid": "b"},
+        ],
+    )
     with pytest.raises(SourceError, match=rf"d\.jsonl row 2, {expected}"):
         read(path)
 
 
 def test_wrong_reference_type(tmp_path: Path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": {"x": 1}, "uid": "a"}])
-    with pytest.raises(SourceError, match="row 1, field 'answer': expected text or a number, got dict"):
+    with pytest.raises(
+        SourceError, match="row 1, field 'answer': expected text or a number, got dict"
+    ):
         read(path)
 
 
@@ -109,12 +134,15 @@ def test_empty_file(tmp_path: Path):
 
 def test_non_utf8_bytes(tmp_path: Path):
     path = tmp_path / "latin.jsonl"
-    path.write_bytes(b'{"question": "ok", "answer": "1", "uid": "a"}\n'
-                     b'{"question": "caf\xe9 au lait", "answer": "2", "uid": "b"}\n')
+    path.write_bytes(
+        b'{"question": "ok", "answer": "1", "uid": "a"}\n'
+        b'{"question": "caf\xe9 au lait", "answer": "2", "uid": "b"}\n'
+    )
     with pytest.raises(SourceError) as info:
         read(path)
-    assert str(info.value) == (f"{path} line 2, field 'question': not UTF-8 "
-                               "(byte 0xe9 at offset 17)")
+    assert str(info.value) == (
+        f"{path} line 2, field 'question': not UTF-8 (byte 0xe9 at offset 17)"
+    )
 
 
 def test_non_utf8_csv(tmp_path: Path):
@@ -133,12 +161,18 @@ def test_invalid_json_line(tmp_path: Path):
 
 def test_ten_megabyte_row(tmp_path: Path):
     huge = "x" * (10 * 1024 * 1024)
-    path = write_jsonl(tmp_path / "big.jsonl", [{"question": "q", "answer": "1", "uid": "a"},
-                                                {"question": huge, "answer": "2", "uid": "b"}])
+    path = write_jsonl(
+        tmp_path / "big.jsonl",
+        [
+            {"question": "q", "answer": "1", "uid": "a"},
+            {"question": huge, "answer": "2", "uid": "b"},
+        ],
+    )
     with pytest.raises(SourceError) as info:
         read(path)
-    assert str(info.value) == (f"{path} row 2, field 'question': 10,485,760 characters, "
-                               "over source.max_chars (100,000)")
+    assert str(info.value) == (
+        f"{path} row 2, field 'question': 10,485,760 characters, over source.max_chars (100,000)"
+    )
     assert len(read(path, max_chars=11_000_000)) == 2  # raising the limit lets it through
 
 

@@ -14,13 +14,21 @@ def test_hub_source_reads_a_local_dataset_folder(tmp_path: Path):
     folder = tmp_path / "my-dataset"
     (folder / "data").mkdir(parents=True)
     pl.DataFrame({"problem": ["1+1?", "2+2?"], "solution": ["2", "4"]}).write_parquet(
-        folder / "data" / "train-00000-of-00001.parquet")
+        folder / "data" / "train-00000-of-00001.parquet"
+    )
     pl.DataFrame({"problem": ["3+3?"], "solution": ["6"]}).write_parquet(
-        folder / "data" / "test-00000-of-00001.parquet")
-    config = HubConfig(dataset=str(folder), split="test", name="mine",
-                       columns={"problem": "problem", "reference": "solution"})
+        folder / "data" / "test-00000-of-00001.parquet"
+    )
+    config = HubConfig(
+        dataset=str(folder),
+        split="test",
+        name="mine",
+        columns={"problem": "problem", "reference": "solution"},
+    )
     problems = list(HubSource(config).problems())
-    assert [(p["problem"], p["reference"], p["source"]) for p in problems] == [("3+3?", "6", "mine")]
+    assert [(p["problem"], p["reference"], p["source"]) for p in problems] == [
+        ("3+3?", "6", "mine")
+    ]
 
 
 def test_hub_source_error_names_the_dataset(tmp_path: Path):

@@ -11,14 +11,17 @@ def judge(verifier, reference, answers, metadata=None):
     return verifier.verify([ProblemAnswers(reference, metadata, answers)])[0]
 
 
-@pytest.mark.parametrize("reference, answer, verdict", [
-    ("4", "The answer is $\\boxed{4}$.", "correct"),
-    ("\\frac{1}{2}", "$\\boxed{0.5}$", "correct"),
-    ("(1,2)", "\\boxed{(1, 2)}", "correct"),
-    ("x^2+2x+1", "\\boxed{(x+1)^2}", "correct"),
-    ("4", "\\boxed{5}", "incorrect"),
-    ("4", "first \\boxed{5} then \\boxed{4}", "correct"),
-])
+@pytest.mark.parametrize(
+    "reference, answer, verdict",
+    [
+        ("4", "The answer is $\\boxed{4}$.", "correct"),
+        ("\\frac{1}{2}", "$\\boxed{0.5}$", "correct"),
+        ("(1,2)", "\\boxed{(1, 2)}", "correct"),
+        ("x^2+2x+1", "\\boxed{(x+1)^2}", "correct"),
+        ("4", "\\boxed{5}", "incorrect"),
+        ("4", "first \\boxed{5} then \\boxed{4}", "correct"),
+    ],
+)
 def test_math_verdicts(reference, answer, verdict):
     result = judge(MathVerifier(), reference, [answer])[0]
     assert result.verdict == verdict
@@ -41,8 +44,9 @@ def test_gold_is_wrapped_so_bare_strings_parse():
 
 
 def test_worker_pool_matches_in_process():
-    problems = [ProblemAnswers(str(i), None, [f"\\boxed{{{i}}}", f"\\boxed{{{i + 1}}}"])
-                for i in range(100)]
+    problems = [
+        ProblemAnswers(str(i), None, [f"\\boxed{{{i}}}", f"\\boxed{{{i + 1}}}"]) for i in range(100)
+    ]
     pooled = MathVerifier(workers=2)
     try:
         results = pooled.verify(problems)
@@ -68,7 +72,11 @@ def test_puzzle_uses_reasoning_gym_scorer():
     from curate.sources.gym import GymConfig, GymSource
 
     problem = next(GymSource(GymConfig(tasks={"gcd": 3}, seed=1)).problems())
-    results = judge(PuzzleVerifier(), problem["reference"],
-                    [f"\\boxed{{{problem['reference']}}}", "\\boxed{-1}"], problem["metadata"])
+    results = judge(
+        PuzzleVerifier(),
+        problem["reference"],
+        [f"\\boxed{{{problem['reference']}}}", "\\boxed{-1}"],
+        problem["metadata"],
+    )
     assert [r.verdict for r in results] == ["correct", "incorrect"]
     assert json.loads(problem["metadata"])["gym"]["task"] == "gcd"

@@ -1,0 +1,136 @@
+import json
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from curate.cli import add_stage_commands, app
+from curate.stats import funnel_problems
+from tests.conftest import write_jsonl
+
+add_stage_commands()
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_run_then_stats(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    result = invoke(
+        "run", str(make_recipe()), "--run-dir", str(run_dir), "--set", "teacher.samples=2"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"dataset: {run_dir / 'dataset'}" in result.output
+    assert "select" in result.output
+    stats = invoke("stats", str(run_dir), "--json")
+    data = json.loads(stats.output)
+    assert data["generate"]["generated"] == 80
+    assert funnel_problems(data) == []
+    table = invoke("stats", str(run_dir))
+    assert table.exit_code == 0 and "generate" in table.output and "40 → 80" in table.output
+
+
+def test_recipe_error_is_one_line_exit_1(make_recipe):
+    result = invoke("run", str(make_recipe()), "--set", "teacher.samples=0")
+    assert result.exit_code == 1
+    assert "teacher.samples: must be >= 1, got 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_set_is_usage_error_exit_2(make_recipe):
+    result = invoke("run", str(make_recipe()), "--set", "teacher.samples")
+    assert result.exit_code == 2
+    assert "expected KEY.PATH=VALUE" in result.output
+
+
+def test_bad_input_file_message(make_recipe, tmp_path: Path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"question": "\xff", "answer": "1", "uid": "a"}\n')
+    recipe = make_recipe(
+        source={"kind": "files", "path": str(bad), "columns": {"problem": "question"}}
+    )
+    result = invoke("run", str(recipe), "--run-dir", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "bad.jsonl line 1, field 'question': not UTF-8" in result.output
+
+
+def test_stats_of_a_non_run(tmp_path: Path):
+    result = invoke("stats", str(tmp_path))
+    assert result.exit_code == 1 and "no stats.json" in result.output
+
+
+def test_stages_and_schema():
+    listing = invoke("stages")
+    assert listing.exit_code == 0
+    for name in ("generate", "verify", "select", "simulated", "openai", "math", "files"):
+        assert f"  {name} " in listing.output
+    schema = invoke("recipe", "schema")
+    assert "teacher.samples: int = 4" in schema.output
+    as_json = json.loads(invoke("recipe", "schema", "--json").output)
+    assert "teacher" in as_json["properties"]
+
+
+def test_recipe_show_applies_overrides(make_recipe):
+    result = invoke("recipe", "show", str(make_recipe()), "--set", "teacher.samples=9")
+    assert result.exit_code == 0 and "samples: 9" in result.output
+
+
+def test_stages_on_files(tmp_path: Path):
+    problems = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"problem": f"What is {i}+{i}?", "reference": str(2 * i)} for i in range(10)],
+    )
+    traces = tmp_path / "traces.parquet"
+    result = invoke(
+        "generate",
+        "--in",
+        str(problems),
+        "--out",
+        str(traces),
+        "--set",
+        "backend=simulated",
+        "--set",
+        "teacher.samples=3",
+    )
+    assert result.exit_code == 0, result.output
+    assert pl.read_parquet(traces).height == 30
+    verified = tmp_path / "verified.jsonl"
+    result = invoke(
+        "verify",
+        "--in",
+        str(traces),
+        "--out",
+        str(verified),
+        "--set",
+        "kind=math",
+        "--set",
+        "workers=1",
+    )
+    assert result.exit_code == 0, result.output
+    frame = pl.read_ndjson(verified)
+    assert frame.height == 30
+    assert set(frame["verdict"]) <= {"correct", "incorrect", "unverifiable"}
+    assert frame.filter(pl.col("verdict") != "correct")["verdict_reason"].null_count() == 0
+    selected = tmp_path / "selected.parquet"
+    result = invoke("select", "--in", str(verified), "--out", str(selected))
+    assert result.exit_code == 0
+    out = pl.read_parquet(selected)
+    assert out.height == 30  # every input row kept, dropped ones marked
+    assert out.filter(pl.col("dropped").is_null()).height == (frame["verdict"] == "correct").sum()
+
+
+def test_stage_on_file_missing_column(tmp_path: Path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"problem": "p", "reference": "1"}])
+    result = invoke("verify", "--in", str(path), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1
+    assert "stage 'verify' reads" in result.output and "completion" in result.output
+
+
+def test_stage_on_file_unknown_option(tmp_path: Path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"problem": "p", "reference": "1"}])
+    result = invoke(
+        "verify", "--in", str(path), "--out", str(tmp_path / "o.jsonl"), "--set", "kinf=math"
+    )
+    assert result.exit_code == 1 and "verify.kinf: unknown key" in result.output
