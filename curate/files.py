@@ -77,10 +77,10 @@ def run_stage_on_file(
     config = stage_config(name, overrides)
     file_format(out_path)  # refuse an unknown output format before any work
     table = with_problem_ids(read_table(in_path), in_path)
-    check_columns([registry.stages.get(name)], set(table.column_names))  # type: ignore[list-item]
-    table = _conformed(table, in_path)
     context = StageContext(out_path.parent / ".curate-cache", progress=progress or QuietProgress())
     stage: Stage = registry.stages.get(name)(config, context)
+    check_columns([stage], set(table.column_names))
+    table = _conformed(table, in_path)
     stage.plan(table["dropped"].null_count)  # rows no stage has dropped
     outputs, parts = [], []
     try:

@@ -32,6 +32,8 @@ BUILTIN_MODULES = (
     "curate.generate.stage",
     "curate.verify.math",
     "curate.verify.exact",
+    "curate.verify.choice",
+    "curate.verify.code",
     "curate.verify.stage",
     "curate.selection",
 )

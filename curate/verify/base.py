@@ -17,6 +17,7 @@ class ProblemAnswers:
     reference: str | None
     metadata: str | None
     answers: list[str | None]
+    tests: str | None = None  # code test cases (JSON)
 
 
 @dataclass(frozen=True)

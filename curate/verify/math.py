@@ -1,20 +1,23 @@
-"""Math answers checked with math-verify, in worker processes.
+"""Math answers checked with math-verify, in worker processes that are killed when they hang.
 
-math-verify's own timeouts use SIGALRM, which only works in a process's main thread:
-each worker process runs checks in its main thread, so the timeouts fire.
+math-verify's own timeouts use SIGALRM: they only work in a process's main thread and do
+not stop every hang (Math-Verify issue #65). Checks therefore run in the main thread of
+worker processes (so those timeouts fire) under a hard deadline enforced by the parent.
+Per problem the gold answer is parsed once, and repeated answers are checked once.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from curate import registry
 from curate.verify.base import ProblemAnswers, Result, Verifier, last_boxed
+from curate.verify.workers import KillablePool, default_workers
 
-CHUNK = 32  # problems per task sent to a worker
+Fallback = Literal["latex", "expr"]
+DEFAULT_FALLBACKS: tuple[Fallback, ...] = ("latex", "expr")
 
 
 def gold_text(reference: str) -> str:
@@ -25,75 +28,103 @@ def gold_text(reference: str) -> str:
     return f"${text}$"
 
 
-def shown(parsed: list[Any]) -> str:
-    """The extracted answer as text (math-verify puts the source string last)."""
-    return str(parsed[-1]) if parsed else ""
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text).strip("$")
 
 
-def check_problem(reference: str | None, answers: list[str | None], timeout: int) -> list[Result]:
-    """Verify one problem's answers; the gold is parsed once."""
-    from math_verify import parse, verify
+def check_math(
+    reference: str | None, metadata: str | None, answers: Sequence[str | None],
+    timeout: int = 5, fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+) -> Iterator[Result | None]:
+    """Yield None once the gold is parsed, then one result per answer (see workers.CheckFn)."""
+    gold, problem = parse_gold(reference, timeout)
+    yield None
+    seen: dict[str, Result] = {}
+    for answer in answers:
+        if problem is not None:
+            yield problem
+            continue
+        key = answer.strip() if answer else ""
+        if key not in seen:
+            seen[key] = check_answer(gold, reference or "", key, timeout, fallbacks)
+        yield seen[key]
+
+
+def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result | None]:
+    """The parsed gold, or the verdict every answer gets when there is none."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
 
     if reference is None or not reference.strip():
-        return [Result.unverifiable("no_reference") for _ in answers]
-    gold = parse(gold_text(reference), parsing_timeout=timeout)
-    if not gold:
-        return [Result.unverifiable("gold_unparseable") for _ in answers]
-    results = []
-    for answer in answers:
-        if not answer or not answer.strip():
-            results.append(Result.unverifiable("no_answer"))
-            continue
-        boxed = last_boxed(answer)
-        predicted = parse(
-            f"\\boxed{{{boxed}}}" if boxed is not None else answer, parsing_timeout=timeout
-        )
+        return [], Result.unverifiable("no_reference")
+    try:
+        gold = parse(gold_text(reference), parsing_timeout=timeout, raise_on_error=True)
+    except TimeoutException:
+        return [], Result.unverifiable("gold_timeout")
+    except Exception:  # math-verify raises many unrelated types on odd LaTeX
+        return [], Result.unverifiable("gold_unparseable")
+    return gold, None if gold else Result.unverifiable("gold_unparseable")
+
+
+def check_answer(
+    gold: list[Any], reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
+) -> Result:
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
+    if not answer:
+        return Result.unverifiable("no_answer")
+    boxed = last_boxed(answer)
+    if boxed is not None and squeeze(boxed) == squeeze(reference):
+        return Result("correct", None, boxed)  # the same text as the gold: no parsing needed
+    try:
+        if boxed is not None:
+            predicted = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout, raise_on_error=True)
+        elif fallbacks:
+            predicted = parse(answer, extraction_config=extraction(fallbacks),
+                              parsing_timeout=timeout, raise_on_error=True)
+        else:
+            predicted = []
         if not predicted:
-            results.append(Result.unverifiable("no_answer"))
-            continue
-        same = verify(gold, predicted, timeout_seconds=timeout)
-        results.append(
-            Result(
-                "correct" if same else "incorrect", None if same else "mismatch", shown(predicted)
-            )
-        )
-    return results
+            return Result.unverifiable("no_answer")
+        same = verify(gold, predicted, timeout_seconds=timeout, raise_on_error=True)
+    except TimeoutException:
+        return Result.unverifiable("timeout", boxed)
+    except Exception:  # a model's malformed LaTeX must become a verdict, not a crash
+        return Result.unverifiable("parse_error", boxed)
+    extracted = next((p for p in predicted if isinstance(p, str)), boxed)
+    return Result("correct" if same else "incorrect", None if same else "mismatch", extracted)
 
 
-def check_chunk(
-    chunk: list[tuple[str | None, list[str | None]]], timeout: int
-) -> list[list[Result]]:
-    return [check_problem(reference, answers, timeout) for reference, answers in chunk]
+def extraction(fallbacks: Sequence[Fallback]) -> list[Any]:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    configs = {"latex": LatexExtractionConfig, "expr": ExprExtractionConfig}
+    return [configs[name]() for name in fallbacks]
 
 
 @registry.verifiers.register("math")
 class MathVerifier(Verifier):
-    """Math answers, checked symbolically with math-verify in worker processes."""
+    """Math answers, checked symbolically with math-verify in killable worker processes."""
 
     name = "math"
-    version = "1"
+    version = "2"
+    check_path = "curate.verify.math.check_math"
 
-    def __init__(self, timeout_s: float = 5.0, workers: int | None = None) -> None:
+    def __init__(self, timeout_s: float = 5.0, workers: int | None = None,
+                 fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS) -> None:
         super().__init__(timeout_s, workers)
-        self._pool: ProcessPoolExecutor | None = None
-
-    def pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["math_verify", "curate.verify.math"])
-            self._pool = ProcessPoolExecutor(self.workers or os.cpu_count() or 1, context)
-        return self._pool
+        timeout = max(1, round(timeout_s))
+        self.pool = KillablePool(
+            self.check_path, workers or default_workers(),
+            deadline_s=3 * timeout + 2,  # parse + verify, each under math-verify's own limit
+            check_args={"timeout": timeout, "fallbacks": tuple(fallbacks)},
+            preload=("math_verify", "curate.verify.math"),
+        )
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
-        timeout = max(1, round(self.timeout_s))
-        items = [(p.reference, p.answers) for p in problems]
-        chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-        if len(chunks) <= 1:
-            return check_chunk(items, timeout) if items else []
-        futures = [self.pool().submit(check_chunk, chunk, timeout) for chunk in chunks]
-        return [result for future in futures for result in future.result()]
+        return self.pool.map(problems, Result.unverifiable("timeout"),
+                             Result.unverifiable("gold_timeout"))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        self.pool.close()

@@ -11,7 +11,8 @@ from curate import registry
 from curate.stage import Config, Stage, StageContext
 from curate.verify.base import ProblemAnswers, Result, Verifier
 
-AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "exact"}
+AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice",
+        "code": "code"}
 
 
 class VerifyConfig(Config):
@@ -37,7 +38,7 @@ class VerifyStage(Stage):
     section = "verify"
     order = 40
     config_class = VerifyConfig
-    reads = ("problem_id", "domain", "reference", "metadata", "completion")
+    reads = ("reference", "completion")
     writes = ("verdict", "verdict_reason", "extracted_answer", "verifier")
     config: VerifyConfig
 
@@ -46,9 +47,13 @@ class VerifyStage(Stage):
         if config.kind != "auto":
             registry.verifiers.get(config.kind)  # fail early on an unknown name
         self._verifiers: dict[str, Verifier] = {}
+        self.reads = ("reference", config.answer_from)
 
     def verifier(self, domain: str) -> Verifier | None:
-        name = self.config.kind if self.config.kind != "auto" else AUTO.get(domain)
+        if self.config.kind != "auto":
+            name: str | None = self.config.kind
+        else:
+            name = AUTO.get(domain)
         if name is None:
             return None
         if name not in self._verifiers:
@@ -60,7 +65,8 @@ class VerifyStage(Stage):
         frame = frame.with_row_index("_row")
         results: dict[int, tuple[Result, str]] = {}
         for (domain,), group in frame.group_by(["domain"], maintain_order=True):
-            results.update(self._verify_domain(str(domain), group))
+            # Rows without a domain (plain files of traces) are taken as math.
+            results.update(self._verify_domain(str(domain or "math"), group))
         ordered = [results[i] for i in range(frame.height)]
         for result, _ in ordered:
             self.counts[f"verdict_{result.verdict}"] += 1
@@ -77,12 +83,12 @@ class VerifyStage(Stage):
             miss = Result.unverifiable(f"no_verifier_for_domain:{domain}")
             return {row: (miss, "none") for row in group["_row"]}
         problems, rows = [], []
-        for _, part in group.group_by(["problem_id"], maintain_order=True):
+        # Rows sharing a reference share its parsed gold (one problem, usually).
+        for _, part in group.group_by(["reference", "tests"], maintain_order=True):
             first = part.row(0, named=True)
+            answers = part[self.config.answer_from].to_list()
             problems.append(
-                ProblemAnswers(
-                    first["reference"], first["metadata"], part[self.config.answer_from].to_list()
-                )
+                ProblemAnswers(first["reference"], first["metadata"], answers, first.get("tests"))
             )
             rows.append(part["_row"].to_list())
         verdicts = verifier.verify(problems)

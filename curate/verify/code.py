@@ -1,0 +1,181 @@
+"""Code answers: the program runs against the problem's tests in the sandbox.
+
+Test formats understood (the problem's `tests` column, JSON):
+- {"inputs": [...], "outputs": [...]}: stdin / stdout pairs (APPS, TACO);
+- the same with "fn_name": each input is an argument list for that function (APPS call tests);
+- [{"input": ..., "output": ..., "testtype": "stdin" | "functional"}, ...] (LiveCodeBench),
+  optionally as {"tests": [...], "fn_name": ...};
+- {"test": "def check(candidate): ...", "entry_point": "f"}: a HumanEval check script.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from curate import registry
+from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.sandbox import Limits, Sandbox
+from curate.verify.workers import default_workers
+
+FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TestCase:
+    kind: Literal["stdio", "call", "script"]
+    input: str
+    expected: Any
+    fn_name: str | None = None
+
+
+def extract_code(text: str | None) -> str | None:
+    """The last fenced code block, else the text itself when it looks like Python."""
+    if not text:
+        return None
+    blocks = FENCE.findall(text)
+    if blocks:
+        return str(blocks[-1])
+    if re.search(r"^\s*(def |class |import |from \S+ import |print\()", text, re.MULTILINE):
+        return text
+    return None
+
+
+def parse_tests(raw: str | None) -> list[TestCase]:
+    """Test cases from any supported format; ValueError when the JSON is not one of them."""
+    if not raw:
+        return []
+    data = json.loads(raw)
+    if isinstance(data, dict) and "test" in data and "entry_point" in data:
+        script = f"{data['test']}\n\ncheck({data['entry_point']})\n"
+        return [TestCase("script", script, None)]
+    fn_name = data.get("fn_name") if isinstance(data, dict) else None
+    if isinstance(data, dict) and "inputs" in data:
+        pairs = zip(data["inputs"], data["outputs"], strict=True)
+        if fn_name:
+            return [TestCase("call", json.dumps(i), o, fn_name) for i, o in pairs]
+        return [TestCase("stdio", _text(i), _text(o)) for i, o in pairs]
+    cases = data.get("tests", data) if isinstance(data, dict) else data
+    if not isinstance(cases, list):
+        raise ValueError("unknown test format")
+    return [_listed_case(case, fn_name) for case in cases]
+
+
+def _listed_case(case: dict[str, Any], fn_name: str | None) -> TestCase:
+    if case.get("testtype") == "functional":
+        args = [json.loads(line) for line in str(case["input"]).splitlines() if line.strip()]
+        return TestCase("call", json.dumps(args), json.loads(case["output"]), fn_name)
+    return TestCase("stdio", _text(case["input"]), _text(case["output"]))
+
+
+def _text(value: Any) -> str:
+    return "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+CALL_DRIVER = """
+
+import json as _json, sys as _sys
+_args = _json.loads(_sys.stdin.read())
+_target = globals().get({name!r})
+if _target is None and "Solution" in globals():
+    _target = getattr(Solution(), {name!r})
+_result = _target(*_args)
+print(_json.dumps(_result))
+"""
+
+
+def outputs_match(actual: str, expected: str) -> bool:
+    """Equal up to trailing whitespace, or token by token with floats compared loosely."""
+    lines = [line.rstrip() for line in actual.rstrip().splitlines()]
+    wanted = [line.rstrip() for line in expected.rstrip().splitlines()]
+    if lines == wanted:
+        return True
+    got, want = actual.split(), expected.split()
+    return len(got) == len(want) and all(_token_match(a, b) for a, b in zip(got, want, strict=True))
+
+
+def _token_match(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def values_match(result: Any, expected: Any) -> bool:
+    if result == expected or [result] == expected:  # APPS wraps expected values in a list
+        return True
+    if isinstance(result, float) and isinstance(expected, (int, float)):
+        return math.isclose(result, expected, rel_tol=1e-6, abs_tol=1e-6)
+    return False
+
+
+@registry.verifiers.register("code")
+class CodeVerifier(Verifier):
+    """Python programs run against the problem's tests in the sandbox (stdio, calls, checks)."""
+
+    name = "code"
+
+    def __init__(self, timeout_s: float = 5.0, workers: int | None = None,
+                 sandbox: Sandbox | None = None) -> None:
+        super().__init__(timeout_s, workers)
+        self.sandbox = sandbox or Sandbox(Limits(wall_s=timeout_s, cpu_s=math.ceil(timeout_s)))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}[{self.sandbox.isolation}]"
+
+    def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
+        jobs = [(p, answer) for p in problems for answer in p.answers]
+        with ThreadPoolExecutor(self.workers or default_workers()) as pool:
+            flat = list(pool.map(lambda job: self.check(*job), jobs))
+        results, start = [], 0
+        for problem in problems:
+            results.append(flat[start : start + len(problem.answers)])
+            start += len(problem.answers)
+        return results
+
+    def check(self, problem: ProblemAnswers, answer: str | None) -> Result:
+        try:
+            tests = parse_tests(problem.tests)
+        except (ValueError, KeyError, TypeError):
+            return Result.unverifiable("bad_tests")
+        if not tests:
+            return Result.unverifiable("no_tests")
+        code = extract_code(answer)
+        if code is None:
+            return Result.unverifiable("no_code")
+        for number, test in enumerate(tests, start=1):
+            failure = self.run_test(code, test)
+            if failure is not None:
+                return Result("incorrect", f"{failure} on test {number}", None)
+        return Result("correct", None, None)
+
+    def run_test(self, code: str, test: TestCase) -> str | None:
+        """None when the test passes, else why it failed."""
+        if test.kind == "script":
+            outcome = self.sandbox.run_python(f"{code}\n\n{test.input}")
+        elif test.kind == "call":
+            outcome = self.sandbox.run_python(code + CALL_DRIVER.format(name=test.fn_name),
+                                              test.input)
+        else:
+            outcome = self.sandbox.run_python(code, test.input)
+        if outcome.timed_out:
+            return "timeout"
+        if outcome.returncode != 0:
+            return "runtime_error"
+        if test.kind == "script":
+            return None
+        if test.kind == "call":
+            try:
+                value = json.loads(outcome.stdout.strip().splitlines()[-1])
+            except (json.JSONDecodeError, IndexError):
+                return "wrong_answer"
+            return None if values_match(value, test.expected) else "wrong_answer"
+        return None if outputs_match(outcome.stdout, str(test.expected)) else "wrong_answer"

@@ -1,0 +1,177 @@
+"""Run untrusted programs: own session, resource limits, scrubbed environment, no network.
+
+Isolation, strongest first:
+- bwrap: bubblewrap namespaces (no network, own PID space, read-only system, private /tmp);
+- unshare: util-linux namespaces (no network, own PID space);
+- rlimits: limits and a scrubbed environment only (a visible warning: the program can reach
+  the network and see the file system).
+As root the program runs under an unprivileged user id, so the process-count limit holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+Isolation = Literal["bwrap", "unshare", "rlimits"]
+SANDBOX_UID = 61000  # + a per-process offset: concurrent runs do not share a process count
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one program run may use."""
+
+    wall_s: float = 10.0
+    cpu_s: int = 10
+    memory_mb: int = 1024
+    file_mb: int = 16
+    processes: int = 64
+    output_bytes: int = 1 << 20  # stdout read back at most
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    isolation: Isolation
+
+
+class WeakIsolationWarning(UserWarning):
+    """Programs run without namespaces: they can reach the network and the file system."""
+
+
+@cache
+def available_isolation() -> Isolation:
+    """The strongest isolation that works on this machine."""
+    probe = ["/bin/true"] if Path("/bin/true").exists() else ["true"]
+    for kind in ("bwrap", "unshare"):
+        command = wrap(kind, probe, Path(tempfile.gettempdir()))  # type: ignore[arg-type]
+        if shutil.which(command[0]) is None:
+            continue
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=10, **user_args())
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if result.returncode == 0:
+            return kind  # type: ignore[return-value]
+    warnings.warn("no namespace isolation (install bubblewrap): sandboxed programs can reach "
+                  "the network and read the file system", WeakIsolationWarning, stacklevel=2)
+    return "rlimits"
+
+
+def user_args() -> dict[str, int]:
+    """As root, run as an unprivileged user id (root ignores the process-count limit)."""
+    if os.geteuid() != 0:
+        return {}
+    uid = SANDBOX_UID + os.getpid() % 4000
+    return {"user": uid, "group": uid}
+
+
+def interpreter() -> str:
+    """A Python the sandbox user can execute (a root-only pyenv is not)."""
+    candidates = [os.path.realpath(sys.executable), "/usr/bin/python3"]
+    if os.geteuid() != 0:
+        return candidates[0]
+    for path in candidates:
+        if _world_usable(Path(path)):
+            return path
+    return candidates[-1]
+
+
+def _world_usable(path: Path) -> bool:
+    parents_open = all(p.stat().st_mode & 0o001 for p in path.parents if p.exists())
+    return path.exists() and bool(path.stat().st_mode & 0o005) and parents_open
+
+
+def wrap(kind: Isolation, command: list[str], workdir: Path) -> list[str]:
+    """The command line that runs `command` under the given isolation."""
+    if kind == "bwrap":
+        binds = ["--ro-bind", "/usr", "/usr", "--bind", str(workdir), str(workdir)]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            if Path(f"/{link}").is_symlink():
+                binds += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        program = Path(command[0])
+        if program.is_absolute() and not str(program).startswith("/usr/"):
+            prefix = str(program.resolve().parents[1])  # an interpreter outside /usr
+            binds += ["--ro-bind", prefix, prefix]
+        return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *binds,
+                "--chdir", str(workdir), "--", *command]
+    if kind == "unshare":
+        return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork",
+                "--kill-child", "--", *command]
+    return command
+
+
+def limit_args(limits: Limits) -> list[str]:
+    """prlimit flags: applied in the child before the program starts."""
+    memory = limits.memory_mb << 20
+    return ["prlimit", f"--cpu={limits.cpu_s}", f"--as={memory}",
+            f"--fsize={limits.file_mb << 20}", f"--nproc={limits.processes}",
+            "--nofile=64", "--core=0", "--"]
+
+
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp",
+             "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+class Sandbox:
+    """Runs a Python program on given stdin under limits and the strongest isolation here."""
+
+    def __init__(self, limits: Limits | None = None, isolation: Isolation | None = None) -> None:
+        self.limits = limits or Limits()
+        self.isolation: Isolation = isolation or available_isolation()
+        self.python = interpreter()
+
+    def run_python(self, source: str, stdin: str = "", wall_s: float | None = None) -> RunResult:
+        with tempfile.TemporaryDirectory(prefix="curate-sandbox-") as name:
+            workdir = Path(name)
+            os.chmod(workdir, 0o777)  # the sandbox user writes its output here
+            (workdir / "main.py").write_text(source, encoding="utf-8")
+            (workdir / "stdin.txt").write_text(stdin, encoding="utf-8")
+            command = [self.python, "-I", "-B", str(workdir / "main.py")]
+            inner = limit_args(self.limits) + wrap(self.isolation, command, workdir)
+            return self._execute(inner, workdir, wall_s or self.limits.wall_s)
+
+    def _execute(self, command: list[str], workdir: Path, wall_s: float) -> RunResult:
+        out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+        with (open(workdir / "stdin.txt", "rb") as stdin, open(out_path, "wb") as stdout,
+              open(err_path, "wb") as stderr):
+            process = subprocess.Popen(
+                command, stdin=stdin, stdout=stdout, stderr=stderr, cwd=workdir,
+                env=CLEAN_ENV, start_new_session=True, close_fds=True, **user_args(),
+            )
+            timed_out = False
+            try:
+                process.wait(timeout=wall_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(process)
+        return RunResult(process.returncode, _head(out_path, self.limits.output_bytes),
+                         _head(err_path, 4096), timed_out, self.isolation)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the program and everything it started in its session."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _head(path: Path, limit: int) -> str:
+    with open(path, "rb") as handle:
+        return handle.read(limit).decode("utf-8", errors="replace")
