@@ -74,6 +74,10 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("contamination", CONTAMINATION),
     pa.field("review", REVIEW),
     pa.field("selected", pa.bool_()),
+    pa.field("pass_rate", pa.float64()),
+    pa.field("majority_answer", pa.string()),
+    pa.field("agreement", pa.float64()),
+    pa.field("borderline", pa.list_(pa.string())),  # why a human should look
     pa.field("dropped", pa.string()),  # reason the row left the funnel; null while alive
     pa.field("dropped_at", pa.string()),  # the stage that dropped it
 ]

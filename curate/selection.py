@@ -1,49 +1,135 @@
-"""The select stage: rejection sampling, keeping verified traces."""
+"""The select stage: rejection sampling over verified traces, with per-problem statistics.
+
+Per problem it records the pass rate, the majority answer and how many samples agree on
+it, and flags for review what a verifier alone cannot settle: unverifiable verdicts,
+problems where most samples agree on an answer other than the reference (the reference
+may be wrong), and single lucky hits (one correct sample out of several).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curate import registry
 from curate.stage import Config, Stage
+
+Policy = Literal["all_correct", "shortest_correct", "pass_rate_band"]
+PID = "problem_id"
 
 
 class SelectConfig(Config):
     """Which verified traces become the dataset."""
 
-    policy: Literal["all_correct"] = Field(
-        "all_correct", description="Keep every correct trace (up to max_per_problem)."
+    policy: Policy = Field(
+        "all_correct",
+        description="all_correct: every correct trace; shortest_correct: the shortest correct "
+        "ones; pass_rate_band: correct traces of problems whose pass rate is in the band.",
     )
     max_per_problem: int | None = Field(
-        None, ge=1, description="Keep at most this many traces per problem."
+        None, ge=1, description="Keep at most this many traces per problem (shortest: 1)."
     )
+    pass_rate_min: float = Field(0.0, ge=0, le=1, description="Lower end of the band.")
+    pass_rate_max: float = Field(1.0, ge=0, le=1, description="Upper end of the band.")
+    dispute_agreement: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of samples agreeing on a non-reference answer that flags the "
+        "reference as disputed.",
+    )
+
+    @model_validator(mode="after")
+    def _band_in_order(self) -> SelectConfig:
+        if self.pass_rate_min > self.pass_rate_max:
+            raise ValueError("pass_rate_min must not exceed pass_rate_max")
+        return self
+
+
+def problem_stats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Adds pass_rate, majority_answer and agreement (share of answers that are the majority)."""
+    correct = (pl.col("verdict") == "correct").fill_null(False)
+    frame = frame.with_columns(
+        (correct.sum().over(PID) / pl.len().over(PID)).alias("pass_rate"),
+        pl.col("extracted_answer").str.replace_all(r"\s+", "").alias("_answer"),
+    )
+    votes = (
+        frame.filter(pl.col("_answer").is_not_null() & (pl.col("_answer") != ""))
+        .group_by(PID, "_answer")
+        .agg(pl.len().alias("_votes"))
+        .sort([PID, "_votes", "_answer"], descending=[False, True, False])
+        .group_by(PID, maintain_order=True)
+        .agg(pl.first("_answer").alias("majority_answer"), pl.first("_votes").alias("_top"))
+    )
+    frame = frame.join(votes, on=PID, how="left", maintain_order="left")
+    return frame.with_columns(
+        (pl.col("_top") / pl.len().over(PID)).fill_null(0.0).alias("agreement")
+    )
+
+
+def borderline(config: SelectConfig) -> pl.Expr:
+    """Review flags, a list per row (empty when nothing needs a human)."""
+    correct = pl.col("verdict") == "correct"
+    majority_rows_wrong = (
+        ((pl.col("_answer") == pl.col("majority_answer")) & ~correct).any().over(PID)
+    )
+    disputed = (pl.col("agreement") >= config.dispute_agreement) & majority_rows_wrong
+    lucky = correct & (correct.sum().over(PID) == 1) & (pl.len().over(PID) > 1)
+    flags = [
+        pl.when(pl.col("verdict") == "unverifiable").then(pl.lit("unverifiable")),
+        pl.when(disputed.fill_null(False)).then(pl.lit("reference_disputed")),
+        pl.when(lucky.fill_null(False)).then(pl.lit("lucky_hit")),
+    ]
+    return pl.concat_list(flags).list.drop_nulls().alias("borderline")
 
 
 @registry.stages.register("select")
 class SelectStage(Stage):
-    """Keep correct traces (rejection sampling); every other trace is dropped with its verdict."""
+    """Rejection sampling: keep verified traces by policy; flag borderline ones for review."""
 
     name = "select"
     section = "select"
     order = 50
     config_class = SelectConfig
-    reads = ("problem_id", "sample_idx", "verdict")
-    writes = ("selected",)
+    reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")
+    writes = ("selected", "pass_rate", "majority_answer", "agreement", "borderline")
     config: SelectConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        config = self.config
+        frame = problem_stats(frame).with_columns(borderline(config))
         correct = (pl.col("verdict") == "correct").fill_null(False)
-        position = correct.cast(pl.Int64).cum_sum().over("problem_id", order_by="sample_idx")
-        cap = self.config.max_per_problem
-        keep = correct if cap is None else correct & (position <= cap)
+        in_band = pl.col("pass_rate").is_between(config.pass_rate_min, config.pass_rate_max)
+        if config.policy != "pass_rate_band":
+            in_band = pl.lit(True)
+        # Rank correct traces only (others have no order, so no rank).
+        frame = frame.with_columns(pl.when(correct).then(self._order()).alias("_order"))
+        frame = frame.with_columns(pl.col("_order").rank("ordinal").over(PID).alias("_rank"))
+        cap = config.max_per_problem or (1 if config.policy == "shortest_correct" else None)
+        within = pl.lit(True) if cap is None else pl.col("_rank") <= cap
+        keep = correct & in_band & within
         reason = (
             pl.when(keep)
             .then(None)
             .when(~correct)
             .then(pl.col("verdict").fill_null("unverified"))
+            .when(~in_band)
+            .then(pl.lit("pass_rate_out_of_band"))
             .otherwise(pl.lit("over_max_per_problem"))
         )
-        return frame.with_columns(keep.alias("selected"), reason.alias("dropped"))
+        for flag in ("unverifiable", "reference_disputed", "lucky_hit"):
+            self.counts[f"borderline_{flag}"] += int(frame["borderline"].list.contains(flag).sum())
+        return frame.with_columns(keep.alias("selected"), reason.alias("dropped")).drop(
+            "_answer", "_top", "_order", "_rank"
+        )
+
+    def _order(self) -> pl.Expr:
+        """Which correct traces come first: shortest (by text length) or by sample index."""
+        if self.config.policy == "shortest_correct":
+            length = pl.col("reasoning").str.len_chars().fill_null(0) + pl.col(
+                "completion"
+            ).str.len_chars().fill_null(0)
+            return length * 10_000 + pl.col("sample_idx")
+        return pl.col("sample_idx").cast(pl.Int64)

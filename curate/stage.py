@@ -49,7 +49,7 @@ class Stage(ABC):
     section: ClassVar[str]  # the recipe key that configures this stage
     order: ClassVar[int]  # place in the default pipeline
     config_class: ClassVar[Any]  # a Config subclass, or an annotated union of them
-    reads: ClassVar[tuple[str, ...]] = ()
+    reads: tuple[str, ...] = ()  # a stage may narrow these per config
     writes: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"  # bump when the same config starts giving other output
     expands: ClassVar[bool] = False  # one input row may become several (generation)

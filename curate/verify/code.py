@@ -122,8 +122,9 @@ class CodeVerifier(Verifier):
 
     name = "code"
 
-    def __init__(self, timeout_s: float = 5.0, workers: int | None = None,
-                 sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, timeout_s: float = 5.0, workers: int | None = None, sandbox: Sandbox | None = None
+    ) -> None:
         super().__init__(timeout_s, workers)
         self.sandbox = sandbox or Sandbox(Limits(wall_s=timeout_s, cpu_s=math.ceil(timeout_s)))
 
@@ -162,8 +163,9 @@ class CodeVerifier(Verifier):
         if test.kind == "script":
             outcome = self.sandbox.run_python(f"{code}\n\n{test.input}")
         elif test.kind == "call":
-            outcome = self.sandbox.run_python(code + CALL_DRIVER.format(name=test.fn_name),
-                                              test.input)
+            outcome = self.sandbox.run_python(
+                code + CALL_DRIVER.format(name=test.fn_name), test.input
+            )
         else:
             outcome = self.sandbox.run_python(code, test.input)
         if outcome.timed_out:

@@ -33,8 +33,11 @@ def squeeze(text: str) -> str:
 
 
 def check_math(
-    reference: str | None, metadata: str | None, answers: Sequence[str | None],
-    timeout: int = 5, fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+    reference: str | None,
+    metadata: str | None,
+    answers: Sequence[str | None],
+    timeout: int = 5,
+    fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
 ) -> Iterator[Result | None]:
     """Yield None once the gold is parsed, then one result per answer (see workers.CheckFn)."""
     gold, problem = parse_gold(reference, timeout)
@@ -81,8 +84,12 @@ def check_answer(
         if boxed is not None:
             predicted = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout, raise_on_error=True)
         elif fallbacks:
-            predicted = parse(answer, extraction_config=extraction(fallbacks),
-                              parsing_timeout=timeout, raise_on_error=True)
+            predicted = parse(
+                answer,
+                extraction_config=extraction(fallbacks),
+                parsing_timeout=timeout,
+                raise_on_error=True,
+            )
         else:
             predicted = []
         if not predicted:
@@ -111,20 +118,25 @@ class MathVerifier(Verifier):
     version = "2"
     check_path = "curate.verify.math.check_math"
 
-    def __init__(self, timeout_s: float = 5.0, workers: int | None = None,
-                 fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        workers: int | None = None,
+        fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+    ) -> None:
         super().__init__(timeout_s, workers)
         timeout = max(1, round(timeout_s))
         self.pool = KillablePool(
-            self.check_path, workers or default_workers(),
+            self.check_path,
+            workers or default_workers(),
             deadline_s=3 * timeout + 2,  # parse + verify, each under math-verify's own limit
             check_args={"timeout": timeout, "fallbacks": tuple(fallbacks)},
-            preload=("math_verify", "curate.verify.math"),
         )
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
-        return self.pool.map(problems, Result.unverifiable("timeout"),
-                             Result.unverifiable("gold_timeout"))
+        return self.pool.map(
+            problems, Result.unverifiable("timeout"), Result.unverifiable("gold_timeout")
+        )
 
     def close(self) -> None:
         self.pool.close()

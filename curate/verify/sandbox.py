@@ -10,6 +10,7 @@ As root the program runs under an unprivileged user id, so the process-count lim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -55,27 +56,32 @@ class WeakIsolationWarning(UserWarning):
 def available_isolation() -> Isolation:
     """The strongest isolation that works on this machine."""
     probe = ["/bin/true"] if Path("/bin/true").exists() else ["true"]
-    for kind in ("bwrap", "unshare"):
-        command = wrap(kind, probe, Path(tempfile.gettempdir()))  # type: ignore[arg-type]
+    kinds: tuple[Isolation, ...] = ("bwrap", "unshare")
+    for kind in kinds:
+        command = wrap(kind, probe, Path(tempfile.gettempdir()))
         if shutil.which(command[0]) is None:
             continue
         try:
-            result = subprocess.run(command, capture_output=True, timeout=10, **user_args())
+            uid = sandbox_uid()
+            result = subprocess.run(command, capture_output=True, timeout=10, user=uid, group=uid)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if result.returncode == 0:
-            return kind  # type: ignore[return-value]
-    warnings.warn("no namespace isolation (install bubblewrap): sandboxed programs can reach "
-                  "the network and read the file system", WeakIsolationWarning, stacklevel=2)
+            return kind
+    warnings.warn(
+        "no namespace isolation (install bubblewrap): sandboxed programs can reach "
+        "the network and read the file system",
+        WeakIsolationWarning,
+        stacklevel=2,
+    )
     return "rlimits"
 
 
-def user_args() -> dict[str, int]:
+def sandbox_uid() -> int | None:
     """As root, run as an unprivileged user id (root ignores the process-count limit)."""
     if os.geteuid() != 0:
-        return {}
-    uid = SANDBOX_UID + os.getpid() % 4000
-    return {"user": uid, "group": uid}
+        return None
+    return SANDBOX_UID + os.getpid() % 4000
 
 
 def interpreter() -> str:
@@ -105,25 +111,60 @@ def wrap(kind: Isolation, command: list[str], workdir: Path) -> list[str]:
         if program.is_absolute() and not str(program).startswith("/usr/"):
             prefix = str(program.resolve().parents[1])  # an interpreter outside /usr
             binds += ["--ro-bind", prefix, prefix]
-        return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *binds,
-                "--chdir", str(workdir), "--", *command]
+        return [
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            *binds,
+            "--chdir",
+            str(workdir),
+            "--",
+            *command,
+        ]
     if kind == "unshare":
-        return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork",
-                "--kill-child", "--", *command]
+        return [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+            *command,
+        ]
     return command
 
 
 def limit_args(limits: Limits) -> list[str]:
     """prlimit flags: applied in the child before the program starts."""
     memory = limits.memory_mb << 20
-    return ["prlimit", f"--cpu={limits.cpu_s}", f"--as={memory}",
-            f"--fsize={limits.file_mb << 20}", f"--nproc={limits.processes}",
-            "--nofile=64", "--core=0", "--"]
+    return [
+        "prlimit",
+        f"--cpu={limits.cpu_s}",
+        f"--as={memory}",
+        f"--fsize={limits.file_mb << 20}",
+        f"--nproc={limits.processes}",
+        "--nofile=64",
+        "--core=0",
+        "--",
+    ]
 
 
-CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp",
-             "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1"}
+CLEAN_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/tmp",
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 class Sandbox:
@@ -146,11 +187,23 @@ class Sandbox:
 
     def _execute(self, command: list[str], workdir: Path, wall_s: float) -> RunResult:
         out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
-        with (open(workdir / "stdin.txt", "rb") as stdin, open(out_path, "wb") as stdout,
-              open(err_path, "wb") as stderr):
+        uid = sandbox_uid()
+        with (
+            open(workdir / "stdin.txt", "rb") as stdin,
+            open(out_path, "wb") as stdout,
+            open(err_path, "wb") as stderr,
+        ):
             process = subprocess.Popen(
-                command, stdin=stdin, stdout=stdout, stderr=stderr, cwd=workdir,
-                env=CLEAN_ENV, start_new_session=True, close_fds=True, **user_args(),
+                command,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=workdir,
+                env=CLEAN_ENV,
+                start_new_session=True,
+                close_fds=True,
+                user=uid,
+                group=uid,
             )
             timed_out = False
             try:
@@ -159,16 +212,19 @@ class Sandbox:
                 timed_out = True
             finally:
                 _kill_group(process)
-        return RunResult(process.returncode, _head(out_path, self.limits.output_bytes),
-                         _head(err_path, 4096), timed_out, self.isolation)
+        return RunResult(
+            process.returncode,
+            _head(out_path, self.limits.output_bytes),
+            _head(err_path, 4096),
+            timed_out,
+            self.isolation,
+        )
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """Kill the program and everything it started in its session."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 

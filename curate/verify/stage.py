@@ -11,8 +11,7 @@ from curate import registry
 from curate.stage import Config, Stage, StageContext
 from curate.verify.base import ProblemAnswers, Result, Verifier
 
-AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice",
-        "code": "code"}
+AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
 
 
 class VerifyConfig(Config):

@@ -8,8 +8,9 @@ verdict, a fresh worker starts, and the rest of the problem's answers are sent a
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -17,34 +18,44 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
 
 # (reference, metadata, answers) -> None once the reference is parsed, then one result
 # per answer as each finishes
 CheckFn = Callable[[str | None, str | None, list[str | None]], Iterator[Result | None]]
 MEMORY_LIMIT = 4 << 30  # bytes of address space a worker may use
+STARTUP_S = 120  # seconds a worker may take to import its check function
 
 
-def worker_main(conn: Connection, check_path: str, check_args: dict[str, Any]) -> None:
-    """Loop: receive (task_id, reference, metadata, answers), send results as they come."""
+def worker_main() -> None:
+    """Entry point of a worker process (`python -m curate.verify.workers`).
+
+    Messages are pickles framed by multiprocessing's Connection: stdin carries tasks, the
+    original stdout carries results; anything the check prints goes to stderr instead.
+    """
     import importlib
     import resource
 
+    inbox = Connection(os.dup(0), writable=False)
+    outbox = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    check_path, check_args = inbox.recv()
     module, _, name = check_path.rpartition(".")
     check = getattr(importlib.import_module(module), name)
+    outbox.send(("ready", -1, None))
     while True:
         try:
-            task = conn.recv()
+            task_id, reference, metadata, answers = inbox.recv()
         except EOFError:
             return
-        task_id, reference, metadata, answers = task
         index = 0
         for result in check(reference, metadata, answers, **check_args):
             if result is None:  # the reference is ready
-                conn.send((task_id, -1, None))
+                outbox.send((task_id, -1, None))
                 continue
-            conn.send((task_id, index, result))
+            outbox.send((task_id, index, result))
             index += 1
 
 
@@ -57,11 +68,13 @@ class Task:
 
 @dataclass
 class Worker:
-    process: Any
-    conn: Connection
+    process: subprocess.Popen[bytes]
+    send: Connection
+    conn: Connection  # results arrive here
     task: Task | None = None
     done: int = 0  # results received for the current task
     reference_ready: bool = False
+    crashed: bool = False
     deadline: float = 0.0
 
 
@@ -73,7 +86,6 @@ class KillablePool:
     workers: int
     deadline_s: float
     check_args: dict[str, Any] = field(default_factory=dict)
-    preload: tuple[str, ...] = ()
     killed: int = 0
     _pool: list[Worker] = field(default_factory=list)
 
@@ -94,38 +106,54 @@ class KillablePool:
         return [[r for r in row if r is not None] for row in results]
 
     def _ensure_workers(self) -> None:
-        self._pool = [w for w in self._pool if w.process.is_alive()]
+        self._pool = [w for w in self._pool if w.process.poll() is None]
         while len(self._pool) < self.workers:
             self._pool.append(self._start())
 
     def _start(self) -> Worker:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(self.preload))
-        parent, child = context.Pipe()
-        process = context.Process(target=worker_main, daemon=True,
-                                  args=(child, self.check_path, self.check_args))
-        process.start()
-        child.close()
-        return Worker(process, parent)
+        """A fresh worker process; it is ready once it has imported the check function."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "curate.verify.workers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        send = Connection(os.dup(process.stdin.fileno()), readable=False)
+        conn = Connection(os.dup(process.stdout.fileno()), writable=False)
+        process.stdin.close()
+        process.stdout.close()
+        try:
+            send.send((self.check_path, self.check_args))
+            if not conn.poll(STARTUP_S) or conn.recv()[0] != "ready":
+                raise EOFError
+        except (EOFError, OSError):
+            process.kill()
+            raise VerifyError(
+                f"a verifier worker for {self.check_path} failed to start (see its error above)"
+            ) from None
+        return Worker(process, send, conn)
 
     def _assign(self, worker: Worker, task: Task) -> None:
         answers = task.problem.answers[task.offset :]
         worker.task, worker.done, worker.reference_ready = task, 0, False
         worker.deadline = time.monotonic() + self.deadline_s
-        worker.conn.send((task.task_id, task.problem.reference, task.problem.metadata, answers))
+        worker.send.send((task.task_id, task.problem.reference, task.problem.metadata, answers))
 
     def _collect(self, results: list[list[Result | None]]) -> None:
         busy = {w.conn: w for w in self._pool if w.task is not None}
         if not busy:
             return
         timeout = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
-        for conn in wait(list(busy), timeout=timeout):
-            worker = busy[conn]  # type: ignore[index]
+        ready = wait(list(busy), timeout=timeout)
+        for worker in busy.values():
+            if worker.conn not in ready:
+                continue
             try:
-                while conn.poll():
-                    self._receive(worker, conn.recv(), results)
+                while worker.conn.poll():
+                    self._receive(worker, worker.conn.recv(), results)
             except (EOFError, OSError):
-                worker.deadline = 0.0  # died: handled as a kill below
+                worker.crashed, worker.deadline = True, 0.0  # handled as a kill below
 
     def _receive(self, worker: Worker, message: Any, results: list[list[Result | None]]) -> None:
         task = worker.task
@@ -141,15 +169,18 @@ class KillablePool:
             worker.task = None
 
     def _enforce_deadlines(
-        self, results: list[list[Result | None]], queue: deque[Task], on_kill: Result,
+        self,
+        results: list[list[Result | None]],
+        queue: deque[Task],
+        on_kill: Result,
         on_reference_kill: Result,
     ) -> None:
         now = time.monotonic()
         for position, worker in enumerate(self._pool):
             task = worker.task
-            if task is None or (worker.deadline > now and worker.process.is_alive()):
+            if task is None or (worker.deadline > now and worker.process.poll() is None):
                 continue
-            crashed = not worker.process.is_alive()
+            crashed = worker.crashed or worker.process.poll() is not None
             self.killed += 1
             self._kill(worker)
             self._pool[position] = self._start()
@@ -164,9 +195,9 @@ class KillablePool:
 
     @staticmethod
     def _kill(worker: Worker) -> None:
-        if worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join(timeout=5)
+        worker.process.kill()
+        worker.process.wait()
+        worker.send.close()
         worker.conn.close()
 
     def close(self) -> None:
@@ -177,3 +208,7 @@ class KillablePool:
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    worker_main()
