@@ -11,12 +11,14 @@ As root the program runs under an unprivileged user id, so the process-count lim
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Literal
 
 Isolation = Literal["bwrap", "unshare", "rlimits"]
-SANDBOX_UID = 61000  # + a per-process offset: concurrent runs do not share a process count
+SANDBOX_UID = 61000  # runs use ids from here on: concurrent runs never share one
+UID_RANGE = 4000
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,26 @@ class WeakIsolationWarning(UserWarning):
 
 
 @cache
+def isolation_works(kind: Isolation) -> bool:
+    """Whether namespaces of this kind can be made here (as the sandbox user)."""
+    probe = ["/bin/true"] if Path("/bin/true").exists() else ["true"]
+    command = wrap(kind, probe, Path(tempfile.gettempdir()))
+    if shutil.which(command[0]) is None:
+        return False
+    uid = sandbox_uid()
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=10, user=uid, group=uid)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+@cache
 def available_isolation() -> Isolation:
     """The strongest isolation that works on this machine."""
-    probe = ["/bin/true"] if Path("/bin/true").exists() else ["true"]
     kinds: tuple[Isolation, ...] = ("bwrap", "unshare")
     for kind in kinds:
-        command = wrap(kind, probe, Path(tempfile.gettempdir()))
-        if shutil.which(command[0]) is None:
-            continue
-        try:
-            uid = sandbox_uid()
-            result = subprocess.run(command, capture_output=True, timeout=10, user=uid, group=uid)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if result.returncode == 0:
+        if isolation_works(kind):
             return kind
     warnings.warn(
         "no namespace isolation (install bubblewrap): sandboxed programs can reach "
@@ -77,11 +86,45 @@ def available_isolation() -> Isolation:
     return "rlimits"
 
 
+_runs = itertools.count()
+
+
 def sandbox_uid() -> int | None:
-    """As root, run as an unprivileged user id (root ignores the process-count limit)."""
+    """As root, each run gets its own unprivileged user id: root ignores the process-count
+    limit, and a private id lets every process the run left behind be found and killed."""
     if os.geteuid() != 0:
         return None
-    return SANDBOX_UID + os.getpid() % 4000
+    return SANDBOX_UID + (os.getpid() * 97 + next(_runs)) % UID_RANGE
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes running as uid."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as handle:
+                status = handle.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+            found.append(int(entry.name))
+    return found
+
+
+def sweep(uid: int, within_s: float = 5.0) -> None:
+    """Kill whatever still runs as a run's private uid (daemons, escaped forks)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        left = processes_of(uid)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def interpreter() -> str:
@@ -212,6 +255,8 @@ class Sandbox:
                 timed_out = True
             finally:
                 _kill_group(process)
+                if uid is not None:
+                    sweep(uid)
         return RunResult(
             process.returncode,
             _head(out_path, self.limits.output_bytes),
