@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from curate.records import Verdict
 
@@ -37,7 +37,8 @@ class Verifier(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
 
-    def __init__(self, timeout_s: float = 5.0, workers: int | None = None) -> None:
+    def __init__(self, timeout_s: float = 5.0, workers: int | None = None, **options: Any) -> None:
+        """Options a verifier does not use (another verifier's settings) are ignored."""
         self.timeout_s = timeout_s
         self.workers = workers
 

@@ -123,7 +123,11 @@ class CodeVerifier(Verifier):
     name = "code"
 
     def __init__(
-        self, timeout_s: float = 5.0, workers: int | None = None, sandbox: Sandbox | None = None
+        self,
+        timeout_s: float = 5.0,
+        workers: int | None = None,
+        sandbox: Sandbox | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(timeout_s, workers)
         self.sandbox = sandbox or Sandbox(Limits(wall_s=timeout_s, cpu_s=math.ceil(timeout_s)))

@@ -32,6 +32,9 @@ def squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text).strip("$")
 
 
+INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
 def check_math(
     reference: str | None,
     metadata: str | None,
@@ -39,18 +42,45 @@ def check_math(
     timeout: int = 5,
     fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
 ) -> Iterator[Result | None]:
-    """Yield None once the gold is parsed, then one result per answer (see workers.CheckFn)."""
-    gold, problem = parse_gold(reference, timeout)
-    yield None
+    """Yield None once the reference is ready, then one result per answer (workers.CheckFn).
+
+    The gold is parsed only when an answer needs math-verify: integer answers against an
+    integer reference, and empty answers, are settled without it.
+    """
+    if reference is None or not reference.strip():
+        yield None
+        yield from (Result.unverifiable("no_reference") for _ in answers)
+        return
+    gold: list[Any] | None = None
+    problem: Result | None = None
+    ready = False
     seen: dict[str, Result] = {}
     for answer in answers:
-        if problem is not None:
-            yield problem
-            continue
         key = answer.strip() if answer else ""
-        if key not in seen:
-            seen[key] = check_answer(gold, reference or "", key, timeout, fallbacks)
-        yield seen[key]
+        result = seen.get(key) or quick_verdict(reference, key)
+        if result is None and gold is None:
+            gold, problem = parse_gold(reference, timeout)
+        if not ready:
+            yield None
+            ready = True
+        if result is None:
+            result = problem or check_answer(gold or [], reference, key, timeout, fallbacks)
+        seen[key] = result
+        yield result
+    if not ready:
+        yield None
+
+
+def quick_verdict(reference: str, answer: str) -> Result | None:
+    """A verdict that needs no parsing (no answer; integer against integer), else None."""
+    if not answer:
+        return Result.unverifiable("no_answer")
+    boxed = last_boxed(answer)
+    gold = reference.strip()
+    if boxed is not None and INTEGER.fullmatch(gold) and INTEGER.fullmatch(boxed.strip()):
+        same = int(gold) == int(boxed)
+        return Result("correct" if same else "incorrect", None if same else "mismatch", boxed)
+    return None
 
 
 def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result | None]:
@@ -75,11 +105,9 @@ def check_answer(
     from math_verify import parse, verify
     from math_verify.errors import TimeoutException
 
-    if not answer:
-        return Result.unverifiable("no_answer")
     boxed = last_boxed(answer)
-    if boxed is not None and squeeze(boxed) == squeeze(reference):
-        return Result("correct", None, boxed)  # the same text as the gold: no parsing needed
+    if boxed is not None and "$" not in reference and squeeze(boxed) == squeeze(reference):
+        return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
     try:
         if boxed is not None:
             predicted = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout, raise_on_error=True)
@@ -123,6 +151,7 @@ class MathVerifier(Verifier):
         timeout_s: float = 5.0,
         workers: int | None = None,
         fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+        **options: Any,
     ) -> None:
         super().__init__(timeout_s, workers)
         timeout = max(1, round(timeout_s))

@@ -10,6 +10,7 @@ from pydantic import Field
 from curate import registry
 from curate.stage import Config, Stage, StageContext
 from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
 AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
 
@@ -24,6 +25,11 @@ class VerifyConfig(Config):
     workers: int | None = Field(None, ge=1, description="Worker processes (default: all cores).")
     answer_from: Literal["completion", "reasoning"] = Field(
         "completion", description="Which column holds the answer to check."
+    )
+    fallbacks: list[Fallback] = Field(
+        default_factory=lambda: list(DEFAULT_FALLBACKS),
+        description="Math: where to look when there is no \\boxed{} answer (latex, expr); "
+        "[] accepts boxed answers only.",
     )
 
     volatile = frozenset({"workers"})
@@ -57,7 +63,9 @@ class VerifyStage(Stage):
             return None
         if name not in self._verifiers:
             cls = registry.verifiers.get(name)
-            self._verifiers[name] = cls(self.config.timeout_s, self.config.workers)
+            self._verifiers[name] = cls(
+                self.config.timeout_s, self.config.workers, fallbacks=self.config.fallbacks
+            )
         return self._verifiers[name]
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
