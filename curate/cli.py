@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from curate import __version__, registry
+from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
 from curate.errors import CurateError
 from curate.files import run_stage_on_file
 from curate.progress import BarProgress
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
+decontam_app = typer.Typer(help="Benchmark index packs for decontamination.", no_args_is_help=True)
+app.add_typer(decontam_app, name="decontam")
 
 out = Console()
 err = Console(stderr=True)
@@ -126,6 +129,47 @@ def recipe_show(recipe: Path, set_: SetOption = None) -> None:
     """Print the resolved recipe (defaults filled in, overrides applied, secrets removed)."""
     with cli_errors():
         typer.echo(dump_recipe(load_recipe(recipe, set_ or [])), nl=False)
+
+
+@decontam_app.command("build")
+def decontam_build(
+    out_path: Annotated[Path, typer.Option("--out", help="Index pack to write (.npz).")],
+    benchmarks: Annotated[str, typer.Option(help="Comma-separated benchmark names.")] = ",".join(
+        DEFAULT_BENCHMARKS
+    ),
+    file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--file", help="A local copy: NAME=PATH (repeatable); others load from the Hub."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option(help="Words per n-gram.")] = 8,
+    tokens: Annotated[str, typer.Option(help="words or whitespace.")] = "words",
+) -> None:
+    """Build an index pack (hashed n-grams and ids, no benchmark text) for offline use."""
+    with cli_errors():
+        files = dict(_pair(item) for item in file or [])
+        if tokens not in ("words", "whitespace"):
+            raise OverrideError(f"--tokens {tokens!r}: expected words or whitespace")
+        config = DecontamConfig(
+            benchmarks=[b for b in benchmarks.split(",") if b],
+            files=files,
+            ngram=NgramMethod(n=n, tokens=tokens),
+        )
+        index = build_index(config)
+        index.save(out_path)
+        out.print(
+            f"{len(index.item_ids):,} items from {', '.join(index.bench_names)}, "
+            f"{len(index.grams):,} n-grams -> {out_path}",
+            highlight=False,
+        )
+
+
+def _pair(item: str) -> tuple[str, str]:
+    name, sep, path = item.partition("=")
+    if not sep:
+        raise OverrideError(f"--file {item!r}: expected NAME=PATH")
+    return name, path
 
 
 def stage_command(name: str) -> Callable[..., None]:

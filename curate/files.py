@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError, create_model
 
 from curate import registry
+from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
 from curate.recipe import apply_override, describe_errors, parse_override
@@ -91,7 +92,9 @@ def run_stage_on_file(
             parts.append(stats)
     finally:
         stage.close()
-    write_table(pa.concat_tables(outputs, promote_options="permissive"), out_path)
+    result = pa.concat_tables(outputs, promote_options="permissive")
+    write_table(result, out_path)
+    write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
     return merge_stats(parts)
 
 

@@ -27,6 +27,8 @@ CONTAMINATION = pa.struct(
         ("item", pa.string()),
         ("method", pa.string()),
         ("score", pa.float64()),
+        ("run", pa.int64()),  # longest run of the item's n-grams, in words
+        ("excerpt", pa.string()),  # the item's text, for audit (never for private benchmarks)
     ]
 )
 REVIEW = pa.struct(
@@ -71,6 +73,7 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("verifier", pa.string()),
     pa.field("flags", pa.list_(pa.string())),
     pa.field("dup_of", pa.string()),
+    pa.field("contaminated", pa.bool_()),
     pa.field("contamination", CONTAMINATION),
     pa.field("review", REVIEW),
     pa.field("selected", pa.bool_()),

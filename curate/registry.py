@@ -36,6 +36,8 @@ BUILTIN_MODULES = (
     "curate.verify.code",
     "curate.verify.stage",
     "curate.selection",
+    "curate.filters",
+    "curate.decontam.stage",
 )
 
 

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from curate import registry
+from curate.decontam.report import write_report
 from curate.errors import RecipeError
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
@@ -241,6 +242,7 @@ def finish(
         store.publish_ledger(path)
         ledger = read_shards(store.shards(store.ledger))
         rows = write_dataset(ledger, store.dataset, recipe, stats)
+        write_report(ledger, store.reports / "decontamination.json")
         alive = ledger["dropped"].null_count  # a null drop reason means still in the funnel
         stats["dataset"] = {
             "in": alive,

@@ -82,7 +82,8 @@ def borderline(config: SelectConfig) -> pl.Expr:
         pl.when(disputed.fill_null(False)).then(pl.lit("reference_disputed")),
         pl.when(lucky.fill_null(False)).then(pl.lit("lucky_hit")),
     ]
-    return pl.concat_list(flags).list.drop_nulls().alias("borderline")
+    earlier = pl.col("borderline").fill_null(pl.lit([], pl.List(pl.String)))
+    return pl.concat_list([earlier, *flags]).list.drop_nulls().alias("borderline")
 
 
 @registry.stages.register("select")
@@ -99,6 +100,8 @@ class SelectStage(Stage):
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         config = self.config
+        if "borderline" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.List(pl.String)).alias("borderline"))
         frame = problem_stats(frame).with_columns(borderline(config))
         correct = (pl.col("verdict") == "correct").fill_null(False)
         in_band = pl.col("pass_rate").is_between(config.pass_rate_min, config.pass_rate_max)

@@ -7,6 +7,7 @@ RUN/
   cache/         generation request cache
   review/        review exchanges
   dataset/       README.md (card) + data/*.parquet
+  reports/       decontamination.json (per benchmark: matches, methods, scores)
   stages/NN-name/  each stage's output shards and its _stage.json marker
 """
 
@@ -46,6 +47,7 @@ class RunStore:
         self.review = root / "review"
         self.dataset = root / "dataset"
         self.stages = root / "stages"
+        self.reports = root / "reports"
 
     def create(self) -> None:
         try:

@@ -1,0 +1,184 @@
+"""The benchmark index: hashed n-grams with postings, exact and number-masked text hashes.
+
+It holds no benchmark text, so an index pack (`curate decontam build`) can be shared and
+used offline without redistributing any test set. Texts, when the index was built from
+files here, are kept in memory only, for the audit excerpts of the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curate.decontam.benchmarks import BENCHMARKS, Item
+from curate.decontam.ngrams import Tokens, ngram_hashes, text_hash
+from curate.errors import SourceError
+
+PACK_VERSION = 1
+
+
+@dataclass
+class Match:
+    """The best match of one text against one benchmark item."""
+
+    benchmark: str
+    item: str
+    method: str  # ngram | exact | exact_masked
+    score: float
+    run: int = 0  # longest run of the item's n-grams found in the text, in words
+    item_index: int = -1
+
+
+@dataclass
+class BenchmarkIndex:
+    n: int
+    tokens: Tokens
+    item_bench: np.ndarray  # benchmark name index per item
+    item_ids: np.ndarray  # str
+    bench_names: list[str]
+    grams: np.ndarray  # sorted unique n-gram hashes (uint64)
+    post_offsets: np.ndarray  # CSR: items containing grams[i] are post_items[o[i]:o[i+1]]
+    post_items: np.ndarray
+    item_counts: np.ndarray  # distinct n-grams per item
+    seq_offsets: np.ndarray  # CSR: each item's n-grams in text order
+    seq_grams: np.ndarray
+    exact: dict[int, int] = field(default_factory=dict)  # text hash -> item
+    masked: dict[int, int] = field(default_factory=dict)
+    texts: list[str] | None = None  # only when built from files in this process
+
+    @classmethod
+    def build(cls, items: list[Item], n: int = 8, tokens: Tokens = "words") -> BenchmarkIndex:
+        names = sorted({item.benchmark for item in items})
+        rows, hashes = ngram_hashes([item.text for item in items], n, tokens)
+        seq_offsets = np.searchsorted(rows, np.arange(len(items) + 1)).astype(np.int64)
+        pairs = np.unique(np.stack([hashes, rows.astype(np.uint64)], axis=1), axis=0)
+        grams, first = np.unique(pairs[:, 0], return_index=True)
+        offsets = np.append(first, len(pairs)).astype(np.int64)
+        counts = np.bincount(pairs[:, 1].astype(np.int64), minlength=len(items)).astype(np.int32)
+        index = cls(
+            n,
+            tokens,
+            np.array([names.index(i.benchmark) for i in items], np.int16),
+            np.array([i.item_id for i in items], dtype=str),
+            names,
+            grams,
+            offsets,
+            pairs[:, 1].astype(np.int32),
+            counts,
+            seq_offsets,
+            hashes,
+            texts=[item.text for item in items],
+        )
+        for position, item in enumerate(items):
+            index.exact.setdefault(text_hash(item.text), position)
+            index.masked.setdefault(text_hash(item.text, mask_numbers=True), position)
+        return index
+
+    def private(self, item: int) -> bool:
+        spec = BENCHMARKS.get(self.bench_names[self.item_bench[item]])
+        return spec is not None and spec.private
+
+    def excerpt(self, item: int, limit: int = 300) -> str | None:
+        """The item's text for audit, unless it must never be written or is not here."""
+        if self.texts is None or self.private(item):
+            return None
+        text = self.texts[item]
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def save(self, path: Path) -> None:
+        """Write an index pack: hashes and ids only, no benchmark text."""
+        meta = {
+            "version": PACK_VERSION,
+            "n": self.n,
+            "tokens": self.tokens,
+            "benchmarks": self.bench_names,
+        }
+        exact = np.array(sorted(self.exact.items()), np.uint64).reshape(-1, 2)
+        masked = np.array(sorted(self.masked.items()), np.uint64).reshape(-1, 2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                meta=np.array(json.dumps(meta)),
+                item_bench=self.item_bench,
+                item_ids=self.item_ids,
+                grams=self.grams,
+                post_offsets=self.post_offsets,
+                post_items=self.post_items,
+                item_counts=self.item_counts,
+                seq_offsets=self.seq_offsets,
+                seq_grams=self.seq_grams,
+                exact=exact,
+                masked=masked,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> BenchmarkIndex:
+        try:
+            data = np.load(path, allow_pickle=False)
+            meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise SourceError(f"{path}: not a curate index pack ({exc})") from None
+        if meta.get("version") != PACK_VERSION:
+            raise SourceError(
+                f"{path}: index pack version {meta.get('version')}, "
+                f"this curate reads {PACK_VERSION}; rebuild it"
+            )
+        return cls(
+            meta["n"],
+            meta["tokens"],
+            data["item_bench"],
+            data["item_ids"],
+            meta["benchmarks"],
+            data["grams"],
+            data["post_offsets"],
+            data["post_items"],
+            data["item_counts"],
+            data["seq_offsets"],
+            data["seq_grams"],
+            exact={int(k): int(v) for k, v in data["exact"]},
+            masked={int(k): int(v) for k, v in data["masked"]},
+        )
+
+    def item_label(self, item: int) -> tuple[str, str]:
+        return self.bench_names[self.item_bench[item]], str(self.item_ids[item])
+
+    def overlaps(
+        self, texts: list[str], max_item_share: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, item, shared distinct n-grams) for every text sharing an n-gram with an item.
+
+        N-grams found in more than max_item_share items are stock phrasing and not counted.
+        """
+        rows, hashes = ngram_hashes(texts, self.n, self.tokens)
+        position = np.searchsorted(self.grams, hashes)
+        position[position == len(self.grams)] = 0
+        hit = self.grams[position] == hashes
+        rows, position = rows[hit], position[hit]
+        if max_item_share is not None:
+            spread = self.post_offsets[position + 1] - self.post_offsets[position]
+            rows, position = rows[spread <= max_item_share], position[spread <= max_item_share]
+        if len(rows) == 0:
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        pairs = np.unique(np.stack([rows, position], axis=1), axis=0)
+        starts, ends = self.post_offsets[pairs[:, 1]], self.post_offsets[pairs[:, 1] + 1]
+        lengths = ends - starts
+        owners = np.repeat(pairs[:, 0], lengths)
+        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        items = self.post_items[first + np.arange(int(lengths.sum()))]
+        key = owners * len(self.item_counts) + items
+        unique, shared = np.unique(key, return_counts=True)
+        return unique // len(self.item_counts), unique % len(self.item_counts), shared
+
+    def longest_run(self, text_grams: set[int], item: int) -> int:
+        """Longest stretch of the item's n-grams, in order, all present in the text (words)."""
+        sequence = self.seq_grams[self.seq_offsets[item] : self.seq_offsets[item + 1]]
+        best = current = 0
+        for gram in sequence:
+            current = current + 1 if int(gram) in text_grams else 0
+            best = max(best, current)
+        return best + self.n - 1 if best else 0

@@ -1,0 +1,244 @@
+"""The decontaminate stage: flag problems (and optionally traces) that copy benchmark items.
+
+Methods, combinable:
+- n-gram overlap, scored: the share of a benchmark item's word n-grams found in the text
+  (n-grams shared by many items are stock phrasing and do not count), and the longest run;
+  rule "any" reproduces the common "any shared 8-gram" rule instead;
+- exact match after normalisation, and the same with every number masked.
+A score at or above the threshold drops the row as contaminated; a band below it marks the
+row borderline, for review.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from curate import registry
+from curate.decontam.benchmarks import load_items
+from curate.decontam.index import BenchmarkIndex, Match
+from curate.decontam.ngrams import Tokens, ngram_hashes, text_hash
+from curate.records import stable_hash
+from curate.stage import Config, Stage, StageContext
+
+Field_ = Literal["problem", "reasoning", "completion"]
+DEFAULT_BENCHMARKS = ["math500", "aime24", "aime25", "amc23", "gsm8k", "minerva", "olympiadbench"]
+CONTAMINATION = pl.Struct(
+    {
+        "benchmark": pl.String,
+        "item": pl.String,
+        "method": pl.String,
+        "score": pl.Float64,
+        "run": pl.Int64,
+        "excerpt": pl.String,
+    }
+)
+
+
+class NgramMethod(Config):
+    """Word n-gram overlap with benchmark items."""
+
+    n: int = Field(8, ge=3, description="Words per n-gram.")
+    tokens: Tokens = Field(
+        "words", description="words: letters and digits; whitespace: split on spaces only."
+    )
+    rule: Literal["scored", "any"] = Field(
+        "scored", description="scored: share of an item's n-grams found; any: one shared n-gram."
+    )
+    threshold: float = Field(0.5, gt=0, le=1, description="Score that marks contamination.")
+    borderline: float = Field(0.2, gt=0, le=1, description="Score that marks a row for review.")
+    max_item_share: int | None = Field(
+        3,
+        ge=1,
+        description="N-grams found in more benchmark items than this are stock "
+        "phrasing and ignored (scored rule).",
+    )
+
+
+class DecontamConfig(Config):
+    """Which benchmarks to check against, how, and in which columns."""
+
+    benchmarks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BENCHMARKS), description="Benchmark names."
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Local copies: benchmark name -> file path."
+    )
+    index: str | None = Field(
+        None, description="An index pack from `curate decontam build` (replaces loading)."
+    )
+    fields: list[Field_] = Field(
+        default_factory=lambda: list[Field_](["problem"]), description="Columns checked."
+    )
+    ngram: NgramMethod | None = Field(default_factory=NgramMethod, description="N-gram method.")
+    exact: bool = Field(True, description="Exact match after normalisation.")
+    masked_numbers: Literal["contaminated", "borderline", "off"] = Field(
+        "contaminated", description="What an exact match with every number masked means."
+    )
+
+
+def build_index(config: DecontamConfig) -> BenchmarkIndex:
+    if config.index:
+        return BenchmarkIndex.load(Path(config.index))
+    items = [
+        item for name in config.benchmarks for item in load_items(name, config.files.get(name))
+    ]
+    ngram = config.ngram or NgramMethod()
+    return BenchmarkIndex.build(items, ngram.n, ngram.tokens)
+
+
+class Decontaminator:
+    """Finds each text's best benchmark match by every configured method."""
+
+    def __init__(self, config: DecontamConfig, index: BenchmarkIndex) -> None:
+        self.config = config
+        self.index = index
+
+    def matches(self, texts: list[str]) -> list[Match | None]:
+        best: list[Match | None] = [None] * len(texts)
+        if self.config.ngram is not None:
+            for row, match in self.ngram_matches(texts).items():
+                best[row] = match
+        for row, text in enumerate(texts):
+            exact = self.exact_match(text)
+            if exact is not None:
+                best[row] = exact
+        return best
+
+    def exact_match(self, text: str) -> Match | None:
+        index = self.index
+        if self.config.exact and (item := index.exact.get(text_hash(text))) is not None:
+            return Match(*index.item_label(item), "exact", 1.0, item_index=item)
+        if self.config.masked_numbers != "off":
+            item = index.masked.get(text_hash(text, mask_numbers=True))
+            if item is not None:
+                return Match(*index.item_label(item), "exact_masked", 1.0, item_index=item)
+        return None
+
+    def ngram_matches(self, texts: list[str]) -> dict[int, Match]:
+        method = self.config.ngram
+        assert method is not None
+        share = None if method.rule == "any" else method.max_item_share
+        rows, items, shared = self.index.overlaps(texts, share)
+        if len(rows) == 0:
+            return {}
+        scores = shared / self.index.item_counts[items]
+        order = np.lexsort((-scores, rows))  # per row, best score first
+        found: dict[int, Match] = {}
+        for position in order:
+            row = int(rows[position])
+            score = float(scores[position])
+            if row in found or (method.rule == "scored" and score < method.borderline):
+                continue
+            item = int(items[position])
+            found[row] = Match(
+                *self.index.item_label(item), "ngram", round(score, 4), item_index=item
+            )
+        for row, match in found.items():
+            grams = set(ngram_hashes([texts[row]], method.n, method.tokens)[1].tolist())
+            match.run = self.index.longest_run(grams, match.item_index)
+        return found
+
+    def verdict(self, match: Match | None) -> Literal["contaminated", "borderline", "clean"]:
+        if match is None:
+            return "clean"
+        if match.method == "exact":
+            return "contaminated"
+        if match.method == "exact_masked":
+            return "contaminated" if self.config.masked_numbers == "contaminated" else "borderline"
+        method = self.config.ngram
+        assert method is not None
+        if method.rule == "any" or match.score >= method.threshold:
+            return "contaminated"
+        return "borderline"
+
+
+@registry.stages.register("decontaminate")
+class DecontaminateStage(Stage):
+    """Flag rows that copy benchmark items (scored n-grams, exact, numbers masked)."""
+
+    name = "decontaminate"
+    section = "decontaminate"
+    order = 20
+    config_class = DecontamConfig
+    reads: tuple[str, ...] = ("problem",)
+    writes = ("contaminated", "contamination", "borderline")
+    config: DecontamConfig
+
+    def __init__(self, config: DecontamConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        self.reads = tuple(config.fields)
+        self._checker: Decontaminator | None = None
+
+    def identity(self) -> str:
+        """Changes when a benchmark file or the index pack changes, not only the config."""
+        paths = [*self.config.files.values(), *([self.config.index] if self.config.index else [])]
+        stamps = [
+            f"{p}:{Path(p).stat().st_size}:{Path(p).stat().st_mtime_ns}"
+            for p in paths
+            if Path(p).exists()
+        ]
+        return stable_hash(super().identity(), *stamps)
+
+    def checker(self) -> Decontaminator:
+        if self._checker is None:
+            self._checker = Decontaminator(self.config, build_index(self.config))
+        return self._checker
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        checker = self.checker()
+        best: list[Match | None] = [None] * frame.height
+        for field in self.config.fields:
+            texts = frame[field].fill_null("").to_list()
+            for row, match in enumerate(checker.matches(texts)):
+                if match is not None and (best[row] is None or _stronger(match, best[row])):
+                    best[row] = match
+        verdicts = [checker.verdict(m) for m in best]
+        for verdict in verdicts:
+            self.counts[verdict] += 1
+        return frame.with_columns(
+            pl.Series("contaminated", [v == "contaminated" for v in verdicts], pl.Boolean),
+            pl.Series("contamination", [self._record(m) for m in best], CONTAMINATION),
+            _append_flag(frame, [v == "borderline" for v in verdicts], "contamination"),
+            pl.Series(
+                "dropped",
+                [
+                    f"contaminated_{m.benchmark}" if v == "contaminated" and m else None
+                    for v, m in zip(verdicts, best, strict=True)
+                ],
+                pl.String,
+            ),
+        )
+
+    def _record(self, match: Match | None) -> dict[str, Any] | None:
+        if match is None:
+            return None
+        excerpt = self.checker().index.excerpt(match.item_index)
+        return {
+            "benchmark": match.benchmark,
+            "item": match.item,
+            "method": match.method,
+            "score": match.score,
+            "run": match.run,
+            "excerpt": excerpt,
+        }
+
+
+def _stronger(new: Match, old: Match | None) -> bool:
+    return old is None or new.score > old.score
+
+
+def _append_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.Series:
+    """The borderline column with `flag` added where mask is true (earlier flags kept)."""
+    existing = (
+        frame["borderline"].to_list() if "borderline" in frame.columns else [None] * len(mask)
+    )
+    merged = [
+        [*(old or []), flag] if hit else list(old or [])
+        for old, hit in zip(existing, mask, strict=True)
+    ]
+    return pl.Series("borderline", merged, pl.List(pl.String))

@@ -1,0 +1,233 @@
+"""Trace quality filters: each names why a trace fails; the row stays in the ledger.
+
+A trace failing several filters is flagged with every reason (`flags`) and dropped with
+the first one, so the funnel counts each trace once and the ledger shows all problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import cache
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import Field
+
+from curate import registry
+from curate.errors import RecipeError
+from curate.stage import Config, Stage
+from curate.verify.base import last_boxed
+from curate.verify.choice import choice_letter
+from curate.verify.code import extract_code
+
+Script = Literal["latin", "greek", "cyrillic", "cjk", "arabic", "hebrew", "devanagari", "thai"]
+SCRIPTS = {
+    "latin": r"\p{Latin}",
+    "greek": r"\p{Greek}",
+    "cyrillic": r"\p{Cyrillic}",
+    "cjk": r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}",
+    "arabic": r"\p{Arabic}",
+    "hebrew": r"\p{Hebrew}",
+    "devanagari": r"\p{Devanagari}",
+    "thai": r"\p{Thai}",
+}
+
+
+class LanguageFilter(Config):
+    """Drop traces that drift into other scripts (e.g. Chinese runs in an English trace)."""
+
+    allowed: list[Script] = Field(
+        default_factory=lambda: list[Script](["latin", "greek"]),
+        description="Scripts a trace may use (greek: math symbols).",
+    )
+    max_foreign_share: float = Field(
+        0.01, ge=0, le=1, description="Largest share of letters from other scripts."
+    )
+
+
+class RepetitionFilter(Config):
+    """Drop traces that loop: repeated word n-grams or the same paragraph over and over."""
+
+    ngram: int = Field(10, ge=2, description="Word n-gram size for the repeated share.")
+    max_repeated_share: float = Field(
+        0.5, gt=0, le=1, description="Largest share of word n-grams that are repeats."
+    )
+    max_paragraph_repeats: int = Field(5, ge=1, description="Most times one paragraph may appear.")
+
+
+class LengthFilter(Config):
+    """Bounds on reasoning + completion, in characters or in tokens of the teacher's tokenizer."""
+
+    min_chars: int | None = Field(None, ge=0, description="Fewest characters.")
+    max_chars: int | None = Field(None, ge=1, description="Most characters.")
+    min_tokens: int | None = Field(None, ge=0, description="Fewest tokens.")
+    max_tokens: int | None = Field(None, ge=1, description="Most tokens.")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer for token bounds: a local folder or a Hub model id."
+    )
+
+
+class FiltersConfig(Config):
+    """Which quality filters run; set one to false or null to turn it off."""
+
+    truncated: bool = Field(
+        True, description="Drop traces cut off at max_tokens or with unclosed think tags."
+    )
+    answer_format: bool = Field(
+        True, description="Drop traces without a well-formed final answer for their domain."
+    )
+    empty_reasoning: bool = Field(True, description="Drop traces with no chain of thought.")
+    language: LanguageFilter | None = Field(
+        default_factory=LanguageFilter, description="Mixed-language check."
+    )
+    repetition: RepetitionFilter | None = Field(
+        default_factory=RepetitionFilter, description="Looping check."
+    )
+    length: LengthFilter | None = Field(None, description="Length bounds.")
+
+
+def text_of(row: dict[str, Any]) -> str:
+    return f"{row.get('reasoning') or ''}\n\n{row.get('completion') or ''}"
+
+
+def truncated(row: dict[str, Any]) -> str | None:
+    if row.get("finish_reason") == "length":
+        return "truncated"
+    if any(tag in text_of(row) for tag in ("<think>", "</think>")):
+        return "unclosed_think"
+    return None
+
+
+def answer_format(row: dict[str, Any]) -> str | None:
+    completion = row.get("completion") or ""
+    if not completion.strip():
+        return "no_final_answer"
+    domain = row.get("domain") or "math"
+    if domain == "code":
+        return None if extract_code(completion) else "no_code_block"
+    if domain == "choice":
+        return None if choice_letter(completion) else "no_choice"
+    if domain in ("math", "science"):
+        boxed = last_boxed(completion)
+        if boxed is None:
+            return "no_boxed_answer" if "\\boxed" not in completion else "malformed_boxed_answer"
+        return None if boxed.strip() else "malformed_boxed_answer"
+    return None
+
+
+def empty_reasoning(row: dict[str, Any]) -> str | None:
+    return None if (row.get("reasoning") or "").strip() else "empty_reasoning"
+
+
+def repetition(config: RepetitionFilter, row: dict[str, Any]) -> str | None:
+    text = text_of(row)
+    paragraphs = Counter(p.strip() for p in re.split(r"\n\s*\n", text) if p.strip())
+    if paragraphs and max(paragraphs.values()) > config.max_paragraph_repeats:
+        return "repetition"
+    words = text.split()
+    grams = [tuple(words[i : i + config.ngram]) for i in range(len(words) - config.ngram + 1)]
+    if grams and 1 - len(set(grams)) / len(grams) > config.max_repeated_share:
+        return "repetition"
+    return None
+
+
+def foreign_share(config: LanguageFilter) -> pl.Expr:
+    """Share of letters outside the allowed scripts, per row."""
+    allowed = "".join(SCRIPTS[name] for name in config.allowed)
+    text = pl.col("reasoning").fill_null("") + "\n" + pl.col("completion").fill_null("")
+    letters = text.str.count_matches(r"\p{L}")
+    foreign = text.str.count_matches(rf"[^\P{{L}}{allowed}]")
+    return pl.when(letters > 0).then(foreign / letters).otherwise(0.0)
+
+
+@cache
+def load_tokenizer(name: str) -> Any:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise RecipeError(
+            "token length bounds need transformers: pip install transformers"
+        ) from None
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"filters.length.tokenizer: cannot load {name!r} ({exc})") from None
+
+
+@registry.stages.register("filter")
+class FilterStage(Stage):
+    """Quality filters: truncation, answer format, empty reasoning, language mix, loops, length."""
+
+    name = "filter"
+    section = "filters"
+    order = 60
+    config_class = FiltersConfig
+    reads = ("reasoning", "completion", "finish_reason")
+    writes = ("flags",)
+    config: FiltersConfig
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        checks = self._row_checks()
+        extra = self._column_checks(frame)
+        flags: list[list[str]] = []
+        for index, row in enumerate(frame.iter_rows(named=True)):
+            reasons = [reason for check in checks if (reason := check(row))]
+            reasons += [column[index] for column in extra if column[index]]
+            flags.append(reasons)
+        for reasons in flags:
+            self.counts.update(f"flag_{reason}" for reason in reasons)
+        return frame.with_columns(
+            pl.Series("flags", flags, pl.List(pl.String)),
+            pl.Series("dropped", [r[0] if r else None for r in flags], pl.String),
+        )
+
+    def _row_checks(self) -> list[Any]:
+        config = self.config
+        checks: list[Any] = []
+        if config.truncated:
+            checks.append(truncated)
+        if config.answer_format:
+            checks.append(answer_format)
+        if config.empty_reasoning:
+            checks.append(empty_reasoning)
+        if config.repetition is not None:
+            repeat = config.repetition
+            checks.append(lambda row: repetition(repeat, row))
+        return checks
+
+    def _column_checks(self, frame: pl.DataFrame) -> list[list[str | None]]:
+        """Filters computed for the whole batch at once (vectorised or batched)."""
+        columns: list[list[str | None]] = []
+        if self.config.language is not None:
+            share = frame.select(foreign_share(self.config.language))[:, 0]
+            limit = self.config.language.max_foreign_share
+            columns.append(["language_mix" if s > limit else None for s in share])
+        if self.config.length is not None:
+            columns.append(self._length_reasons(frame, self.config.length))
+        return columns
+
+    def _length_reasons(self, frame: pl.DataFrame, bounds: LengthFilter) -> list[str | None]:
+        texts = [
+            text_of(row) for row in frame.select("reasoning", "completion").iter_rows(named=True)
+        ]
+        chars = [len(t) for t in texts]
+        tokens: list[int | None] = [None] * len(texts)
+        if bounds.min_tokens is not None or bounds.max_tokens is not None:
+            if bounds.tokenizer is None:
+                raise RecipeError("filters.length: token bounds need filters.length.tokenizer")
+            encoded = load_tokenizer(bounds.tokenizer)(texts, add_special_tokens=False)
+            tokens = [len(ids) for ids in encoded["input_ids"]]
+        return [length_reason(bounds, c, t) for c, t in zip(chars, tokens, strict=True)]
+
+
+def length_reason(bounds: LengthFilter, chars: int, tokens: int | None) -> str | None:
+    if bounds.min_chars is not None and chars < bounds.min_chars:
+        return "too_short"
+    if bounds.max_chars is not None and chars > bounds.max_chars:
+        return "too_long"
+    if tokens is not None and bounds.min_tokens is not None and tokens < bounds.min_tokens:
+        return "too_short"
+    if tokens is not None and bounds.max_tokens is not None and tokens > bounds.max_tokens:
+        return "too_long"
+    return None
