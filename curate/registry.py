@@ -37,6 +37,7 @@ BUILTIN_MODULES = (
     "curate.verify.stage",
     "curate.selection",
     "curate.filters",
+    "curate.dedup",
     "curate.decontam.stage",
 )
 

@@ -35,6 +35,7 @@ from curate.stats import merge_stats
 from curate.store import RunStore, Stats
 
 STATS_KEY = "curate_stats"
+SHARD = "_shard"
 
 
 @dataclass
@@ -177,6 +178,11 @@ def run_stage(store: RunStore, stage: Stage, in_path: Path, path: Path, identity
     if state.complete:
         return state.stats
     shards = store.shards(in_path)
+    if stage.whole:
+        run_whole(stage, shards, path)
+        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+        store.finish_stage(path, identity, stats)
+        return stats
     pending = [s for s in shards if not (path / s.name).exists()]
     stage.plan(sum(_live_rows(s) for s in pending))
     for shard in pending:
@@ -186,6 +192,32 @@ def run_stage(store: RunStore, stage: Stage, in_path: Path, path: Path, identity
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
+
+
+def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
+    """Run a stage that needs every row at once, then write the rows back shard by shard."""
+    tables = [pq.read_table(s) for s in shards]
+    marked = [
+        conform(t).append_column(SHARD, pa.array([i] * t.num_rows, pa.int32()))
+        for i, t in enumerate(tables)
+    ]
+    stage.plan(sum(t["dropped"].null_count for t in marked))
+    merged, stats = process_batch(stage, pa.concat_tables(marked, promote_options="permissive"))
+    stage.advance(stats["in"])
+    frame = pl.from_arrow(merged)
+    assert isinstance(frame, pl.DataFrame)
+    for index, shard in enumerate(shards):
+        part = frame.filter(pl.col(SHARD) == index).drop(SHARD)
+        newly = part.filter(pl.col("dropped_at") == stage.name)
+        live_in = marked[index]["dropped"].null_count
+        shard_stats: Stats = {
+            "in": live_in,
+            "out": live_in - newly.height,
+            "dropped": dict(Counter(newly["dropped"].to_list())),
+            "seconds": stats["seconds"] if index == 0 else 0.0,
+            "counts": stats["counts"] if index == 0 else {},
+        }
+        write_parquet(conform(part), path / shard.name, {STATS_KEY: _json(shard_stats)})
 
 
 def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:

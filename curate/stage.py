@@ -53,6 +53,7 @@ class Stage(ABC):
     writes: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"  # bump when the same config starts giving other output
     expands: ClassVar[bool] = False  # one input row may become several (generation)
+    whole: ClassVar[bool] = False  # sees every shard's rows in one batch (global dedup)
 
     def __init__(self, config: Config, context: StageContext) -> None:
         self.config = config

@@ -1,0 +1,198 @@
+"""Duplicate removal: exact (normalised text) and near-duplicate (MinHash LSH) across problems
+and sources, and duplicate traces within a problem.
+
+Numbers are kept when normalising: math problems that differ only in their numbers are
+different problems (datatrove's default normalisation maps every number to 0).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from curate import registry
+from curate.decontam.ngrams import ngram_hashes, text_hash
+from curate.records import stable_hash
+from curate.stage import Config, Stage
+
+MERSENNE = np.uint64((1 << 61) - 1)
+
+
+class NearDuplicates(Config):
+    """MinHash LSH over word shingles."""
+
+    threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard that merges two.")
+    shingle: int = Field(5, ge=1, description="Words per shingle.")
+    num_perm: int = Field(128, ge=8, description="MinHash permutations.")
+    bands: int = Field(16, ge=1, description="LSH bands (num_perm must divide evenly).")
+    seed: int = Field(0, description="Seed of the hash permutations.")
+
+
+class DedupConfig(Config):
+    """Problem-level duplicate removal."""
+
+    exact: bool = Field(True, description="Drop problems whose normalised text repeats.")
+    near: NearDuplicates | None = Field(
+        default_factory=NearDuplicates, description="Near-duplicate removal (null: off)."
+    )
+
+
+def signatures(texts: list[str], near: NearDuplicates, chunk: int = 4096) -> np.ndarray:
+    """MinHash signatures, one row per text (uint32, num_perm columns)."""
+    rng = np.random.default_rng(near.seed)
+    a = rng.integers(1, 1 << 61, near.num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 1 << 61, near.num_perm, dtype=np.uint64)
+    out = np.full((len(texts), near.num_perm), np.iinfo(np.uint32).max, np.uint32)
+    for start in range(0, len(texts), chunk):
+        part = texts[start : start + chunk]
+        rows, shingles = ngram_hashes(part, near.shingle)
+        short = sorted(set(range(len(part))) - set(np.unique(rows).tolist()))
+        if short:  # texts shorter than one shingle: the whole text is the shingle
+            rows = np.concatenate([rows, np.array(short, np.int64)])
+            shingles = np.concatenate(
+                [shingles, np.array([text_hash(part[i]) for i in short], np.uint64)]
+            )
+            order = np.argsort(rows, kind="stable")
+            rows, shingles = rows[order], shingles[order]
+        firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        for k in range(0, near.num_perm, 32):
+            values = (shingles[:, None] * a[None, k : k + 32] + b[None, k : k + 32]) >> np.uint64(
+                32
+            )
+            mins = np.minimum.reduceat(values.astype(np.uint32), firsts, axis=0)
+            out[start + rows[firsts], k : k + 32] = mins
+    return out
+
+
+class UnionFind:
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, item: int) -> int:
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:
+            self.parent[item], item = root, self.parent[item]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)  # the earlier row stays the root
+
+
+def near_duplicate_pairs(sig: np.ndarray, near: NearDuplicates) -> list[tuple[int, int]]:
+    """Pairs (earlier, later) whose signatures collide in a band and agree >= threshold."""
+    per_band = near.num_perm // near.bands
+    pairs: set[tuple[int, int]] = set()
+    for band in range(near.bands):
+        block = sig[:, band * per_band : (band + 1) * per_band].astype(np.uint64)
+        key = np.zeros(len(sig), np.uint64)
+        for column in range(per_band):
+            key = key * np.uint64(0x100000001B3) + block[:, column]
+        frame = pl.DataFrame({"key": key, "row": np.arange(len(sig))})
+        buckets = (
+            frame.group_by("key").agg(pl.col("row").sort()).filter(pl.col("row").list.len() > 1)
+        )
+        for members in buckets["row"].to_list():
+            first = members[0]
+            for other in members[1:]:
+                if np.mean(sig[first] == sig[other]) >= near.threshold:
+                    pairs.add((first, other))
+    return sorted(pairs)
+
+
+@registry.stages.register("dedup")
+class DedupStage(Stage):
+    """Exact and near-duplicate problems (numbers kept); the best copy stays, others get dup_of."""
+
+    name = "dedup"
+    section = "dedup"
+    order = 10
+    config_class = DedupConfig
+    reads = ("problem_id", "problem", "reference")
+    writes = ("dup_of",)
+    whole: ClassVar[bool] = True  # duplicates are found across the whole input
+    config: DedupConfig
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        texts = frame["problem"].fill_null("").to_list()
+        groups = UnionFind(len(texts))
+        how: dict[int, str] = {}
+        if self.config.exact:
+            seen: dict[int, int] = {}
+            for row, text in enumerate(texts):
+                first = seen.setdefault(text_hash(text), row)
+                if first != row:
+                    groups.union(first, row)
+                    how[row] = "exact_duplicate"
+        if self.config.near is not None and len(texts) > 1:
+            for first, other in near_duplicate_pairs(
+                signatures(texts, self.config.near), self.config.near
+            ):
+                groups.union(first, other)
+                how.setdefault(other, "near_duplicate")
+        return self._mark(frame, groups, how)
+
+    def _mark(self, frame: pl.DataFrame, groups: UnionFind, how: dict[int, str]) -> pl.DataFrame:
+        """Keep one row per group: one with a reference if any, else the earliest."""
+        roots = [groups.find(row) for row in range(frame.height)]
+        has_reference = frame["reference"].is_not_null().to_list()
+        keeper: dict[int, int] = {}
+        for row, root in enumerate(roots):
+            best = keeper.get(root)
+            if best is None or (has_reference[row] and not has_reference[best]):
+                keeper[root] = row
+        ids = frame["problem_id"].to_list()
+        dup_of = [None if keeper[r] == row else ids[keeper[r]] for row, r in enumerate(roots)]
+        dropped = [
+            None if d is None else how.get(row, "near_duplicate") for row, d in enumerate(dup_of)
+        ]
+        return frame.with_columns(
+            pl.Series("dup_of", dup_of, pl.String), pl.Series("dropped", dropped, pl.String)
+        )
+
+
+class TraceDedupConfig(Config):
+    """Duplicate traces within one problem."""
+
+    normalize: bool = Field(True, description="Compare case- and spacing-normalised text.")
+
+
+@registry.stages.register("trace_dedup")
+class TraceDedupStage(Stage):
+    """Drop traces that repeat another trace of the same problem (dup_of: problem_id#sample)."""
+
+    name = "trace_dedup"
+    section = "trace_dedup"
+    order = 45
+    config_class = TraceDedupConfig
+    reads = ("problem_id", "sample_idx", "reasoning", "completion")
+    writes = ("dup_of",)
+    config: TraceDedupConfig
+
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        first: dict[tuple[str, str], str] = {}
+        dup_of: list[str] = []
+        ordered = frame.select("problem_id", "sample_idx", "reasoning", "completion")
+        for row in ordered.iter_rows(named=True):
+            text = f"{row['reasoning'] or ''}\x1f{row['completion'] or ''}"
+            if self.config.normalize:
+                text = " ".join(text.lower().split())
+            key = stable_hash(text)
+            label = f"{row['problem_id']}#{row['sample_idx']}"
+            dup_of.append(first.setdefault((row["problem_id"], key), label))
+        marked = [
+            None if d == f"{p}#{s}" else d
+            for d, p, s in zip(dup_of, frame["problem_id"], frame["sample_idx"], strict=True)
+        ]
+        return frame.with_columns(
+            pl.Series("dup_of", marked, pl.String),
+            pl.Series(
+                "dropped", [None if m is None else "duplicate_trace" for m in marked], pl.String
+            ),
+        )
