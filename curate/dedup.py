@@ -7,6 +7,7 @@ different problems (datatrove's default normalisation maps every number to 0).
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -85,8 +86,11 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)  # the earlier row stays the root
 
 
-def near_duplicate_pairs(sig: np.ndarray, near: NearDuplicates) -> list[tuple[int, int]]:
-    """Pairs (earlier, later) whose signatures collide in a band and agree >= threshold."""
+def near_duplicate_pairs(
+    sig: np.ndarray, near: NearDuplicates, numbers: list[tuple[str, ...]]
+) -> list[tuple[int, int]]:
+    """Pairs (earlier, later) whose signatures collide in a band and agree >= threshold, and
+    whose numbers are the same (problems differing only in numbers are different problems)."""
     per_band = near.num_perm // near.bands
     pairs: set[tuple[int, int]] = set()
     for band in range(near.bands):
@@ -101,9 +105,18 @@ def near_duplicate_pairs(sig: np.ndarray, near: NearDuplicates) -> list[tuple[in
         for members in buckets["row"].to_list():
             first = members[0]
             for other in members[1:]:
-                if np.mean(sig[first] == sig[other]) >= near.threshold:
+                same_numbers = numbers[first] == numbers[other]
+                if same_numbers and np.mean(sig[first] == sig[other]) >= near.threshold:
                     pairs.add((first, other))
     return sorted(pairs)
+
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def number_keys(texts: list[str]) -> list[tuple[str, ...]]:
+    """The numbers of each text, in order: near-duplicates must agree on them all."""
+    return [tuple(NUMBER.findall(text)) for text in texts]
 
 
 @registry.stages.register("dedup")
@@ -121,24 +134,20 @@ class DedupStage(Stage):
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         texts = frame["problem"].fill_null("").to_list()
+        hashes = [text_hash(text) for text in texts]
         groups = UnionFind(len(texts))
-        how: dict[int, str] = {}
         if self.config.exact:
             seen: dict[int, int] = {}
-            for row, text in enumerate(texts):
-                first = seen.setdefault(text_hash(text), row)
-                if first != row:
-                    groups.union(first, row)
-                    how[row] = "exact_duplicate"
+            for row, key in enumerate(hashes):
+                groups.union(seen.setdefault(key, row), row)
         if self.config.near is not None and len(texts) > 1:
-            for first, other in near_duplicate_pairs(
-                signatures(texts, self.config.near), self.config.near
-            ):
+            near = self.config.near
+            pairs = near_duplicate_pairs(signatures(texts, near), near, number_keys(texts))
+            for first, other in pairs:
                 groups.union(first, other)
-                how.setdefault(other, "near_duplicate")
-        return self._mark(frame, groups, how)
+        return self._mark(frame, groups, hashes)
 
-    def _mark(self, frame: pl.DataFrame, groups: UnionFind, how: dict[int, str]) -> pl.DataFrame:
+    def _mark(self, frame: pl.DataFrame, groups: UnionFind, hashes: list[int]) -> pl.DataFrame:
         """Keep one row per group: one with a reference if any, else the earliest."""
         roots = [groups.find(row) for row in range(frame.height)]
         has_reference = frame["reference"].is_not_null().to_list()
@@ -148,9 +157,15 @@ class DedupStage(Stage):
             if best is None or (has_reference[row] and not has_reference[best]):
                 keeper[root] = row
         ids = frame["problem_id"].to_list()
-        dup_of = [None if keeper[r] == row else ids[keeper[r]] for row, r in enumerate(roots)]
+        kept = [keeper[root] for root in roots]
+        dup_of = [None if keep == row else ids[keep] for row, keep in enumerate(kept)]
         dropped = [
-            None if d is None else how.get(row, "near_duplicate") for row, d in enumerate(dup_of)
+            None
+            if keep == row
+            else "exact_duplicate"
+            if hashes[row] == hashes[keep]
+            else "near_duplicate"
+            for row, keep in enumerate(kept)
         ]
         return frame.with_columns(
             pl.Series("dup_of", dup_of, pl.String), pl.Series("dropped", dropped, pl.String)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import datasets
@@ -148,3 +149,52 @@ def test_stats_survive_in_store(make_recipe, tmp_path: Path):
     run_dir = tmp_path / "run"
     result = run_recipe(load_recipe(make_recipe()), run_dir)
     assert RunStore(run_dir).load_stats() == result.stats
+
+
+def test_curation_stages_in_a_run(make_recipe, tmp_path: Path, problems_file: Path):
+    bench = write_jsonl(
+        tmp_path / "bench.jsonl",
+        [
+            {"unique_id": "b1", "problem": "What is 3 + 9?"},
+            {"unique_id": "b2", "problem": "Unrelated benchmark item about circles and chords."},
+        ],
+    )
+    rows = problems_file.read_text()
+    problems_file.write_text(
+        rows + '{"question": "What is  3 + 9?", "answer": "12", "uid": "x"}\n'
+        '{"question": "what is 3 + 9 ?", "answer": "12", "uid": "y"}\n'
+    )
+    recipe = make_recipe(
+        dedup={"near": {"threshold": 0.8}},
+        decontaminate={"benchmarks": ["math500"], "files": {"math500": str(bench)}},
+        trace_dedup={},
+        filters={"truncated": True},
+        teacher={"backend": "simulated", "samples": 4, "max_tokens": 1024, "truncate_rate": 0.2},
+    )
+    run_dir = tmp_path / "run"
+    result = run_recipe(load_recipe(recipe), run_dir)
+    stats = result.stats
+    assert list(stats) == [
+        "source",
+        "dedup",
+        "decontaminate",
+        "generate",
+        "verify",
+        "trace_dedup",
+        "select",
+        "filter",
+        "dataset",
+    ]
+    assert funnel_problems(stats) == []
+    assert stats["dedup"]["dropped"] == {"exact_duplicate": 1}
+    assert stats["decontaminate"]["dropped"] == {"contaminated_math500": 1}
+    # 42 rows: one repeats a problem exactly (source), one after normalising (dedup), and
+    # "What is 3 + 9?" is the benchmark's item b1 (decontaminate).
+    assert stats["source"]["dropped"] == {"duplicate_problem": 1}
+    assert stats["generate"]["in"] == 39
+    # truncated traces have no answer: select already dropped them as unverifiable
+    assert stats["select"]["dropped"]["unverifiable"] > 0
+    assert set(stats["filter"]["dropped"]) <= {"language_mix", "no_boxed_answer", "repetition"}
+    report = json.loads((run_dir / "reports" / "decontamination.json").read_text())
+    assert report["math500"]["contaminated"] == 1
+    assert report["math500"]["matches"][0]["item"] == "b1"

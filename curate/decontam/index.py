@@ -143,6 +143,15 @@ class BenchmarkIndex:
             masked={int(k): int(v) for k, v in data["masked"]},
         )
 
+    def informative_counts(self, max_item_share: int | None) -> np.ndarray:
+        """Distinct n-grams per item, leaving out stock ones (found in too many items)."""
+        if max_item_share is None:
+            return self.item_counts
+        spread = np.diff(self.post_offsets)
+        keep = np.repeat(spread <= max_item_share, spread)
+        counts = np.bincount(self.post_items[keep], minlength=len(self.item_counts))
+        return np.maximum(counts, 1)
+
     def item_label(self, item: int) -> tuple[str, str]:
         return self.bench_names[self.item_bench[item]], str(self.item_ids[item])
 

@@ -79,6 +79,12 @@ class DecontamConfig(Config):
     masked_numbers: Literal["contaminated", "borderline", "off"] = Field(
         "contaminated", description="What an exact match with every number masked means."
     )
+    masked_min_words: int = Field(
+        12,
+        ge=1,
+        description="Shorter texts are not compared with numbers masked (a short "
+        "template such as 'What is 3 + 9?' says nothing about contamination).",
+    )
 
 
 def build_index(config: DecontamConfig) -> BenchmarkIndex:
@@ -97,6 +103,13 @@ class Decontaminator:
     def __init__(self, config: DecontamConfig, index: BenchmarkIndex) -> None:
         self.config = config
         self.index = index
+        self._counts: dict[int | None, np.ndarray] = {}
+
+    def counts(self, share: int | None) -> np.ndarray:
+        """Each item's n-gram count the score divides by (stock n-grams left out)."""
+        if share not in self._counts:
+            self._counts[share] = self.index.informative_counts(share)
+        return self._counts[share]
 
     def matches(self, texts: list[str]) -> list[Match | None]:
         best: list[Match | None] = [None] * len(texts)
@@ -113,7 +126,9 @@ class Decontaminator:
         index = self.index
         if self.config.exact and (item := index.exact.get(text_hash(text))) is not None:
             return Match(*index.item_label(item), "exact", 1.0, item_index=item)
-        if self.config.masked_numbers != "off":
+        if self.config.masked_numbers != "off" and len(text.split()) >= (
+            self.config.masked_min_words
+        ):
             item = index.masked.get(text_hash(text, mask_numbers=True))
             if item is not None:
                 return Match(*index.item_label(item), "exact_masked", 1.0, item_index=item)
@@ -126,7 +141,7 @@ class Decontaminator:
         rows, items, shared = self.index.overlaps(texts, share)
         if len(rows) == 0:
             return {}
-        scores = shared / self.index.item_counts[items]
+        scores = shared / self.counts(share)[items]
         order = np.lexsort((-scores, rows))  # per row, best score first
         found: dict[int, Match] = {}
         for position in order:

@@ -1,0 +1,99 @@
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate.errors import RecipeError
+from curate.filters import FiltersConfig, FilterStage
+from curate.stage import StageContext
+
+
+def run(rows: list[dict], **config) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        [
+            {
+                "reasoning": "Let me think step by step about this problem.",
+                "completion": "\\boxed{4}",
+                "finish_reason": "stop",
+                "domain": "math",
+            }
+            | row
+            for row in rows
+        ]
+    )
+    return FilterStage(FiltersConfig(**config), StageContext(Path("."))).process(frame)
+
+
+def test_each_filter_names_its_reason():
+    out = run(
+        [
+            {},
+            {"finish_reason": "length", "completion": ""},
+            {"completion": "The answer is 4."},
+            {"completion": "\\boxed{}"},
+            {"reasoning": ""},
+            {"reasoning": "We check this. 我们需要仔细检查这一步的计算。所以答案应该是这个值。"},
+            {"reasoning": "\n\n".join(["Let me reconsider the previous step."] * 8)},
+            {"reasoning": "half <think> open"},
+            {"domain": "code", "completion": "print(4)\nno fence but code", "reasoning": "x"},
+            {"domain": "code", "completion": "It is four.", "reasoning": "x"},
+            {"domain": "choice", "completion": "The answer is (C).", "reasoning": "x"},
+        ]
+    )
+    assert out["flags"].to_list() == [
+        [],
+        ["truncated", "no_final_answer"],
+        ["no_boxed_answer"],
+        ["malformed_boxed_answer"],
+        ["empty_reasoning"],
+        ["language_mix"],
+        ["repetition"],
+        ["unclosed_think"],
+        [],
+        ["no_code_block"],
+        [],
+    ]
+    assert out["dropped"].to_list()[1] == "truncated"  # the first reason; all are in flags
+
+
+def test_filters_can_be_turned_off_and_tuned():
+    mixed = {"reasoning": "We check this. 我们需要仔细检查这一步的计算。"}
+    assert run([mixed], language=None)["flags"].to_list() == [[]]
+    allowed = run([mixed], language={"allowed": ["latin", "cjk"]})
+    assert allowed["flags"].to_list() == [[]]
+    looping = {"reasoning": " ".join(["one two three four"] * 30)}
+    assert run([looping])["flags"].to_list() == [["repetition"]]
+    assert run([looping], repetition={"max_repeated_share": 0.99})["flags"].to_list() == [[]]
+
+
+def test_length_in_characters():
+    out = run(
+        [{"reasoning": "short"}, {"reasoning": "x" * 500}],
+        length={"min_chars": 20, "max_chars": 300},
+    )
+    assert out["flags"].to_list() == [["too_short"], ["too_long"]]
+
+
+def test_length_in_tokens_of_a_local_tokenizer(tmp_path: Path):
+    """A tokenizer built here, saved as a folder and loaded by transformers like a Hub one."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    model = tokenizers.models.WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]")
+    raw = tokenizers.Tokenizer(model)
+    raw.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]")
+    fast.save_pretrained(tmp_path / "tok")
+    out = run(
+        [
+            {"reasoning": "a b a", "completion": "\\boxed{4}"},
+            {"reasoning": " ".join(["a"] * 40), "completion": "\\boxed{4}"},
+        ],
+        length={"max_tokens": 20, "tokenizer": str(tmp_path / "tok")},
+        repetition=None,
+    )
+    assert out["flags"].to_list() == [[], ["too_long"]]
+
+
+def test_token_bounds_need_a_tokenizer():
+    with pytest.raises(RecipeError, match=r"need filters\.length\.tokenizer"):
+        run([{}], length={"max_tokens": 5})
