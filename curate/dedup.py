@@ -15,7 +15,7 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
-from curate.decontam.ngrams import ngram_hashes, text_hash
+from curate.decontam.ngrams import ngram_hashes, text_hashes
 from curate.records import stable_hash
 from curate.stage import Config, Stage
 
@@ -54,7 +54,7 @@ def signatures(texts: list[str], near: NearDuplicates, chunk: int = 4096) -> np.
         if short:  # texts shorter than one shingle: the whole text is the shingle
             rows = np.concatenate([rows, np.array(short, np.int64)])
             shingles = np.concatenate(
-                [shingles, np.array([text_hash(part[i]) for i in short], np.uint64)]
+                [shingles, np.array(text_hashes([part[i] for i in short]), np.uint64)]
             )
             order = np.argsort(rows, kind="stable")
             rows, shingles = rows[order], shingles[order]
@@ -134,7 +134,7 @@ class DedupStage(Stage):
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         texts = frame["problem"].fill_null("").to_list()
-        hashes = [text_hash(text) for text in texts]
+        hashes = text_hashes(texts)
         groups = UnionFind(len(texts))
         if self.config.exact:
             seen: dict[int, int] = {}

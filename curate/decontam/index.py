@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from curate.decontam.benchmarks import BENCHMARKS, Item
-from curate.decontam.ngrams import Tokens, ngram_hashes, text_hash
+from curate.decontam.ngrams import Tokens, ngram_hashes, sequence_hashes, tokenize
 from curate.errors import SourceError
 
 PACK_VERSION = 1
+FILTER_MASK = np.uint64((1 << 22) - 1)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class BenchmarkIndex:
     exact: dict[int, int] = field(default_factory=dict)  # text hash -> item
     masked: dict[int, int] = field(default_factory=dict)
     texts: list[str] | None = None  # only when built from files in this process
+    _filter: np.ndarray | None = None
 
     @classmethod
     def build(cls, items: list[Item], n: int = 8, tokens: Tokens = "words") -> BenchmarkIndex:
@@ -72,9 +74,11 @@ class BenchmarkIndex:
             hashes,
             texts=[item.text for item in items],
         )
-        for position, item in enumerate(items):
-            index.exact.setdefault(text_hash(item.text), position)
-            index.masked.setdefault(text_hash(item.text, mask_numbers=True), position)
+        words = tokenize([item.text for item in items])
+        for position, key in enumerate(sequence_hashes(words).tolist()):
+            index.exact.setdefault(key, position)
+        for position, key in enumerate(sequence_hashes(words, masked=True).tolist()):
+            index.masked.setdefault(key, position)
         return index
 
     def private(self, item: int) -> bool:
@@ -143,6 +147,13 @@ class BenchmarkIndex:
             masked={int(k): int(v) for k, v in data["masked"]},
         )
 
+    def filter(self) -> np.ndarray:
+        """A bitmap over the low bits of the index's n-grams (built once)."""
+        if self._filter is None:
+            self._filter = np.zeros(int(FILTER_MASK) + 1, bool)
+            self._filter[self.grams & FILTER_MASK] = True
+        return self._filter
+
     def informative_counts(self, max_item_share: int | None) -> np.ndarray:
         """Distinct n-grams per item, leaving out stock ones (found in too many items)."""
         if max_item_share is None:
@@ -155,18 +166,30 @@ class BenchmarkIndex:
     def item_label(self, item: int) -> tuple[str, str]:
         return self.bench_names[self.item_bench[item]], str(self.item_ids[item])
 
-    def overlaps(
-        self, texts: list[str], max_item_share: int | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, item, shared distinct n-grams) for every text sharing an n-gram with an item.
-
-        N-grams found in more than max_item_share items are stock phrasing and not counted.
-        """
-        rows, hashes = ngram_hashes(texts, self.n, self.tokens)
+    def hits(self, rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, position in grams) of every text n-gram found in the index."""
+        maybe = self.filter()[hashes & FILTER_MASK]  # cheap rejection of most n-grams
+        rows, hashes = rows[maybe], hashes[maybe]
         position = np.searchsorted(self.grams, hashes)
         position[position == len(self.grams)] = 0
         hit = self.grams[position] == hashes
-        rows, position = rows[hit], position[hit]
+        return rows[hit], position[hit]
+
+    def first_hits(self, rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, an item it shares an n-gram with) for each text with any shared n-gram."""
+        rows, position = self.hits(rows, hashes)
+        unique, first = np.unique(rows, return_index=True)
+        return unique, self.post_items[self.post_offsets[position[first]]]
+
+    def overlaps(
+        self, rows: np.ndarray, hashes: np.ndarray, max_item_share: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, item, shared distinct n-grams) for every text sharing an n-gram with an item,
+        given the texts' n-grams as (row, hash) from ngram_hashes.
+
+        N-grams found in more than max_item_share items are stock phrasing and not counted.
+        """
+        rows, position = self.hits(rows, hashes)
         if max_item_share is not None:
             spread = self.post_offsets[position + 1] - self.post_offsets[position]
             rows, position = rows[spread <= max_item_share], position[spread <= max_item_share]

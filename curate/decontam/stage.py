@@ -21,7 +21,7 @@ from pydantic import Field
 from curate import registry
 from curate.decontam.benchmarks import load_items
 from curate.decontam.index import BenchmarkIndex, Match
-from curate.decontam.ngrams import Tokens, ngram_hashes, text_hash
+from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
 
@@ -113,32 +113,46 @@ class Decontaminator:
 
     def matches(self, texts: list[str]) -> list[Match | None]:
         best: list[Match | None] = [None] * len(texts)
-        if self.config.ngram is not None:
-            for row, match in self.ngram_matches(texts).items():
+        words = tokenize(texts)
+        method = self.config.ngram
+        if method is not None:
+            ngram_words = words if method.tokens == "words" else tokenize(texts, method.tokens)
+            for row, match in self.ngram_matches(ngram_words).items():
                 best[row] = match
-        for row, text in enumerate(texts):
-            exact = self.exact_match(text)
-            if exact is not None:
-                best[row] = exact
+        for row, match in self.exact_matches(words).items():
+            best[row] = match
         return best
 
-    def exact_match(self, text: str) -> Match | None:
-        index = self.index
-        if self.config.exact and (item := index.exact.get(text_hash(text))) is not None:
-            return Match(*index.item_label(item), "exact", 1.0, item_index=item)
-        if self.config.masked_numbers != "off" and len(text.split()) >= (
-            self.config.masked_min_words
-        ):
-            item = index.masked.get(text_hash(text, mask_numbers=True))
-            if item is not None:
-                return Match(*index.item_label(item), "exact_masked", 1.0, item_index=item)
-        return None
+    def exact_matches(self, words: Words) -> dict[int, Match]:
+        index, found = self.index, {}
+        if self.config.masked_numbers != "off":
+            long_enough = np.diff(words.bounds()) >= self.config.masked_min_words
+            for row, key in enumerate(sequence_hashes(words, masked=True).tolist()):
+                item = index.masked.get(key)
+                if item is not None and long_enough[row]:
+                    found[row] = Match(
+                        *index.item_label(item), "exact_masked", 1.0, item_index=item
+                    )
+        if self.config.exact:
+            for row, key in enumerate(sequence_hashes(words).tolist()):
+                if key and (item := index.exact.get(key)) is not None:
+                    found[row] = Match(*index.item_label(item), "exact", 1.0, item_index=item)
+        return found
 
-    def ngram_matches(self, texts: list[str]) -> dict[int, Match]:
+    def ngram_matches(self, words: Words) -> dict[int, Match]:
         method = self.config.ngram
         assert method is not None
         share = None if method.rule == "any" else method.max_item_share
-        rows, items, shared = self.index.overlaps(texts, share)
+        text_rows, text_grams = ngrams(words, method.n)
+        if method.rule == "any":  # the common rule: one shared n-gram is enough
+            rows, items = self.index.first_hits(text_rows, text_grams)
+            return {
+                int(row): Match(
+                    *self.index.item_label(int(item)), "ngram", 1.0, item_index=int(item)
+                )
+                for row, item in zip(rows, items, strict=True)
+            }
+        rows, items, shared = self.index.overlaps(text_rows, text_grams, share)
         if len(rows) == 0:
             return {}
         scores = shared / self.counts(share)[items]
@@ -153,8 +167,9 @@ class Decontaminator:
             found[row] = Match(
                 *self.index.item_label(item), "ngram", round(score, 4), item_index=item
             )
+        bounds = np.searchsorted(text_rows, np.arange(words.count + 1))
         for row, match in found.items():
-            grams = set(ngram_hashes([texts[row]], method.n, method.tokens)[1].tolist())
+            grams = set(text_grams[bounds[row] : bounds[row + 1]].tolist())
             match.run = self.index.longest_run(grams, match.item_index)
         return found
 

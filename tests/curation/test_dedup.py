@@ -69,7 +69,9 @@ def test_duplicate_traces_within_a_problem():
 
 def test_short_problems_differing_in_one_number_stay_apart():
     """MinHash alone estimates these two at ~0.8 Jaccard; their numbers differ, so they differ."""
-    problems = ["Find the Least Common Multiple (LCM) of these numbers: 11, 69",
-                "Find the Least Common Multiple (LCM) of these numbers: 11, 18",
-                "Find the least common multiple (LCM) of these numbers: 11, 69 ."]
+    problems = [
+        "Find the Least Common Multiple (LCM) of these numbers: 11, 69",
+        "Find the Least Common Multiple (LCM) of these numbers: 11, 18",
+        "Find the least common multiple (LCM) of these numbers: 11, 69 .",
+    ]
     assert dedup(problems)["dup_of"].to_list() == [None, None, "p0"]
