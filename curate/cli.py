@@ -17,6 +17,8 @@ from curate import __version__, registry
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
 from curate.errors import CurateError
 from curate.files import run_stage_on_file
+from curate.generate.cache import SampleCache
+from curate.generate.stage import CACHE_FILE
 from curate.progress import BarProgress
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.runner import run_recipe
@@ -32,6 +34,8 @@ app = typer.Typer(
 )
 recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
+cache_app = typer.Typer(help="The generation request cache of a run.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 decontam_app = typer.Typer(help="Benchmark index packs for decontamination.", no_args_is_help=True)
 app.add_typer(decontam_app, name="decontam")
 
@@ -67,6 +71,9 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
     set_: SetOption = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Send again the requests that failed for good.")
+    ] = False,
 ) -> None:
     """Run (or resume) a recipe's whole pipeline."""
     with cli_errors():
@@ -75,7 +82,7 @@ def run(
         err.rule(f"recipe {parsed.name}")
         err.print(dump_recipe(parsed), markup=False, highlight=False)
         with BarProgress(err) as progress:
-            result = run_recipe(parsed, target, progress)
+            result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
         out.print(funnel_table(result.stats))
         out.print(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
         out.print(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
@@ -129,6 +136,45 @@ def recipe_show(recipe: Path, set_: SetOption = None) -> None:
     """Print the resolved recipe (defaults filled in, overrides applied, secrets removed)."""
     with cli_errors():
         typer.echo(dump_recipe(load_recipe(recipe, set_ or [])), nl=False)
+
+
+@cache_app.command("stats")
+def cache_stats(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Samples cached, problems covered, tokens they cost, size on disk."""
+    with cli_errors():
+        path = RunStore(run_dir).cache / CACHE_FILE
+        if not path.exists():
+            raise CurateError(f"{run_dir}: no generation cache")
+        cache = SampleCache(path)
+        try:
+            summary = cache.summary()
+        finally:
+            cache.close()
+        size = sum(p.stat().st_size for p in path.parent.glob(f"{CACHE_FILE}*"))
+        out.print(
+            f"{summary['samples']:,} samples for {summary['requests']:,} prompts, "
+            f"{summary['completion_tokens']:,} completion tokens, "
+            f"{size / 1e6:,.1f} MB in {path}",
+            highlight=False,
+        )
+
+
+@cache_app.command("clear")
+def cache_clear(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a run's generation cache (its next run regenerates every sample)."""
+    with cli_errors():
+        cache = RunStore(run_dir).cache
+        files = sorted(cache.glob(f"{CACHE_FILE}*"))
+        if not files:
+            raise CurateError(f"{run_dir}: no generation cache")
+        if not yes and not typer.confirm(f"delete {len(files)} cache file(s) in {cache}?"):
+            raise typer.Exit(1)
+        for file in files:
+            file.unlink()
+        out.print(f"cleared {cache}")
 
 
 @decontam_app.command("build")

@@ -90,8 +90,14 @@ def check_columns(stages: list[Stage], available: set[str] | None = None) -> Non
         have.update(stage.writes)
 
 
-def run_recipe(recipe: Any, run_dir: Path, progress: Progress | None = None) -> RunResult:
-    """Run (or resume) a recipe in run_dir and return its funnel."""
+def run_recipe(
+    recipe: Any, run_dir: Path, progress: Progress | None = None, retry_failed: bool = False
+) -> RunResult:
+    """Run (or resume) a recipe in run_dir and return its funnel.
+
+    retry_failed: run again the stages whose rows failed for good (generation errors); what
+    succeeded comes from the cache, so only the failures are sent again.
+    """
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
     store.create()
@@ -114,18 +120,29 @@ def run_recipe(recipe: Any, run_dir: Path, progress: Progress | None = None) -> 
         stats["source"] = run_source(store, path, identity, source, shard_size, progress)
         store.save_stats(stats)
         used = {path}
+        rerun = False  # once a stage produced new output, every later stage runs again
         for index, stage in enumerate(stages, start=1):
             identity = stable_hash(identity, stage.identity())
             in_path, path = path, store.stage_dir(index, stage.name)
             used.add(path)
+            if rerun or (retry_failed and _has_failures(store, stage, path, identity)):
+                store.reset_stage(path)
+            before = store.open_stage(path, identity).complete
             stats[stage.name] = run_stage(store, stage, in_path, path, identity)
+            rerun = rerun or not before
             store.save_stats(stats)
     finally:
         for stage in stages:
             stage.close()
     store.drop_stale_stages(used)
-    rows = finish(store, path, identity, recipe, stats, written)
+    rows = finish(store, path, identity, recipe, stats, {} if rerun else written)
     return RunResult(run_dir, stats, rows)
+
+
+def _has_failures(store: RunStore, stage: Stage, path: Path, identity: str) -> bool:
+    state = store.open_stage(path, identity)
+    reason = stage.retry_reason
+    return bool(state.complete and reason and state.stats.get("dropped", {}).get(reason))
 
 
 def run_source(

@@ -70,6 +70,11 @@ class RunStore:
         write_json(path / MARKER, {"identity": identity, "complete": False})
         return StageState(path, False)
 
+    def reset_stage(self, path: Path) -> None:
+        """Forget a stage's output so it runs again."""
+        if path.exists():
+            shutil.rmtree(path)
+
     def finish_stage(self, path: Path, identity: str, stats: Stats) -> None:
         write_json(path / MARKER, {"identity": identity, "complete": True, "stats": stats})
 

@@ -134,3 +134,12 @@ def test_stage_on_file_unknown_option(tmp_path: Path):
         "verify", "--in", str(path), "--out", str(tmp_path / "o.jsonl"), "--set", "kinf=math"
     )
     assert result.exit_code == 1 and "verify.kinf: unknown key" in result.output
+
+
+def test_cache_stats_and_clear(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    assert invoke("run", str(make_recipe()), "--run-dir", str(run_dir)).exit_code == 0
+    stats = invoke("cache", "stats", str(run_dir))
+    assert stats.exit_code == 0 and "160 samples for 40 prompts" in stats.output
+    assert invoke("cache", "clear", str(run_dir), "--yes").exit_code == 0
+    assert invoke("cache", "stats", str(run_dir)).exit_code == 1

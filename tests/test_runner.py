@@ -198,3 +198,31 @@ def test_curation_stages_in_a_run(make_recipe, tmp_path: Path, problems_file: Pa
     report = json.loads((run_dir / "reports" / "decontamination.json").read_text())
     assert report["math500"]["contaminated"] == 1
     assert report["math500"]["matches"][0]["item"] == "b1"
+
+
+def test_retry_failed_resends_only_the_failures(make_recipe, tmp_path: Path, monkeypatch):
+    from curate.generate.simulated import SimulatedTeacher
+
+    original = SimulatedTeacher.write
+    calls: list[int] = []
+
+    def flaky(self, request, sample_idx):
+        calls.append(sample_idx)
+        sample = original(self, request, sample_idx)
+        if failing and sample_idx == 3:
+            sample.error, sample.reasoning, sample.completion = "HTTP 500", None, None
+        return sample
+
+    failing = True
+    monkeypatch.setattr(SimulatedTeacher, "write", flaky)
+    run_dir = tmp_path / "run"
+    first = run_recipe(load_recipe(make_recipe()), run_dir)
+    assert first.stats["generate"]["dropped"] == {"generation_failed": 40}
+    failing, calls[:] = False, []
+    same = run_recipe(load_recipe(make_recipe()), run_dir)
+    assert calls == [] and same.stats == first.stats  # a plain rerun does nothing
+    retried = run_recipe(load_recipe(make_recipe()), run_dir, retry_failed=True)
+    assert calls == [3] * 40  # only the failed samples were sent again
+    assert retried.stats["generate"]["dropped"] == {}
+    assert funnel_problems(retried.stats) == []
+    assert retried.stats["select"]["out"] > first.stats["select"]["out"]

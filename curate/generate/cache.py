@@ -53,6 +53,13 @@ class SampleCache:
                 found[(gen_key, sample_idx)] = Sample(**json.loads(data))
         return found
 
+    def summary(self) -> dict[str, int]:
+        row = self._db.execute(
+            "select count(*), count(distinct gen_key), "
+            "coalesce(sum(json_extract(data, '$.completion_tokens')), 0) from samples"
+        ).fetchone()
+        return {"samples": int(row[0]), "requests": int(row[1]), "completion_tokens": int(row[2])}
+
     def count(self) -> int:
         return int(self._db.execute("select count(*) from samples").fetchone()[0])
 

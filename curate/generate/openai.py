@@ -14,6 +14,7 @@ from pydantic import Field
 from curate import registry
 from curate.errors import BackendError
 from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
+from curate.generate.limits import RateLimiter, Replica, Replicas
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -22,7 +23,16 @@ class OpenAIConfig(TeacherConfig):
     """An OpenAI-compatible chat completions endpoint."""
 
     backend: Literal["openai"] = Field("openai", description="An OpenAI-compatible endpoint.")
-    base_url: str = Field(description="Endpoint root, e.g. http://localhost:8000/v1.")
+    base_url: str | list[str] = Field(
+        description="Endpoint root, e.g. http://localhost:8000/v1, or a list of replicas."
+    )
+    requests_per_minute: float | None = Field(None, gt=0, description="Request rate limit.")
+    tokens_per_minute: float | None = Field(
+        None, gt=0, description="Token rate limit (prompt + completion)."
+    )
+    replica_cooldown_s: float = Field(
+        30, ge=0, description="Seconds a failing replica rests while others take its traffic."
+    )
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."
     )
@@ -33,7 +43,20 @@ class OpenAIConfig(TeacherConfig):
         default_factory=dict, description="Extra JSON fields sent as-is (top_k, min_p, ...)."
     )
 
-    volatile = frozenset({"max_concurrency", "timeout_s", "max_retries"})
+    volatile = frozenset(
+        {
+            "max_concurrency",
+            "timeout_s",
+            "max_retries",
+            "base_url",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "replica_cooldown_s",
+        }
+    )
+
+    def urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
 @registry.backends.register("openai")
@@ -51,11 +74,18 @@ class OpenAITeacher(Backend):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.AsyncClient(
-            base_url=self.config.base_url.rstrip("/"),
             headers=headers,
             timeout=self.config.timeout_s,
             transport=transport,
             limits=httpx.Limits(max_connections=self.config.max_concurrency),
+        )
+        config = self.config
+        self.replicas = Replicas(config.urls(), config.replica_cooldown_s)
+        self.request_limit = (
+            RateLimiter(config.requests_per_minute) if (config.requests_per_minute) else None
+        )
+        self.token_limit = (
+            RateLimiter(config.tokens_per_minute) if (config.tokens_per_minute) else None
         )
 
     def endpoint_identity(self) -> str:
@@ -97,26 +127,53 @@ class OpenAITeacher(Backend):
         return body
 
     async def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
-        last = "no attempt"
+        last, replica = "no attempt", None
         for attempt in range(self.config.max_retries + 1):
+            await self._pace(body)
+            replica = self.replicas.pick(avoid=replica if attempt else None)
+            replica.in_flight += 1
             try:
-                response = await self._client.post("/chat/completions", json=body)
+                response = await self._client.post(f"{replica.url}/chat/completions", json=body)
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                self.replicas.failed(replica)
+                last = f"{type(exc).__name__} from {replica.url}"
                 await asyncio.sleep(backoff(attempt))
                 continue
-            if response.status_code == 200:
-                try:
-                    data: dict[str, Any] = response.json()
-                    return data
-                except ValueError:
-                    last = "malformed JSON in response"
-            elif response.status_code in RETRY_STATUS:
-                last = f"HTTP {response.status_code}"
-            else:
-                raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+            finally:
+                replica.in_flight -= 1
+            data, last = self._read(response, replica)
+            if data is not None:
+                return data
             await asyncio.sleep(backoff(attempt, response.headers.get("retry-after")))
         raise BackendError(f"gave up after {self.config.max_retries + 1} attempts ({last})")
+
+    async def _pace(self, body: dict[str, Any]) -> None:
+        """Wait for the rate limits (tokens: the prompt now, the completion on arrival)."""
+        if self.request_limit is not None:
+            await self.request_limit.acquire()
+        if self.token_limit is not None:
+            prompt = sum(len(m["content"]) for m in body["messages"]) // 4
+            await self.token_limit.acquire(prompt)
+
+    def _read(
+        self, response: httpx.Response, replica: Replica
+    ) -> tuple[dict[str, Any] | None, str]:
+        """(data, '') on success; (None, why) for a retryable failure; raises otherwise."""
+        status = response.status_code
+        if status == 200:
+            try:
+                data: dict[str, Any] = response.json()
+            except ValueError:
+                return None, "malformed JSON in response"
+            self.replicas.succeeded(replica)
+            if self.token_limit is not None:
+                self.token_limit.charge((data.get("usage") or {}).get("completion_tokens") or 0)
+            return data, ""
+        if status in RETRY_STATUS:
+            if status >= 500:
+                self.replicas.failed(replica)
+            return None, f"HTTP {status}"
+        raise BackendError(f"HTTP {status} from {replica.url}: {response.text[:200]}")
 
     def parse(self, data: dict[str, Any], indices: list[int], latency: float) -> list[Sample]:
         choices = data.get("choices") or []

@@ -39,6 +39,7 @@ class GenerateStage(Stage):
         "error",
     )
     expands = True
+    retry_reason = "generation_failed"
     config: TeacherConfig
 
     @classmethod

@@ -121,11 +121,30 @@ def test_gives_up_with_an_error_sample(server: FakeChatServer):
     assert all(s.error and "gave up after 3 attempts (HTTP 500)" in s.error for s in out)
 
 
+def test_failing_replica_is_avoided(server: FakeChatServer):
+    broken = FakeChatServer()
+    thread = threading.Thread(target=broken.serve_forever, daemon=True)
+    thread.start()
+    broken.fail_first = [500] * 100
+    try:
+        config = OpenAIConfig(
+            model="m", base_url=[broken.url, server.url], max_retries=3, use_n=False
+        )
+        out = run(config, list(range(6)))
+    finally:
+        broken.shutdown()
+    assert all(s.error is None for s in out)
+    assert len(server.bodies) == 6
+    # six requests start at once, half on each replica; each retry avoids the failed one
+    assert len(broken.bodies) == 3
+
+
 def test_gen_key_depends_on_sampling_not_on_concurrency():
     def key(**kwargs: Any) -> str:
-        config = OpenAIConfig(model="m", base_url="http://a/v1", **kwargs)
+        config = OpenAIConfig(**{"model": "m", "base_url": "http://a/v1", **kwargs})
         return OpenAITeacher(config).gen_key(config.messages("p"))
 
     assert key() == key(max_concurrency=3)
+    assert key() == key(base_url=["http://b/v1", "http://c/v1"])  # replicas of one model
     assert key() != key(temperature=1.0)
     assert key() != key(system_prompt="be brief")
