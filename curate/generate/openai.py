@@ -39,6 +39,9 @@ class OpenAIConfig(TeacherConfig):
     use_n: bool = Field(True, description="Ask for all samples in one request with `n`.")
     timeout_s: float = Field(600, gt=0, description="Seconds before a request is abandoned.")
     max_retries: int = Field(6, ge=0, description="Retries on 429, 5xx, timeouts and drops.")
+    retry_base_s: float = Field(
+        0.5, gt=0, description="First retry waits about this long; each later one twice as long."
+    )
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra JSON fields sent as-is (top_k, min_p, ...)."
     )
@@ -137,14 +140,15 @@ class OpenAITeacher(Backend):
             except httpx.TransportError as exc:
                 self.replicas.failed(replica)
                 last = f"{type(exc).__name__} from {replica.url}"
-                await asyncio.sleep(backoff(attempt))
+                await asyncio.sleep(backoff(attempt, base_s=self.config.retry_base_s))
                 continue
             finally:
                 replica.in_flight -= 1
             data, last = self._read(response, replica)
             if data is not None:
                 return data
-            await asyncio.sleep(backoff(attempt, response.headers.get("retry-after")))
+            retry_after = response.headers.get("retry-after")
+            await asyncio.sleep(backoff(attempt, retry_after, self.config.retry_base_s))
         raise BackendError(f"gave up after {self.config.max_retries + 1} attempts ({last})")
 
     async def _pace(self, body: dict[str, Any]) -> None:
@@ -214,11 +218,11 @@ class OpenAITeacher(Backend):
         await self._client.aclose()
 
 
-def backoff(attempt: int, retry_after: str | None = None) -> float:
+def backoff(attempt: int, retry_after: str | None = None, base_s: float = 0.5) -> float:
     """Seconds to wait: the server's Retry-After if given, else exponential with jitter."""
     if retry_after:
         try:
             return min(float(retry_after), 120.0)
         except ValueError:
             pass
-    return float(min(60.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+    return float(min(60.0, base_s * 2**attempt) * (0.5 + random.random()))

@@ -1,0 +1,123 @@
+"""FakeChatServer: a small OpenAI-compatible test server (not a model) that injects faults.
+
+Every reply is made from the request, so a test can check that each sample arrived once:
+the completion names the prompt and the choice index it answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """Shares of requests that fail each way (checked in this order)."""
+
+    rate_limited: float = 0.0  # 429 with Retry-After
+    server_error: float = 0.0  # 500
+    hang: float = 0.0  # answers after hang_s (past the client's timeout)
+    malformed: float = 0.0  # 200 with a body that is not JSON
+    truncated: float = 0.0  # a valid answer cut off at max_tokens (finish_reason length)
+    hang_s: float = 2.0
+    latency_s: float = 0.0
+    seed: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+
+class FakeChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, faults: Faults | None = None, style: str = "field") -> None:
+        super().__init__(("127.0.0.1", 0), FakeHandler)
+        self.faults = faults or Faults()
+        self.style = style  # "field": reasoning_content; "inline": <think> tags
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeChatServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def draw(self) -> str:
+        """Which fault (or 'ok') this request gets."""
+        with self.lock:
+            self.requests += 1
+            roll = self.faults.rng.random()
+        edge = 0.0
+        for name in ("rate_limited", "server_error", "hang", "malformed", "truncated"):
+            edge += getattr(self.faults, name)
+            if roll < edge:
+                return name
+        return "ok"
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    server: FakeChatServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        fault = self.server.draw()
+        time.sleep(self.server.faults.latency_s)
+        if fault == "rate_limited":
+            return self.reply(429, b"slow down", {"Retry-After": "0.01"})
+        if fault == "server_error":
+            return self.reply(500, b"boom")
+        if fault == "hang":
+            time.sleep(self.server.faults.hang_s)
+        if fault == "malformed":
+            return self.reply(200, b'{"choices": [ {"message": ')
+        prompt = body["messages"][-1]["content"]
+        choices = [self.choice(prompt, i, fault == "truncated") for i in range(body.get("n", 1))]
+        data = {
+            "choices": choices,
+            "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 7 * len(choices)},
+        }
+        return self.reply(200, json.dumps(data).encode())
+
+    def choice(self, prompt: str, index: int, truncated: bool) -> dict[str, Any]:
+        thought = f"thinking about {prompt[:40]!r} (choice {index})"
+        answer = "" if truncated else f"\\\\boxed{{{index}}}"
+        if self.server.style == "field":
+            message = {"content": answer, "reasoning_content": thought}
+        else:
+            closing = "" if truncated else "</think>\\n"
+            message = {"content": f"<think>{thought}{closing}{answer}"}
+        return {
+            "index": index,
+            "message": message,
+            "finish_reason": "length" if truncated else "stop",
+        }
+
+    def reply(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        # the client may have given up waiting (a hang fault): then there is no one to tell
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(payload)

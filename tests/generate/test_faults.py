@@ -1,0 +1,73 @@
+"""The generate stage against FakeChatServer with injected faults: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate.files import run_stage_on_file
+from tests.conftest import write_jsonl
+from tests.generate.fake_server import FakeChatServer, Faults
+
+PROBLEMS = 2000
+SAMPLES = 4
+
+
+def problems_file(tmp_path: Path, count: int) -> Path:
+    return write_jsonl(
+        tmp_path / "problems.jsonl",
+        [
+            {"problem": f"Problem number {i}: what is {i} + 1?", "reference": str(i + 1)}
+            for i in range(count)
+        ],
+    )
+
+
+def generate(tmp_path: Path, server: FakeChatServer, count: int, *extra: str) -> pl.DataFrame:
+    out = tmp_path / "traces.parquet"
+    settings = [
+        "backend=openai",
+        "model=fake",
+        f"base_url={server.url}",
+        f"samples={SAMPLES}",
+        "timeout_s=0.5",
+        "retry_base_s=0.01",
+        "max_retries=12",
+        "max_concurrency=64",
+        *extra,
+    ]
+    run_stage_on_file("generate", problems_file(tmp_path, count), out, settings)
+    return pl.read_parquet(out)
+
+
+@pytest.mark.parametrize("style", ["field", "inline"])
+def test_twenty_percent_faults_every_sample_once(tmp_path: Path, style: str):
+    faults = Faults(
+        rate_limited=0.05, server_error=0.05, hang=0.02, malformed=0.04, truncated=0.04, hang_s=1.0
+    )
+    count = PROBLEMS if style == "field" else 300
+    with FakeChatServer(faults, style) as server:
+        traces = generate(tmp_path, server, count)
+    assert traces.height == count * SAMPLES
+    keys = traces.select("problem_id", "sample_idx")
+    assert keys.unique().height == count * SAMPLES  # every sample exactly once
+    assert traces["error"].null_count() == count * SAMPLES  # all recovered
+    for row in traces.sample(50, seed=1).iter_rows(named=True):
+        assert row["problem"][:40] in row["reasoning"]  # each answer is its own prompt's
+        assert "(choice" in row["reasoning"]
+    truncated = traces.filter(pl.col("finish_reason") == "length")
+    assert truncated.height > 0 and (truncated["completion"] == "").all()
+    assert server.requests > count  # faults were retried
+
+
+def test_rerun_sends_only_what_is_missing(tmp_path: Path):
+    with FakeChatServer() as server:
+        first = generate(tmp_path, server, 50)
+        sent = server.requests
+        again = generate(tmp_path, server, 50)
+        assert server.requests == sent  # everything came from the cache
+        more = generate(tmp_path, server, 50, "samples=6")
+        assert server.requests == sent + 50  # one request per problem, for samples 4 and 5
+    assert first.height == 200 and again.height == 200 and more.height == 300
