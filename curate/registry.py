@@ -29,6 +29,7 @@ BUILTIN_MODULES = (
     "curate.sources.gym",
     "curate.generate.simulated",
     "curate.generate.openai",
+    "curate.generate.vllm",
     "curate.generate.stage",
     "curate.verify.math",
     "curate.verify.exact",

@@ -72,7 +72,10 @@ class GenerateStage(Stage):
         wanted = [r for r in missing if r.sample_indices]
         self.counts["cache_hits"] += len(cached)
         self.progress_task.advance(len(requests) * self.config.samples - _samples(wanted))
-        fresh = asyncio.run(self._generate(backend, wanted))
+        if getattr(backend, "offline", False):
+            fresh = self._generate_offline(backend, wanted)
+        else:
+            fresh = asyncio.run(self._generate(backend, wanted))
         return self._rows(frame, requests, cached | fresh)
 
     def _requests(self, backend: Backend, frame: pl.DataFrame) -> list[Request]:
@@ -107,21 +110,36 @@ class GenerateStage(Stage):
         async def one(request: Request) -> None:
             async with limit:
                 samples = await backend.sample(request)
-            for sample in samples:
-                results[(request.gen_key, sample.sample_idx)] = sample
-                if sample.error is None:
-                    self.cache.put(request.gen_key, sample)
-                else:
-                    self.counts["failed"] += 1
-            self.counts["requests_sent"] += 1
-            self.counts["samples_generated"] += len(samples)
-            self.progress_task.advance(len(samples))
+            self._record(request, samples, results)
 
         try:
             await asyncio.gather(*(one(r) for r in requests))
         finally:
             await backend.aclose()
         return results
+
+    def _generate_offline(
+        self, backend: Any, requests: list[Request]
+    ) -> dict[tuple[str, int], Sample]:
+        """A backend that batches everything itself (vLLM offline)."""
+        results: dict[tuple[str, int], Sample] = {}
+        for request, samples in zip(requests, backend.sample_batch(requests), strict=True):
+            self._record(request, samples, results)
+        return results
+
+    def _record(
+        self, request: Request, samples: list[Sample], results: dict[tuple[str, int], Sample]
+    ) -> None:
+        """Keep a request's samples; cache each good one the moment it is here."""
+        for sample in samples:
+            results[(request.gen_key, sample.sample_idx)] = sample
+            if sample.error is None:
+                self.cache.put(request.gen_key, sample)
+            else:
+                self.counts["failed"] += 1
+        self.counts["requests_sent"] += 1
+        self.counts["samples_generated"] += len(samples)
+        self.progress_task.advance(len(samples))
 
     def _rows(
         self,
