@@ -18,6 +18,16 @@ DEFAULT_TEMPLATE = (
 Message = dict[str, str]
 
 
+class AdaptiveSampling(Config):
+    """Sample in waves: stop a problem once it has enough verified traces, and spend the rest
+    of the budget on the problems still unsolved."""
+
+    target_correct: int = Field(1, ge=1, description="Verified traces a problem needs.")
+    max_samples: int = Field(16, ge=1, description="Most samples for one problem.")
+    verifier: str = Field("math", description="Verifier that checks each wave.")
+    timeout_s: float = Field(5.0, gt=0, description="Seconds one answer may take to check.")
+
+
 class TeacherConfig(Config):
     """Sampling settings every backend understands."""
 
@@ -37,6 +47,9 @@ class TeacherConfig(Config):
         ("<think>", "</think>"), description="Tags around inline reasoning."
     )
     max_concurrency: int = Field(256, ge=1, description="Requests in flight at once.")
+    adaptive: AdaptiveSampling | None = Field(
+        None, description="Sample in waves of `samples` until enough are verified (null: off)."
+    )
 
     volatile: ClassVar[frozenset[str]] = frozenset({"max_concurrency"})
 

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from curate import registry
+from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
 from curate.recipe import union_of
@@ -67,16 +68,25 @@ class GenerateStage(Stage):
         backend_class = registry.backends.get(self.config.backend)
         backend: Backend = backend_class(self.config)
         requests = self._requests(backend, frame)
+        samples = self.fill(backend, requests)
+        if self.config.adaptive is not None:
+            requests, samples = more_waves(self, backend, requests, samples)
+        return self._rows(frame, requests, samples)
+
+    def fill(self, backend: Backend, requests: list[Request]) -> dict[tuple[str, int], Sample]:
+        """The requests' samples: from the cache where there, generated where not."""
         cached = self.cache.get_many(r.gen_key for r in requests)
+        wanted_keys = {(r.gen_key, i) for r in requests for i in r.sample_indices}
+        cached = {key: sample for key, sample in cached.items() if key in wanted_keys}
         missing = [self._missing(r, cached) for r in requests]
         wanted = [r for r in missing if r.sample_indices]
         self.counts["cache_hits"] += len(cached)
-        self.progress_task.advance(len(requests) * self.config.samples - _samples(wanted))
+        self.progress_task.advance(len(cached))
         if getattr(backend, "offline", False):
             fresh = self._generate_offline(backend, wanted)
         else:
             fresh = asyncio.run(self._generate(backend, wanted))
-        return self._rows(frame, requests, cached | fresh)
+        return cached | fresh
 
     def _requests(self, backend: Backend, frame: pl.DataFrame) -> list[Request]:
         requests = []
@@ -151,7 +161,7 @@ class GenerateStage(Stage):
         rows: list[dict[str, Any]] = []
         for problem in frame.iter_rows(named=True):
             request = prompts[problem["problem_id"]]
-            for index in range(self.config.samples):
+            for index in request.sample_indices:
                 sample = samples[(request.gen_key, index)]
                 rows.append(problem | self._trace(request, sample))
         return pl.DataFrame(rows, infer_schema_length=None)
