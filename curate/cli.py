@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from curate import __version__, registry
+from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
 from curate.errors import CurateError
 from curate.files import run_stage_on_file
@@ -191,6 +192,12 @@ def decontam_build(
     ] = None,
     n: Annotated[int, typer.Option(help="Words per n-gram.")] = 8,
     tokens: Annotated[str, typer.Option(help="words or whitespace.")] = "words",
+    semantic: Annotated[
+        str | None,
+        typer.Option(
+            help="Also store embeddings from this sentence-transformers model (folder or id)."
+        ),
+    ] = None,
 ) -> None:
     """Build an index pack (hashed n-grams and ids, no benchmark text) for offline use."""
     with cli_errors():
@@ -201,6 +208,7 @@ def decontam_build(
             benchmarks=[b for b in benchmarks.split(",") if b],
             files=files,
             ngram=NgramMethod(n=n, tokens=tokens),
+            semantic=SemanticMethod(model=semantic) if semantic else None,
         )
         index = build_index(config)
         index.save(out_path)

@@ -49,6 +49,8 @@ class BenchmarkIndex:
     exact: dict[int, int] = field(default_factory=dict)  # text hash -> item
     masked: dict[int, int] = field(default_factory=dict)
     texts: list[str] | None = None  # only when built from files in this process
+    vectors: np.ndarray | None = None  # unit embeddings per item (semantic method)
+    vector_model: str | None = None
     _filter: np.ndarray | None = None
 
     @classmethod
@@ -99,7 +101,9 @@ class BenchmarkIndex:
             "n": self.n,
             "tokens": self.tokens,
             "benchmarks": self.bench_names,
+            "vector_model": self.vector_model,
         }
+        vectors = self.vectors if self.vectors is not None else np.empty((0, 0), np.float32)
         exact = np.array(sorted(self.exact.items()), np.uint64).reshape(-1, 2)
         masked = np.array(sorted(self.masked.items()), np.uint64).reshape(-1, 2)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,7 @@ class BenchmarkIndex:
                 seq_grams=self.seq_grams,
                 exact=exact,
                 masked=masked,
+                vectors=vectors.astype(np.float16),
             )
 
     @classmethod
@@ -145,6 +150,8 @@ class BenchmarkIndex:
             data["seq_grams"],
             exact={int(k): int(v) for k, v in data["exact"]},
             masked={int(k): int(v) for k, v in data["masked"]},
+            vectors=data["vectors"].astype(np.float32) if data["vectors"].size else None,
+            vector_model=meta.get("vector_model"),
         )
 
     def filter(self) -> np.ndarray:

