@@ -168,10 +168,3 @@ def read_shards(paths: Iterable[Path]) -> pa.Table:
     if not tables:
         return TRACE_SCHEMA.empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
-
-
-def alive(frame: pl.DataFrame) -> pl.DataFrame:
-    """Rows that no stage has dropped yet."""
-    if "dropped" not in frame.columns:
-        return frame
-    return frame.filter(pl.col("dropped").is_null())

@@ -110,7 +110,3 @@ def ngram_hashes(
 def text_hashes(texts: list[str], mask_numbers: bool = False) -> list[int]:
     """Stable hash per text of its lowercased letter-and-digit words (numbers masked if asked)."""
     return [int(h) for h in sequence_hashes(tokenize(texts), mask_numbers)]
-
-
-def text_hash(text: str, mask_numbers: bool = False) -> int:
-    return text_hashes([text], mask_numbers)[0]

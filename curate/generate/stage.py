@@ -182,7 +182,3 @@ class GenerateStage(Stage):
 
     def close(self) -> None:
         self.cache.close()
-
-
-def _samples(requests: list[Request]) -> int:
-    return sum(len(r.sample_indices) for r in requests)
