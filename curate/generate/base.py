@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from curate.generate.guards import StreamGuards
 from curate.records import stable_hash, to_json
 from curate.stage import Config
 
@@ -47,6 +48,9 @@ class TeacherConfig(Config):
         ("<think>", "</think>"), description="Tags around inline reasoning."
     )
     max_concurrency: int = Field(256, ge=1, description="Requests in flight at once.")
+    guards: StreamGuards | None = Field(
+        None, description="Stop samples that loop or change language while they stream."
+    )
     adaptive: AdaptiveSampling | None = Field(
         None, description="Sample in waves of `samples` until enough are verified (null: off)."
     )

@@ -19,18 +19,19 @@ from pydantic import Field
 
 from curate import registry
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
+from curate.generate.guards import Guard
 from curate.records import stable_hash
 
 STEPS = (
-    "First, let me restate what is being asked so I do not miss a condition.",
-    "I will write down the quantities given and what they tell us.",
+    "First, let me restate condition {a} so I do not miss anything.",
+    "I will write down quantity {a} and what it tells us about {b}.",
     "Let me try a small case to see the pattern: with {a} and {b} we get {c}.",
     "Now combine the pieces: {a} + {b} = {c}, which fits what we expect.",
-    "Hmm, wait. Let me double-check that step, since a sign error is easy here.",
+    "Hmm, wait. Let me double-check step {a}, since a sign error is easy here.",
     "Checking again: {c} - {b} = {a}, so the arithmetic holds.",
-    "Another way to see it is to work backwards from the condition.",
-    "Both approaches agree, so I am fairly confident in this result.",
-    "Let me make sure the answer is in the form the question asks for.",
+    "Another way to see it is to work backwards from {c}.",
+    "Both approaches agree on {c}, so I am fairly confident in this result.",
+    "Let me make sure {c} is in the form the question asks for.",
 )
 FOREIGN = (
     "我们需要仔细检查这一步的计算。",
@@ -50,7 +51,9 @@ class SimulatedConfig(TeacherConfig):
     wrong_rate: float = Field(0.25, ge=0, le=1, description="Mean share of wrong answers.")
     truncate_rate: float = Field(0.04, ge=0, le=1, description="Share cut off at max_tokens.")
     unboxed_rate: float = Field(0.04, ge=0, le=1, description="Share with no \\boxed{} answer.")
-    repeat_rate: float = Field(0.03, ge=0, le=1, description="Share that loop on a paragraph.")
+    repeat_rate: float = Field(
+        0.03, ge=0, le=1, description="Share that loop on a paragraph until max_tokens."
+    )
     language_mix_rate: float = Field(
         0.03, ge=0, le=1, description="Share that drift into Chinese mid-reasoning."
     )
@@ -87,9 +90,27 @@ class SimulatedTeacher(Backend):
             else (f"The final answer is {answer}.")
         )
         tokens = (len(reasoning) + len(completion)) // 4 + 4
-        if tokens > config.max_tokens or rng.random() < config.truncate_rate:
-            return self._truncated(reasoning, sample_idx, prompt_tokens)
-        return Sample(sample_idx, reasoning, completion, "stop", prompt_tokens, tokens)
+        if reasoning.endswith(LOOP[:20]) or LOOP in reasoning[-2 * len(LOOP) :]:
+            sample = Sample(sample_idx, reasoning, "", "length", prompt_tokens, config.max_tokens)
+        elif tokens > config.max_tokens or rng.random() < config.truncate_rate:
+            sample = self._truncated(reasoning, rng, sample_idx, prompt_tokens)
+        else:
+            sample = Sample(sample_idx, reasoning, completion, "stop", prompt_tokens, tokens)
+        return self._guarded(sample) if config.guards is not None else sample
+
+    def _guarded(self, sample: Sample) -> Sample:
+        """Replay the sample as a stream through the guards; cut it where they stop it."""
+        assert self.config.guards is not None
+        guard = Guard(self.config.guards)
+        text = sample.reasoning or ""
+        for end in range(64, len(text) + 64, 64):
+            reason = guard.feed(text[end - 64 : end])
+            if reason is not None:
+                kept = text[:end]
+                return Sample(
+                    sample.sample_idx, kept, "", reason, sample.prompt_tokens, len(kept) // 4
+                )
+        return sample
 
     def _reasoning(self, request: Request, rng: random.Random) -> tuple[str, str]:
         config = self.config
@@ -104,8 +125,9 @@ class SimulatedTeacher(Backend):
         if rng.random() < config.language_mix_rate:
             position = rng.randint(1, len(lines))
             lines[position:position] = rng.sample(FOREIGN, 2)
-        if rng.random() < config.repeat_rate:
-            lines.extend([LOOP] * rng.randint(30, 80))
+        if rng.random() < config.repeat_rate:  # a loop never ends: it runs to max_tokens
+            lines.extend([LOOP] * (config.max_tokens * 4 // len(LOOP) + 1))
+            return "\n\n".join(lines)[: config.max_tokens * 4], answer
         lines.append(f"So the answer is {answer}.")
         return "\n\n".join(lines), answer
 
@@ -114,9 +136,18 @@ class SimulatedTeacher(Backend):
         difficulty = int(stable_hash(problem_id, str(self.config.seed), size=4), 16) / 2**32
         return min(1.0, self.config.wrong_rate * 2 * difficulty)
 
-    def _truncated(self, reasoning: str, sample_idx: int, prompt_tokens: int) -> Sample:
+    def _truncated(
+        self, reasoning: str, rng: random.Random, sample_idx: int, prompt_tokens: int
+    ) -> Sample:
+        """A trace that ran out of tokens: it keeps reasoning until the budget is spent."""
         budget = self.config.max_tokens * 4
-        text = (reasoning * (1 + budget // max(1, len(reasoning))))[:budget]
+        parts = [reasoning]
+        length = len(reasoning)
+        while length < budget:
+            a, b = rng.randint(2, 999), rng.randint(2, 999)
+            parts.append(rng.choice(STEPS).format(a=a, b=b, c=a + b))
+            length += len(parts[-1]) + 2
+        text = "\n\n".join(parts)[:budget]
         return Sample(sample_idx, text, "", "length", prompt_tokens, self.config.max_tokens)
 
 

@@ -143,6 +143,10 @@ class GenerateStage(Stage):
         """Keep a request's samples; cache each good one the moment it is here."""
         for sample in samples:
             results[(request.gen_key, sample.sample_idx)] = sample
+            if (sample.finish_reason or "").startswith("guard_"):
+                self.counts[sample.finish_reason or ""] += 1
+                used = sample.completion_tokens or 0
+                self.counts["guard_tokens_saved_estimate"] += max(0, self.config.max_tokens - used)
             if sample.error is None:
                 self.cache.put(request.gen_key, sample)
             else:

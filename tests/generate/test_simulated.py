@@ -24,7 +24,7 @@ def test_same_seed_same_traces_and_seed_changes_them():
 
 
 def test_traces_follow_the_format_and_say_simulated():
-    config = SimulatedConfig(truncate_rate=0, unboxed_rate=0, wrong_rate=0)
+    config = SimulatedConfig(truncate_rate=0, unboxed_rate=0, wrong_rate=0, repeat_rate=0)
     for request, sample in samples(config, 30):
         assert sample.finish_reason == "stop"
         assert sample.completion.startswith("The final answer is $\\boxed{")
@@ -44,7 +44,9 @@ def test_rates_are_roughly_honoured():
     )
     out = samples(config, 500)
     total = len(out)
-    truncated = sum(s.finish_reason == "length" for _, s in out)
+    loops = [s for _, s in out if "Let me reconsider the previous step" in s.reasoning[-200:]]
+    truncated = sum(s.finish_reason == "length" for _, s in out) - len(loops)
+    assert all(s.finish_reason == "length" for s in loops)  # a loop runs to max_tokens
     finished = [(r, s) for r, s in out if s.finish_reason == "stop"]
     unboxed = sum("\\boxed" not in s.completion for _, s in finished)
     wrong = sum(
@@ -63,9 +65,9 @@ def test_lengths_spread_and_max_tokens_truncates():
     out = samples(SimulatedConfig(truncate_rate=0, repeat_rate=0), 200)
     lengths = sorted(s.completion_tokens for _, s in out)
     assert lengths[-1] > 2 * lengths[0]
-    short = samples(SimulatedConfig(max_tokens=60, truncate_rate=0), 20)
+    short = samples(SimulatedConfig(max_tokens=30, truncate_rate=0), 20)
     assert all(s.finish_reason == "length" and s.completion == "" for _, s in short)
-    assert all(len(s.reasoning) <= 60 * 4 for _, s in short)
+    assert all(len(s.reasoning) <= 30 * 4 for _, s in short)
 
 
 def test_problems_differ_in_difficulty():
@@ -90,3 +92,16 @@ def test_split_reasoning_styles():
     assert split_reasoning("a b</think>final", tags) == ("a b", "final", True)
     assert split_reasoning("<think>never closed", tags) == ("never closed", "", False)
     assert split_reasoning("just an answer", tags) == ("", "just an answer", True)
+
+
+def test_stream_guards_stop_loops_and_language_drift_only():
+    from collections import Counter
+
+    guarded = SimulatedConfig(repeat_rate=0.2, language_mix_rate=0.2, guards={})
+    reasons = Counter(s.finish_reason for _, s in samples(guarded, 150))
+    assert reasons["guard_repetition"] > 20 and reasons["guard_language"] > 20
+    clean = SimulatedConfig(repeat_rate=0, language_mix_rate=0, mean_steps=30, guards={})
+    assert not any((s.finish_reason or "").startswith("guard_") for _, s in samples(clean, 150))
+    for _, sample in samples(guarded, 50):
+        if sample.finish_reason == "guard_repetition":
+            assert sample.completion == "" and sample.completion_tokens < guarded.max_tokens
