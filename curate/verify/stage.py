@@ -91,7 +91,8 @@ class VerifyStage(Stage):
             return {row: (miss, "none") for row in group["_row"]}
         problems, rows = [], []
         # Rows sharing a reference share its parsed gold (one problem, usually).
-        for _, part in group.group_by(["reference", "tests"], maintain_order=True):
+        keys = ["reference", "tests"] if "tests" in group.columns else ["reference"]
+        for _, part in group.group_by(keys, maintain_order=True):
             first = part.row(0, named=True)
             answers = part[self.config.answer_from].to_list()
             problems.append(
