@@ -117,10 +117,11 @@ def run_recipe(
     try:
         identity = stable_hash("source", source.identity(), str(shard_size))
         path = store.stage_dir(0, "source")
+        # once a step produces new output, every later stage runs again
+        rerun = not store.open_stage(path, identity).complete
         stats["source"] = run_source(store, path, identity, source, shard_size, progress)
         store.save_stats(stats)
         used = {path}
-        rerun = False  # once a stage produced new output, every later stage runs again
         for index, stage in enumerate(stages, start=1):
             identity = stable_hash(identity, stage.identity())
             in_path, path = path, store.stage_dir(index, stage.name)
