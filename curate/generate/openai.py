@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -14,6 +15,7 @@ from pydantic import Field
 from curate import registry
 from curate.errors import BackendError
 from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
+from curate.generate.guards import Guard
 from curate.generate.limits import RateLimiter, Replica, Replicas
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -95,6 +97,11 @@ class OpenAITeacher(Backend):
         return f"openai:{self.config.model}"
 
     async def sample(self, request: Request) -> list[Sample]:
+        if self.config.guards is not None:  # guarded samples stream, one request each
+            groups = await asyncio.gather(
+                *(self._stream_one(request, index) for index in request.sample_indices)
+            )
+            return [sample for group in groups for sample in group]
         if self.config.use_n:
             return await self._request(request, request.sample_indices)
         groups = await asyncio.gather(
@@ -111,6 +118,54 @@ class OpenAITeacher(Backend):
             return [Sample(i, None, None, None, error=str(exc)) for i in indices]
         latency = time.monotonic() - started
         return self.parse(data, indices, latency)
+
+    async def _stream_one(self, request: Request, index: int) -> list[Sample]:
+        """One streamed sample, stopped early when a guard says it loops or drifts."""
+        body = self.payload(request.messages, 1)
+        body.update(stream=True, stream_options={"include_usage": True})
+        started, last, replica = time.monotonic(), "no attempt", None
+        for attempt in range(self.config.max_retries + 1):
+            await self._pace(body)
+            replica = self.replicas.pick(avoid=replica if attempt else None)
+            replica.in_flight += 1
+            try:
+                outcome = await self._read_stream(replica, body, index, started)
+            except BackendError as exc:  # not worth retrying (e.g. HTTP 400)
+                return [Sample(index, None, None, None, error=str(exc))]
+            except httpx.TransportError as exc:
+                self.replicas.failed(replica)
+                outcome = f"{type(exc).__name__} from {replica.url}"
+            finally:
+                replica.in_flight -= 1
+            if isinstance(outcome, Sample):
+                self.replicas.succeeded(replica)
+                return [outcome]
+            last = outcome
+            await asyncio.sleep(backoff(attempt, base_s=self.config.retry_base_s))
+        error = f"gave up after {self.config.max_retries + 1} attempts ({last})"
+        return [Sample(index, None, None, None, error=error)]
+
+    async def _read_stream(
+        self, replica: Replica, body: dict[str, Any], index: int, started: float
+    ) -> Sample | str:
+        """A sample, or why a retry is needed; closing the stream early stops generation."""
+        assert self.config.guards is not None
+        stream = StreamedSample(Guard(self.config.guards))
+        async with self._client.stream(
+            "POST", f"{replica.url}/chat/completions", json=body
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return self._read(response, replica)[1]
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]" or stream.add(payload):
+                    break
+        if stream.malformed:
+            return "malformed stream chunk"
+        return stream.sample(index, self.config.think_tags, time.monotonic() - started)
 
     def payload(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
         config = self.config
@@ -216,6 +271,55 @@ class OpenAITeacher(Backend):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class StreamedSample:
+    """Collects one streamed choice; add() says when to stop (a guard fired)."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.reasoning: list[str] = []
+        self.content: list[str] = []
+        self.finish: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.malformed = False
+
+    def add(self, payload: str) -> bool:
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            self.malformed = True
+            return True
+        self.usage = chunk.get("usage") or self.usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            text = delta.get("content") or ""
+            self.reasoning.append(thought)
+            self.content.append(text)
+            self.finish = choice.get("finish_reason") or self.finish
+            stop = self.guard.feed(thought + text)
+            if stop is not None:
+                self.finish = stop
+                return True
+        return False
+
+    def sample(self, index: int, tags: tuple[str, str], seconds: float) -> Sample:
+        thought, text = "".join(self.reasoning), "".join(self.content)
+        if not thought:
+            thought, text, _ = split_reasoning(text, tags)
+        if (self.finish or "").startswith("guard_"):
+            text = ""  # stopped mid-way: there is no final answer
+        tokens = self.usage.get("completion_tokens") or (len(thought) + len(text)) // 4
+        return Sample(
+            index,
+            thought.strip(),
+            text.strip(),
+            self.finish,
+            self.usage.get("prompt_tokens"),
+            tokens,
+            seconds,
+        )
 
 
 def backoff(attempt: int, retry_after: str | None = None, base_s: float = 0.5) -> float:

@@ -25,6 +25,7 @@ class Faults:
     hang: float = 0.0  # answers after hang_s (past the client's timeout)
     malformed: float = 0.0  # 200 with a body that is not JSON
     truncated: float = 0.0  # a valid answer cut off at max_tokens (finish_reason length)
+    looping: float = 0.0  # (streaming) repeats one sentence until the client hangs up
     hang_s: float = 2.0
     latency_s: float = 0.0
     seed: int = 0
@@ -42,6 +43,7 @@ class FakeChatServer(ThreadingHTTPServer):
         self.faults = faults or Faults()
         self.style = style  # "field": reasoning_content; "inline": <think> tags
         self.requests = 0
+        self.chunks_sent = 0
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -63,7 +65,7 @@ class FakeChatServer(ThreadingHTTPServer):
             self.requests += 1
             roll = self.faults.rng.random()
         edge = 0.0
-        for name in ("rate_limited", "server_error", "hang", "malformed", "truncated"):
+        for name in ("rate_limited", "server_error", "hang", "malformed", "truncated", "looping"):
             edge += getattr(self.faults, name)
             if roll < edge:
                 return name
@@ -90,6 +92,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         if fault == "malformed":
             return self.reply(200, b'{"choices": [ {"message": ')
         prompt = body["messages"][-1]["content"]
+        if body.get("stream"):
+            return self.stream(prompt, fault)
         choices = [self.choice(prompt, i, fault == "truncated") for i in range(body.get("n", 1))]
         data = {
             "choices": choices,
@@ -110,6 +114,37 @@ class FakeHandler(BaseHTTPRequestHandler):
             "message": message,
             "finish_reason": "length" if truncated else "stop",
         }
+
+    def stream(self, prompt: str, fault: str) -> None:
+        """Server-sent events, one small delta per event, as vLLM sends them."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if fault == "looping":
+            pieces = ["Let me reconsider the previous step once more to be sure. "] * 5000
+        else:
+            pieces = [f"thinking about {prompt[:40]!r} ", "step by step. ", "</think>\\boxed{0}"]
+        for number, piece in enumerate(pieces):
+            last = number == len(pieces) - 1
+            delta = {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": piece},
+                        "finish_reason": "stop" if last else None,
+                    }
+                ]
+            }
+            try:
+                self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client stopped listening: stop generating
+            with self.server.lock:
+                self.server.chunks_sent += 1
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(b"data: [DONE]\n\n")
+        self.close_connection = True
 
     def reply(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

@@ -71,3 +71,20 @@ def test_rerun_sends_only_what_is_missing(tmp_path: Path):
         more = generate(tmp_path, server, 50, "samples=6")
         assert server.requests == sent + 50  # one request per problem, for samples 4 and 5
     assert first.height == 200 and again.height == 200 and more.height == 300
+
+
+def test_streamed_loops_are_cut_short(tmp_path: Path):
+    faults = Faults(looping=0.3, server_error=0.05, seed=3)
+    with FakeChatServer(faults, style="inline") as server:
+        traces = generate(tmp_path, server, 40, "guards={}", "samples=2")
+        sent = server.chunks_sent
+    reasons = traces["finish_reason"].value_counts()
+    stopped = traces.filter(pl.col("finish_reason") == "guard_repetition")
+    assert stopped.height > 5, reasons
+    assert (stopped["completion"] == "").all()
+    finished = traces.filter(pl.col("finish_reason") == "stop")
+    assert finished.height + stopped.height == 80
+    assert (finished["completion"] == "\\boxed{0}").all()
+    # each loop was read for a few thousand characters, not the 300,000 it would have run to
+    assert stopped["reasoning"].str.len_chars().max() < 5000
+    assert sent < 5000 * stopped.height  # and the server was told to stop by the hang-up
