@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -85,8 +85,27 @@ def run(
         with BarProgress(err) as progress:
             result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
         out.print(funnel_table(result.stats))
+        spent = teacher_summary(result.stats)
+        if spent:
+            typer.echo(spent)
         out.print(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
         out.print(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
+
+
+def teacher_summary(stats: dict[str, Any]) -> str:
+    """Tokens (and cost, when prices are set) the teacher was paid for in this run's stats."""
+    counts = stats.get("generate", {}).get("counts", {})
+    if not counts.get("requests_sent"):
+        return ""
+    line = (
+        f"teacher: {counts['requests_sent']:,} requests, "
+        f"{counts.get('spent_prompt_tokens', 0):,} prompt + "
+        f"{counts.get('spent_completion_tokens', 0):,} completion tokens, "
+        f"{counts.get('failed', 0):,} failed, {counts.get('cache_hits', 0):,} from cache"
+    )
+    if "cost_micro_usd" in counts:
+        line += f", cost ${counts['cost_micro_usd'] / 1e6:,.2f}"
+    return line
 
 
 @app.command()

@@ -25,6 +25,8 @@ class Task(Protocol):
 
     def set_total(self, total: int) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
 
 class Progress(Protocol):
     def task(self, description: str, total: int | None, unit: str = "rows") -> Task: ...
@@ -35,6 +37,9 @@ class NoTask:
         pass
 
     def set_total(self, total: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -55,6 +60,10 @@ class _RichTask:
 
     def set_total(self, total: int) -> None:
         self._bars.update(self._id, total=total)  # type: ignore[arg-type]
+
+    def note(self, text: str) -> None:
+        """Extra figures shown after the bar (tokens/s, errors...)."""
+        self._bars.update(self._id, note=text)  # type: ignore[arg-type]
 
 
 class RateColumn(ProgressColumn):
@@ -80,6 +89,7 @@ class BarProgress:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
             console=console or Console(stderr=True),
             transient=False,
         )
@@ -97,4 +107,6 @@ class BarProgress:
         self._bars.stop()
 
     def task(self, description: str, total: int | None, unit: str = "rows") -> Task:
-        return _RichTask(self._bars, self._bars.add_task(description, total=total, unit=unit))
+        return _RichTask(
+            self._bars, self._bars.add_task(description, total=total, unit=unit, note="")
+        )

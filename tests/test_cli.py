@@ -143,3 +143,28 @@ def test_cache_stats_and_clear(make_recipe, tmp_path: Path):
     assert stats.exit_code == 0 and "160 samples for 40 prompts" in stats.output
     assert invoke("cache", "clear", str(run_dir), "--yes").exit_code == 0
     assert invoke("cache", "stats", str(run_dir)).exit_code == 1
+
+
+def test_run_reports_teacher_tokens_and_cost(make_recipe, tmp_path: Path):
+    result = invoke(
+        "run",
+        str(make_recipe()),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        "teacher.price_prompt=1",
+        "--set",
+        "teacher.price_completion=2",
+    )
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("teacher: "))
+    assert "40 requests" in line and "completion tokens" in line and "cost $" in line
+    again = invoke(
+        "run",
+        str(make_recipe()),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        "teacher.price_prompt=1",
+    )  # prices do not change the samples
+    assert again.exit_code == 0 and "teacher: 40 requests" in again.output  # first run's stats

@@ -48,6 +48,12 @@ class TeacherConfig(Config):
         ("<think>", "</think>"), description="Tags around inline reasoning."
     )
     max_concurrency: int = Field(256, ge=1, description="Requests in flight at once.")
+    price_prompt: float | None = Field(
+        None, ge=0, description="Price per million prompt tokens, for the cost summary."
+    )
+    price_completion: float | None = Field(
+        None, ge=0, description="Price per million completion tokens, for the cost summary."
+    )
     guards: StreamGuards | None = Field(
         None, description="Stop samples that loop or change language while they stream."
     )
@@ -55,7 +61,9 @@ class TeacherConfig(Config):
         None, description="Sample in waves of `samples` until enough are verified (null: off)."
     )
 
-    volatile: ClassVar[frozenset[str]] = frozenset({"max_concurrency"})
+    volatile: ClassVar[frozenset[str]] = frozenset(
+        {"max_concurrency", "price_prompt", "price_completion"}
+    )
 
     @field_validator("prompt_template")
     @classmethod

@@ -48,9 +48,8 @@ class OpenAIConfig(TeacherConfig):
         default_factory=dict, description="Extra JSON fields sent as-is (top_k, min_p, ...)."
     )
 
-    volatile = frozenset(
+    volatile = TeacherConfig.volatile | frozenset(
         {
-            "max_concurrency",
             "timeout_s",
             "max_retries",
             "base_url",

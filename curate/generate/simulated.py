@@ -60,7 +60,7 @@ class SimulatedConfig(TeacherConfig):
     mean_steps: int = Field(8, ge=1, description="Median number of reasoning steps.")
     latency_ms: float = Field(0, ge=0, description="Pretend latency per request.")
 
-    volatile = frozenset({"max_concurrency", "latency_ms"})
+    volatile = TeacherConfig.volatile | frozenset({"latency_ms"})
 
 
 @registry.backends.register("simulated")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import polars as pl
@@ -49,6 +50,7 @@ class GenerateStage(Stage):
 
     def __init__(self, config: TeacherConfig, context: StageContext) -> None:
         super().__init__(config, context)
+        self._started = time.monotonic()
         self.cache = SampleCache(context.cache_dir / CACHE_FILE)
 
     def identity(self) -> str:
@@ -60,6 +62,7 @@ class GenerateStage(Stage):
         self.progress_task = self.context.progress.task(
             self.name, rows * self.config.samples, unit="samples"
         )
+        self._started = time.monotonic()
 
     def advance(self, rows: int) -> None:
         pass  # advanced per sample as they arrive
@@ -153,7 +156,26 @@ class GenerateStage(Stage):
                 self.counts["failed"] += 1
         self.counts["requests_sent"] += 1
         self.counts["samples_generated"] += len(samples)
+        self._spend(samples)
         self.progress_task.advance(len(samples))
+
+    def _spend(self, samples: list[Sample]) -> None:
+        """Tokens (and, with prices set, dollars) spent on fresh samples; the live note."""
+        prompt = sum(s.prompt_tokens or 0 for s in samples[:1])  # one prompt per request
+        completion = sum(s.completion_tokens or 0 for s in samples)
+        self.counts["spent_prompt_tokens"] += prompt
+        self.counts["spent_completion_tokens"] += completion
+        config = self.config
+        if config.price_prompt is not None or config.price_completion is not None:
+            cost = (
+                prompt * (config.price_prompt or 0) + completion * (config.price_completion or 0)
+            ) / 1e6
+            self.counts["cost_micro_usd"] += round(cost * 1e6)
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self.progress_task.note(
+            f"{self.counts['spent_completion_tokens'] / elapsed:,.0f} tok/s  "
+            f"{self.counts['failed']} errors"
+        )
 
     def _rows(
         self,

@@ -31,8 +31,8 @@ class VLLMConfig(TeacherConfig):
         default_factory=dict, description="Extra keyword arguments for vllm.LLM."
     )
 
-    volatile = frozenset(
-        {"max_concurrency", "tensor_parallel_size", "gpu_memory_utilization", "engine_args"}
+    volatile = TeacherConfig.volatile | frozenset(
+        {"tensor_parallel_size", "gpu_memory_utilization", "engine_args"}
     )
 
     def sampling(self) -> dict[str, Any]:
