@@ -80,3 +80,48 @@ def test_kill_mid_generation_then_resume(tmp_path: Path, make_recipe, kill_at: i
     # from the cache and asked the teacher only for the rest.
     assert counts["cache_hits"] == before - finished_shards
     assert cached(broken) == PROBLEMS * SAMPLES
+
+
+def test_kill_while_talking_to_a_server_then_resume(tmp_path: Path, make_recipe):
+    """The OpenAI backend against FakeChatServer: after kill -9, only missing prompts are sent."""
+    from tests.generate.fake_server import FakeChatServer, Faults
+
+    write_jsonl(tmp_path / "problems.jsonl", math_rows(200))
+    with FakeChatServer(Faults(latency_s=0.02)) as server:
+        recipe = make_recipe(
+            run={"shard_size": 25},
+            teacher={
+                "backend": "openai",
+                "model": "fake",
+                "base_url": server.url,
+                "samples": 4,
+                "max_concurrency": 4,
+            },
+        )
+        whole, broken = tmp_path / "whole", tmp_path / "broken"
+        args = ["--set", "teacher.max_concurrency=4"]
+        assert curate_plain(recipe, whole, *args).wait(120) == 0
+        process = curate_plain(recipe, broken, *args)
+        deadline = time.monotonic() + 60
+        while cached(broken) < 300 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        assert process.poll() is None, "the run finished before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        done = cached_keys(broken)
+        missing_prompts = 200 - sum(1 for count in done.values() if count == 4)
+        before = server.requests
+        assert curate_plain(recipe, broken, *args).wait(120) == 0
+        assert server.requests - before == missing_prompts
+    assert ledger(broken) == ledger(whole)
+
+
+def curate_plain(recipe: Path, run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "curate", "run", str(recipe), "--run-dir", str(run_dir), *extra]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def cached_keys(run_dir: Path) -> dict[str, int]:
+    """Samples cached per gen_key."""
+    with sqlite3.connect(f"file:{run_dir / 'cache' / CACHE_FILE}?mode=ro", uri=True) as db:
+        return dict(db.execute("select gen_key, count(*) from samples group by gen_key"))
