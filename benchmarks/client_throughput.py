@@ -1,0 +1,157 @@
+"""Generation client throughput against a local server with fixed latency and slots.
+
+    python benchmarks/client_throughput.py [--requests 6000] [--latency 0.2] [--slots 128]
+
+The server (a separate process, plain asyncio) answers each request after `latency` seconds
+with at most `slots` in service at once, so its ideal capacity is slots / latency requests
+per second. The client is curate's generate stage (OpenAI backend, request cache on); it
+reports achieved requests/s as a share of that capacity and its own CPU time per request,
+cache writes included. The plain alternative in the same run: a minimal httpx loop with the
+same concurrency and no cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+
+from curate.generate.openai import OpenAIConfig
+from curate.generate.stage import GenerateStage
+from curate.stage import StageContext
+
+BODY = json.dumps(
+    {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"content": "<think>short thought</think>\\boxed{1}"},
+            }
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 10},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(BODY)).encode()
+    + b"\r\n\r\n"
+    + BODY
+)
+
+
+def serve(port: int, latency: float, slots: int, ready: object) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                async with gate:
+                    await asyncio.sleep(latency)
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            writer.close()
+
+    async def main() -> None:
+        nonlocal gate
+        gate = asyncio.Semaphore(slots)
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        ready.set()  # type: ignore[attr-defined]
+        async with server:
+            await server.serve_forever()
+
+    gate: asyncio.Semaphore
+    asyncio.run(main())
+
+
+def run_curate(url: str, count: int, concurrency: int) -> tuple[float, float]:
+    frame = pl.DataFrame(
+        {
+            "problem_id": [f"p{i}" for i in range(count)],
+            "problem": [f"Problem {i}" for i in range(count)],
+            "reference": ["1"] * count,
+        }
+    )
+    config = OpenAIConfig(
+        model="bench", base_url=url, samples=1, max_concurrency=concurrency, timeout_s=30
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        stage = GenerateStage(config, StageContext(Path(folder)))
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = stage.process(frame)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        stage.close()
+    assert out.height == count and out["error"].null_count() == count
+    return wall, cpu
+
+
+def run_plain(url: str, count: int, concurrency: int) -> tuple[float, float]:
+    async def go() -> None:
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    response = await client.post(
+                        f"{url}/chat/completions",
+                        json={
+                            "model": "bench",
+                            "messages": [{"role": "user", "content": f"P {i}"}],
+                        },
+                    )
+                    response.json()
+
+            await asyncio.gather(*(one(i) for i in range(count)))
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--slots", type=int, default=128)
+    args = parser.parse_args()
+    port = 18000 + os.getpid() % 1000
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=serve, args=(port, args.latency, args.slots, ready), daemon=True
+    )
+    server.start()
+    ready.wait(10)
+    url = f"http://127.0.0.1:{port}/v1"
+    capacity = args.slots / args.latency
+    print(
+        f"server: {args.slots} slots x {args.latency * 1000:.0f} ms = {capacity:,.0f} req/s "
+        f"ideal; {args.requests:,} requests; {os.cpu_count()} cores shared"
+    )
+    try:
+        for label, runner in (("plain httpx loop", run_plain), ("curate generate", run_curate)):
+            wall, cpu = runner(url, args.requests, args.slots)
+            rate = args.requests / wall
+            print(
+                f"{label:18} {rate:8,.0f} req/s = {rate / capacity:6.1%} of capacity; "
+                f"client CPU {cpu / args.requests * 1000:5.2f} ms per request"
+            )
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()
