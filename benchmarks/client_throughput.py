@@ -6,8 +6,8 @@ The server (a separate process, plain asyncio) answers each request after `laten
 with at most `slots` in service at once, so its ideal capacity is slots / latency requests
 per second. The client is curate's generate stage (OpenAI backend, request cache on); it
 reports achieved requests/s as a share of that capacity and its own CPU time per request,
-cache writes included. The plain alternative in the same run: a minimal httpx loop with the
-same concurrency and no cache.
+cache writes included. The plain alternative in the same run: a minimal aiohttp loop with
+the same concurrency and no cache.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import polars as pl
 
 from curate.generate.openai import OpenAIConfig
@@ -99,21 +99,17 @@ def run_curate(url: str, count: int, concurrency: int) -> tuple[float, float]:
 
 
 def run_plain(url: str, count: int, concurrency: int) -> tuple[float, float]:
+    """A minimal aiohttp client: the same concurrency, no cache, no bookkeeping."""
+
     async def go() -> None:
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
             gate = asyncio.Semaphore(concurrency)
 
             async def one(i: int) -> None:
-                async with gate:
-                    response = await client.post(
-                        f"{url}/chat/completions",
-                        json={
-                            "model": "bench",
-                            "messages": [{"role": "user", "content": f"P {i}"}],
-                        },
-                    )
-                    response.json()
+                body = {"model": "bench", "messages": [{"role": "user", "content": f"P {i}"}]}
+                async with gate, session.post(f"{url}/chat/completions", json=body) as response:
+                    await response.json()
 
             await asyncio.gather(*(one(i) for i in range(count)))
 
@@ -124,7 +120,7 @@ def run_plain(url: str, count: int, concurrency: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--requests", type=int, default=12000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--slots", type=int, default=128)
     args = parser.parse_args()
@@ -142,7 +138,7 @@ def main() -> None:
         f"ideal; {args.requests:,} requests; {os.cpu_count()} cores shared"
     )
     try:
-        for label, runner in (("plain httpx loop", run_plain), ("curate generate", run_curate)):
+        for label, runner in (("plain aiohttp loop", run_plain), ("curate generate", run_curate)):
             wall, cpu = runner(url, args.requests, args.slots)
             rate = args.requests / wall
             print(
