@@ -39,6 +39,8 @@ class OpenAIConfig(TeacherConfig):
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."
     )
+    top_k: int | None = Field(None, description="Top-k sampling (servers that support it).")
+    min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling (vLLM, SGLang).")
     use_n: bool = Field(True, description="Ask for all samples in one request with `n`.")
     timeout_s: float = Field(600, gt=0, description="Seconds before a request is abandoned.")
     max_retries: int = Field(6, ge=0, description="Retries on 429, 5xx, timeouts and drops.")
@@ -59,6 +61,9 @@ class OpenAIConfig(TeacherConfig):
             "replica_cooldown_s",
         }
     )
+
+    def sampling(self) -> dict[str, Any]:
+        return {**super().sampling(), "top_k": self.top_k, "min_p": self.min_p}
 
     def urls(self) -> list[str]:
         return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
@@ -189,6 +194,10 @@ class OpenAITeacher(Backend):
             body["seed"] = config.seed
         if config.stop:
             body["stop"] = config.stop
+        if config.top_k is not None:
+            body["top_k"] = config.top_k
+        if config.min_p is not None:
+            body["min_p"] = config.min_p
         body.update(config.extra_body)
         return body
 

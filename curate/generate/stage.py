@@ -173,6 +173,7 @@ class GenerateStage(Stage):
             self.counts["cost_micro_usd"] += round(cost * 1e6)
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self.progress_task.note(
+            f"{self.counts['requests_sent']:,} prompts  "
             f"{self.counts['spent_completion_tokens'] / elapsed:,.0f} tok/s  "
             f"{self.counts['failed']} errors"
         )

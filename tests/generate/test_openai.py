@@ -100,9 +100,7 @@ def test_both_reasoning_styles(server: FakeChatServer, style: str):
 
 
 def test_without_n_sends_one_request_per_sample(server: FakeChatServer):
-    out = run(
-        OpenAIConfig(model="m", base_url=server.url, use_n=False, extra_body={"top_k": 20}), [0, 1]
-    )
+    out = run(OpenAIConfig(model="m", base_url=server.url, use_n=False, top_k=20), [0, 1])
     assert len(server.bodies) == 2 and all(b["n"] == 1 and b["top_k"] == 20 for b in server.bodies)
     assert [s.sample_idx for s in out] == [0, 1]
 
@@ -147,4 +145,5 @@ def test_gen_key_depends_on_sampling_not_on_concurrency():
     assert key() == key(max_concurrency=3)
     assert key() == key(base_url=["http://b/v1", "http://c/v1"])  # replicas of one model
     assert key() != key(temperature=1.0)
+    assert key() != key(top_k=20) and key() != key(min_p=0.05)
     assert key() != key(system_prompt="be brief")
