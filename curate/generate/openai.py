@@ -84,6 +84,7 @@ class OpenAITeacher(Backend):
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
         self._session: aiohttp.ClientSession | None = None
+        self._checked = False  # replicas probed
         config = self.config
         self.replicas = Replicas(config.urls(), config.replica_cooldown_s)
         self.request_limit = (
@@ -107,7 +108,28 @@ class OpenAITeacher(Backend):
             )
         return self._session
 
+    async def check_health(self) -> None:
+        """Ask every replica for its model list once; one that does not answer rests first."""
+        if self._checked:
+            return
+        self._checked = True
+        if len(self.replicas.pool) < 2:
+            return  # nowhere else to send the traffic: let the retries deal with it
+
+        async def probe(replica: Replica) -> None:
+            try:
+                timeout = aiohttp.ClientTimeout(total=5)
+                async with self.session().get(f"{replica.url}/models", timeout=timeout) as answer:
+                    healthy = answer.status < 500
+            except TRANSPORT_ERRORS:
+                healthy = False
+            if not healthy:
+                self.replicas.failed(replica)
+
+        await asyncio.gather(*(probe(replica) for replica in self.replicas.pool))
+
     async def sample(self, request: Request) -> list[Sample]:
+        await self.check_health()
         if self.config.guards is not None:  # guarded samples stream, one request each
             groups = await asyncio.gather(
                 *(self._stream_one(request, index) for index in request.sample_indices)

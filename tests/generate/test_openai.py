@@ -35,6 +35,14 @@ class FakeHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:  # the model list, as a health probe reads it
+        data = json.dumps({"data": [{"id": "m"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)
@@ -135,6 +143,18 @@ def test_failing_replica_is_avoided(server: FakeChatServer):
     assert len(server.bodies) == 6
     # six requests start at once, half on each replica; each retry avoids the failed one
     assert len(broken.bodies) == 3
+
+
+def test_replica_that_is_down_at_start_gets_no_traffic(server: FakeChatServer):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    config = OpenAIConfig(model="m", base_url=[dead, server.url], use_n=False, max_retries=0)
+    out = run(config, list(range(6)))
+    assert all(s.error is None for s in out)  # the dead one was found before any request
+    assert len(server.bodies) == 6
 
 
 def test_gen_key_depends_on_sampling_not_on_concurrency():
