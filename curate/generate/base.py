@@ -92,6 +92,10 @@ class TeacherConfig(Config):
             "stop": self.stop,
         }
 
+    def request_params(self) -> dict[str, Any]:
+        """The sampling settings as a backend receives them (unset ones left out)."""
+        return {k: v for k, v in self.sampling().items() if v is not None and v != []}
+
 
 @dataclass(frozen=True)
 class Request:

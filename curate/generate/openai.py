@@ -204,22 +204,8 @@ class OpenAITeacher(Backend):
 
     def payload(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
         config = self.config
-        body: dict[str, Any] = {
-            "model": config.model,
-            "messages": messages,
-            "n": n,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "max_tokens": config.max_tokens,
-        }
-        if config.seed is not None:
-            body["seed"] = config.seed
-        if config.stop:
-            body["stop"] = config.stop
-        if config.top_k is not None:
-            body["top_k"] = config.top_k
-        if config.min_p is not None:
-            body["min_p"] = config.min_p
+        body: dict[str, Any] = {"model": config.model, "messages": messages, "n": n}
+        body.update(config.request_params())
         body.update(config.extra_body)
         return body
 

@@ -41,19 +41,7 @@ class VLLMConfig(TeacherConfig):
 
 def sampling_kwargs(config: VLLMConfig, n: int) -> dict[str, Any]:
     """SamplingParams arguments for a request wanting n samples."""
-    kwargs: dict[str, Any] = {
-        "n": n,
-        "temperature": config.temperature,
-        "top_p": config.top_p,
-        "top_k": config.top_k,
-        "min_p": config.min_p,
-        "max_tokens": config.max_tokens,
-    }
-    if config.seed is not None:
-        kwargs["seed"] = config.seed
-    if config.stop:
-        kwargs["stop"] = config.stop
-    return kwargs
+    return {"n": n, **config.request_params()}
 
 
 def to_samples(config: VLLMConfig, request: Request, output: Any, seconds: float) -> list[Sample]:
