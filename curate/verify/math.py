@@ -3,7 +3,8 @@
 math-verify's own timeouts use SIGALRM: they only work in a process's main thread and do
 not stop every hang (Math-Verify issue #65). Checks therefore run in the main thread of
 worker processes (so those timeouts fire) under a hard deadline enforced by the parent.
-Per problem the gold answer is parsed once, and repeated answers are checked once.
+Per problem the gold answer is parsed once, and repeated final answers are checked once.
+Integer powers too large to compute are refused before sympy sees them (magnitude.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from curate import registry
 from curate.verify.base import ProblemAnswers, Result, Verifier, last_boxed
+from curate.verify.magnitude import too_large
 from curate.verify.workers import KillablePool, default_workers
 
 Fallback = Literal["latex", "expr"]
@@ -57,7 +59,8 @@ def check_math(
     seen: dict[str, Result] = {}
     for answer in answers:
         key = answer.strip() if answer else ""
-        result = seen.get(key) or quick_verdict(reference, key)
+        same = answer_key(key)
+        result = seen.get(same) or quick_verdict(reference, key)
         if result is None and gold is None:
             gold, problem = parse_gold(reference, timeout)
         if not ready:
@@ -65,10 +68,16 @@ def check_math(
             ready = True
         if result is None:
             result = problem or check_answer(gold or [], reference, key, timeout, fallbacks)
-        seen[key] = result
+        seen[same] = result
         yield result
     if not ready:
         yield None
+
+
+def answer_key(answer: str) -> str:
+    """Answers with the same final box get the same verdict, whatever reasoning precedes it."""
+    boxed = last_boxed(answer)
+    return answer if boxed is None else f"\\boxed{{{boxed.strip()}}}"
 
 
 def quick_verdict(reference: str, answer: str) -> Result | None:
@@ -83,6 +92,15 @@ def quick_verdict(reference: str, answer: str) -> Result | None:
     return None
 
 
+def check_cost(problem: ProblemAnswers) -> float:
+    """A rough cost: distinct answers that need math-verify, weighted by the reference's
+    length (equations and long expressions are what make sympy slow)."""
+    reference = problem.reference or ""
+    keys = {answer_key(answer.strip()) for answer in problem.answers if answer}
+    slow = [key for key in keys if quick_verdict(reference, key) is None]
+    return len(slow) * (len(reference) + 10)
+
+
 def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result | None]:
     """The parsed gold, or the verdict every answer gets when there is none."""
     from math_verify import parse
@@ -90,6 +108,8 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
 
     if reference is None or not reference.strip():
         return [], Result.unverifiable("no_reference")
+    if too_large(reference):
+        return [], Result.unverifiable("gold_too_large")
     try:
         gold = parse(gold_text(reference), parsing_timeout=timeout, raise_on_error=True)
     except TimeoutException:
@@ -108,6 +128,8 @@ def check_answer(
     boxed = last_boxed(answer)
     if boxed is not None and "$" not in reference and squeeze(boxed) == squeeze(reference):
         return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
+    if too_large(answer if boxed is None else boxed) and not is_collection(gold):
+        return Result.unverifiable("too_large", boxed)  # sympy would try to compute it
     try:
         if boxed is not None:
             predicted = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout, raise_on_error=True)
@@ -129,6 +151,15 @@ def check_answer(
         return Result.unverifiable("parse_error", boxed)
     extracted = next((p for p in predicted if isinstance(p, str)), boxed)
     return Result("correct" if same else "incorrect", None if same else "mismatch", extracted)
+
+
+def is_collection(gold: list[Any]) -> bool:
+    """Tuples, intervals and sets are compared by shape and membership first, which often
+    settles a huge number against them without computing it; the guard leaves those
+    comparisons to math-verify (and to the timeout)."""
+    from sympy import Set, Tuple
+
+    return any(isinstance(item, (Set, Tuple)) for item in gold)
 
 
 def extraction(fallbacks: Sequence[Fallback]) -> list[Any]:
@@ -164,7 +195,10 @@ class MathVerifier(Verifier):
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
         return self.pool.map(
-            problems, Result.unverifiable("timeout"), Result.unverifiable("gold_timeout")
+            problems,
+            Result.unverifiable("timeout"),
+            Result.unverifiable("gold_timeout"),
+            cost=check_cost,
         )
 
     def close(self) -> None:

@@ -90,12 +90,20 @@ class KillablePool:
     _pool: list[Worker] = field(default_factory=list)
 
     def map(
-        self, problems: list[ProblemAnswers], on_kill: Result, on_reference_kill: Result
+        self,
+        problems: list[ProblemAnswers],
+        on_kill: Result,
+        on_reference_kill: Result,
+        cost: Callable[[ProblemAnswers], float] = lambda problem: len(problem.answers),
     ) -> list[list[Result]]:
         """Results for every answer; a killed check gets on_kill, and every answer of a
-        problem whose reference could not be prepared in time gets on_reference_kill."""
+        problem whose reference could not be prepared in time gets on_reference_kill.
+
+        Problems start in order of their estimated cost, dearest first, so that no worker
+        is left with a slow problem while the others sit idle at the end.
+        """
         results: list[list[Result | None]] = [[None] * len(p.answers) for p in problems]
-        queue = deque(Task(i, p) for i, p in enumerate(problems) if p.answers)
+        queue = deque(Task(i, problems[i]) for i in start_order(problems, cost))
         self._ensure_workers()
         while queue or any(w.task for w in self._pool):
             for worker in self._pool:
@@ -204,6 +212,14 @@ class KillablePool:
         for worker in self._pool:
             self._kill(worker)
         self._pool = []
+
+
+def start_order(
+    problems: list[ProblemAnswers], cost: Callable[[ProblemAnswers], float]
+) -> list[int]:
+    """Indexes of the problems with answers, dearest first (ties keep their order)."""
+    with_answers = [i for i, problem in enumerate(problems) if problem.answers]
+    return sorted(with_answers, key=lambda i: -cost(problems[i]))
 
 
 def default_workers() -> int:

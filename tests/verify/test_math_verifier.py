@@ -92,14 +92,31 @@ def test_without_fallbacks_only_boxed_answers_count():
     ]
 
 
-def test_math_verify_issue_65_input_times_out(verifier):
+def test_math_verify_issue_65_input_is_refused_before_sympy(verifier):
     """This input hung math-verify past its own timeout (Math-Verify issue #65)."""
     hang = (
         "\\boxed{\\dfrac{5^{\\left(5^{\\left(5^{\\left(5^5\\right)}\\right)} - 4\\right)} - 5}{16}}"
     )
     results = verifier.verify([ProblemAnswers("4", None, [hang, "\\boxed{4}"])])
-    assert results[0][0].verdict == "unverifiable" and results[0][0].reason == "timeout"
+    assert (results[0][0].verdict, results[0][0].reason) == ("unverifiable", "too_large")
     assert results[0][1].verdict == "correct"
+
+
+def test_math_verify_timeout_fires_on_an_equation_sympy_cannot_solve_in_time(verifier):
+    """math-verify solves both equations for their symbols; this pair takes sympy over 2 s."""
+    gold = "x = \\frac{e^{t}}{3} + ce^{-2t}"
+    results = verifier.verify(
+        [ProblemAnswers(gold, None, [f"\\boxed{{{gold} + 2}}", "\\boxed{4}"])]
+    )
+    assert [(r.verdict, r.reason) for r in results[0]] == [
+        ("unverifiable", "timeout"),
+        ("incorrect", "mismatch"),
+    ]
+
+
+def test_a_huge_numeric_gold_is_refused(verifier):
+    results = verifier.verify([ProblemAnswers("9^{9^9}", None, ["\\boxed{4}", "\\boxed{5}"])])
+    assert [r.reason for r in results[0]] == ["gold_too_large", "gold_too_large"]
 
 
 def test_gold_is_wrapped_so_bare_strings_parse():
@@ -131,3 +148,25 @@ def test_math500_references_verify_against_their_own_answers(verifier):
         (rows[i]["answer"], results[i][0]) for i, v in enumerate(own) if v != "correct"
     ][:10]
     assert perturbed.count("correct") <= 0.01 * len(rows)
+
+
+def test_answers_with_the_same_final_box_are_checked_once(monkeypatch):
+    from curate.verify import math as math_module
+
+    calls: list[str] = []
+    real = math_module.check_answer
+
+    def counting(gold, reference, answer, timeout, fallbacks):
+        calls.append(answer)
+        return real(gold, reference, answer, timeout, fallbacks)
+
+    monkeypatch.setattr(math_module, "check_answer", counting)
+    answers = [
+        "First try: x = 1/2, so \\boxed{0.5}",
+        "Another route gives \\boxed{ 0.5 }",
+        "\\boxed{0.25}",
+        "I get \\boxed{0.25} too",
+    ]
+    results = [r for r in math_module.check_math("\\frac{1}{2}", None, answers) if r]
+    assert [r.verdict for r in results] == ["correct", "correct", "incorrect", "incorrect"]
+    assert len(calls) == 2

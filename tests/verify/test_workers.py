@@ -4,7 +4,7 @@ import pytest
 
 from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
-from curate.verify.workers import KillablePool
+from curate.verify.workers import KillablePool, start_order
 
 KILLED = Result.unverifiable("timeout")
 REFERENCE_KILLED = Result.unverifiable("gold_timeout")
@@ -61,3 +61,13 @@ def test_a_worker_that_cannot_start_is_a_clear_error():
     broken = KillablePool("tests.verify.no_such_module.check", workers=1, deadline_s=1.0)
     with pytest.raises(VerifyError, match="failed to start"):
         broken.map([ProblemAnswers("a", None, ["a"])], KILLED, REFERENCE_KILLED)
+
+
+def test_problems_start_dearest_first_and_results_keep_input_order(pool):
+    problems = [ProblemAnswers(str(i), None, [str(i), "no"]) for i in range(6)]
+    problems.append(ProblemAnswers("empty", None, []))
+    cost = lambda problem: {"2": 5.0, "4": 9.0}.get(problem.reference or "", 1.0)  # noqa: E731
+    assert start_order(problems, cost) == [4, 2, 0, 1, 3, 5]
+    rows = pool.map(problems, KILLED, REFERENCE_KILLED, cost=cost)
+    assert verdicts(rows) == [[("correct", None), ("incorrect", "mismatch")]] * 6 + [[]]
+    assert [row[0].extracted for row in rows[:6]] == [str(i) for i in range(6)]
