@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from curate.decontam.benchmarks import BENCHMARKS, Item
-from curate.decontam.ngrams import Tokens, ngram_hashes, sequence_hashes, tokenize
+from curate.decontam.ngrams import Tokens, ngrams, sequence_hashes, tokenize
 from curate.errors import SourceError
 
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: words split at whitespace and punctuation
 FILTER_MASK = np.uint64((1 << 22) - 1)
 
 
@@ -52,16 +52,20 @@ class BenchmarkIndex:
     vectors: np.ndarray | None = None  # unit embeddings per item (semantic method)
     vector_model: str | None = None
     _filter: np.ndarray | None = None
+    _tables: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _sequence_positions: np.ndarray | None = None
 
     @classmethod
     def build(cls, items: list[Item], n: int = 8, tokens: Tokens = "words") -> BenchmarkIndex:
         names = sorted({item.benchmark for item in items})
-        rows, hashes = ngram_hashes([item.text for item in items], n, tokens)
+        texts = [item.text for item in items]
+        words = tokenize(texts)
+        rows, hashes = ngrams(words if tokens == "words" else tokenize(texts, tokens), n)
         seq_offsets = np.searchsorted(rows, np.arange(len(items) + 1)).astype(np.int64)
-        pairs = np.unique(np.stack([hashes, rows.astype(np.uint64)], axis=1), axis=0)
-        grams, first = np.unique(pairs[:, 0], return_index=True)
-        offsets = np.append(first, len(pairs)).astype(np.int64)
-        counts = np.bincount(pairs[:, 1].astype(np.int64), minlength=len(items)).astype(np.int32)
+        pair_grams, pair_items = distinct_pairs(hashes, rows)
+        grams, first = np.unique(pair_grams, return_index=True)
+        offsets = np.append(first, len(pair_grams)).astype(np.int64)
+        counts = np.bincount(pair_items, minlength=len(items)).astype(np.int32)
         index = cls(
             n,
             tokens,
@@ -70,13 +74,12 @@ class BenchmarkIndex:
             names,
             grams,
             offsets,
-            pairs[:, 1].astype(np.int32),
+            pair_items.astype(np.int32),
             counts,
             seq_offsets,
             hashes,
-            texts=[item.text for item in items],
+            texts=texts,
         )
-        words = tokenize([item.text for item in items])
         for position, key in enumerate(sequence_hashes(words).tolist()):
             index.exact.setdefault(key, position)
         for position, key in enumerate(sequence_hashes(words, masked=True).tolist()):
@@ -104,8 +107,7 @@ class BenchmarkIndex:
             "vector_model": self.vector_model,
         }
         vectors = self.vectors if self.vectors is not None else np.empty((0, 0), np.float32)
-        exact = np.array(sorted(self.exact.items()), np.uint64).reshape(-1, 2)
-        masked = np.array(sorted(self.masked.items()), np.uint64).reshape(-1, 2)
+        exact, masked = key_pairs(self.exact), key_pairs(self.masked)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
             np.savez_compressed(
@@ -161,6 +163,19 @@ class BenchmarkIndex:
             self._filter[self.grams & FILTER_MASK] = True
         return self._filter
 
+    def lookup(self, keys: np.ndarray, masked: bool = False) -> np.ndarray:
+        """The item whose whole normalised text hashes to each key (numbers masked if asked),
+        else -1; key 0 (a text with no words) matches nothing."""
+        if masked not in self._tables:
+            pairs = key_pairs(self.masked if masked else self.exact)
+            self._tables[masked] = (pairs[:, 0], pairs[:, 1].astype(np.int64))
+        table, items = self._tables[masked]
+        if len(table) == 0:
+            return np.full(len(keys), -1, np.int64)
+        position = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+        found = (table[position] == keys) & (keys != 0)
+        return np.where(found, items[position], -1)
+
     def informative_counts(self, max_item_share: int | None) -> np.ndarray:
         """Distinct n-grams per item, leaving out stock ones (found in too many items)."""
         if max_item_share is None:
@@ -189,35 +204,73 @@ class BenchmarkIndex:
         return unique, self.post_items[self.post_offsets[position[first]]]
 
     def overlaps(
-        self, rows: np.ndarray, hashes: np.ndarray, max_item_share: int | None
+        self, rows: np.ndarray, positions: np.ndarray, max_item_share: int | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, item, shared distinct n-grams) for every text sharing an n-gram with an item,
-        given the texts' n-grams as (row, hash) from ngram_hashes.
+        given the texts' hits as (row, position in grams) from hits().
 
         N-grams found in more than max_item_share items are stock phrasing and not counted.
         """
-        rows, position = self.hits(rows, hashes)
         if max_item_share is not None:
-            spread = self.post_offsets[position + 1] - self.post_offsets[position]
-            rows, position = rows[spread <= max_item_share], position[spread <= max_item_share]
+            spread = self.post_offsets[positions + 1] - self.post_offsets[positions]
+            rows, positions = rows[spread <= max_item_share], positions[spread <= max_item_share]
         if len(rows) == 0:
             empty = np.empty(0, np.int64)
             return empty, empty, empty
-        pairs = np.unique(np.stack([rows, position], axis=1), axis=0)
-        starts, ends = self.post_offsets[pairs[:, 1]], self.post_offsets[pairs[:, 1] + 1]
-        lengths = ends - starts
-        owners = np.repeat(pairs[:, 0], lengths)
-        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        items = self.post_items[first + np.arange(int(lengths.sum()))]
-        key = owners * len(self.item_counts) + items
+        pairs = np.unique(rows * len(self.grams) + positions)  # distinct (row, n-gram)
+        pair_rows, pair_grams = pairs // len(self.grams), pairs % len(self.grams)
+        starts = self.post_offsets[pair_grams]
+        segment, flat = expand(starts, self.post_offsets[pair_grams + 1] - starts)
+        key = pair_rows[segment] * len(self.item_counts) + self.post_items[flat]
         unique, shared = np.unique(key, return_counts=True)
         return unique // len(self.item_counts), unique % len(self.item_counts), shared
 
-    def longest_run(self, text_grams: set[int], item: int) -> int:
-        """Longest stretch of the item's n-grams, in order, all present in the text (words)."""
-        sequence = self.seq_grams[self.seq_offsets[item] : self.seq_offsets[item + 1]]
-        best = current = 0
-        for gram in sequence:
-            current = current + 1 if int(gram) in text_grams else 0
-            best = max(best, current)
-        return best + self.n - 1 if best else 0
+    def longest_runs(
+        self, hit_rows: np.ndarray, hit_positions: np.ndarray, rows: np.ndarray, items: np.ndarray
+    ) -> np.ndarray:
+        """For each (row, item): the longest stretch of the item's n-grams, in order, all
+        found in that row's text, in words (0 when none is)."""
+        if len(rows) == 0:
+            return np.zeros(0, np.int64)
+        found = np.unique(hit_rows * len(self.grams) + hit_positions)
+        starts = self.seq_offsets[items]
+        lengths = self.seq_offsets[items + 1] - starts
+        segment, flat = expand(starts, lengths)
+        keys = rows[segment] * len(self.grams) + self.sequence_positions()[flat]
+        present = np.isin(keys, found, assume_unique=False)
+        index = np.arange(len(keys))
+        barrier = np.where(present, 0, index + 1)  # a run starts after a missing n-gram ...
+        first = np.cumsum(lengths) - lengths
+        nonempty = first[lengths > 0]
+        barrier[nonempty] = np.maximum(barrier[nonempty], nonempty)  # ... or at its item's start
+        run = np.where(present, index - np.maximum.accumulate(barrier) + 1, 0)
+        best = np.zeros(len(rows), np.int64)
+        best[lengths > 0] = np.maximum.reduceat(run, nonempty) if len(run) else 0
+        return np.where(best > 0, best + self.n - 1, 0)
+
+    def sequence_positions(self) -> np.ndarray:
+        """Each item n-gram's position in grams, in item text order (built once)."""
+        if self._sequence_positions is None:
+            self._sequence_positions = np.searchsorted(self.grams, self.seq_grams)
+        return self._sequence_positions
+
+
+def expand(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten CSR segments: (segment number, index) of every element of every segment."""
+    segment = np.repeat(np.arange(len(starts)), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    return segment, np.arange(int(lengths.sum())) - offsets[segment] + starts[segment]
+
+
+def key_pairs(mapping: dict[int, int]) -> np.ndarray:
+    """(hash, item) rows sorted by hash."""
+    return np.array(sorted(mapping.items()), np.uint64).reshape(-1, 2)
+
+
+def distinct_pairs(hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (hash, row) pairs, sorted by hash then row."""
+    order = np.lexsort((rows, hashes))
+    hashes, rows = hashes[order], rows[order]
+    fresh = np.ones(len(order), bool)
+    fresh[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
+    return hashes[fresh], rows[fresh]

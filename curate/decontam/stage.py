@@ -11,6 +11,8 @@ row borderline, for review.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +43,8 @@ CONTAMINATION = pl.Struct(
 )
 
 
+MIN_CHUNK_ROWS = 2_000  # fewer texts are checked in the calling thread
+MAX_CHUNK_ROWS = 8_000  # texts per thread task
 RANK = {"clean": 0, "borderline": 1, "contaminated": 2}
 
 
@@ -49,7 +53,8 @@ class NgramMethod(Config):
 
     n: int = Field(8, ge=3, description="Words per n-gram.")
     tokens: Tokens = Field(
-        "words", description="words: letters and digits; whitespace: split on spaces only."
+        "words",
+        description="words: split at whitespace and punctuation; whitespace: at whitespace only.",
     )
     rule: Literal["scored", "any"] = Field(
         "scored", description="scored: share of an item's n-grams found; any: one shared n-gram."
@@ -112,10 +117,26 @@ def build_index(config: DecontamConfig) -> BenchmarkIndex:
 class Decontaminator:
     """Finds each text's best benchmark match by every configured method."""
 
-    def __init__(self, config: DecontamConfig, index: BenchmarkIndex) -> None:
+    def __init__(
+        self, config: DecontamConfig, index: BenchmarkIndex, threads: int | None = None
+    ) -> None:
         self.config = config
         self.index = index
+        self.threads = threads or len(os.sched_getaffinity(0))
         self._counts: dict[int | None, np.ndarray] = {}
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Build the index's lazy parts now, before threads share them."""
+        self.index.filter()
+        self.index.sequence_positions()
+        empty = np.empty(0, np.uint64)
+        self.index.lookup(empty)
+        self.index.lookup(empty, masked=True)
+        if self.config.ngram is not None:
+            self.counts(
+                None if self.config.ngram.rule == "any" else self.config.ngram.max_item_share
+            )
 
     def counts(self, share: int | None) -> np.ndarray:
         """Each item's n-gram count the score divides by (stock n-grams left out)."""
@@ -124,6 +145,26 @@ class Decontaminator:
         return self._counts[share]
 
     def matches(self, texts: list[str]) -> list[Match | None]:
+        """Each text's strongest match by any method, or None."""
+        best = self.lexical_matches(texts)
+        if self.config.semantic is not None:
+            for row, match in self.semantic_matches(texts).items():
+                if RANK[self.verdict(match)] > RANK[self.verdict(best[row])]:
+                    best[row] = match
+        return best
+
+    def lexical_matches(self, texts: list[str]) -> list[Match | None]:
+        """N-gram and exact matches, chunk by chunk on every core: polars and numpy
+        release the GIL, so threads share the index without copying it."""
+        if len(texts) <= MIN_CHUNK_ROWS or self.threads == 1:
+            return self._lexical(texts)
+        count = self.threads * -(-len(texts) // (self.threads * MAX_CHUNK_ROWS))
+        size = -(-len(texts) // count)  # equal chunks, a multiple of the threads in number
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        with ThreadPoolExecutor(self.threads) as pool:
+            return [match for part in pool.map(self._lexical, chunks) for match in part]
+
+    def _lexical(self, texts: list[str]) -> list[Match | None]:
         best: list[Match | None] = [None] * len(texts)
         words = tokenize(texts)
         method = self.config.ngram
@@ -131,10 +172,6 @@ class Decontaminator:
             ngram_words = words if method.tokens == "words" else tokenize(texts, method.tokens)
             for row, match in self.ngram_matches(ngram_words).items():
                 best[row] = match
-        if self.config.semantic is not None:
-            for row, match in self.semantic_matches(texts).items():
-                if RANK[self.verdict(match)] > RANK[self.verdict(best[row])]:
-                    best[row] = match
         for row, match in self.exact_matches(words).items():
             best[row] = match
         return best
@@ -163,17 +200,16 @@ class Decontaminator:
     def exact_matches(self, words: Words) -> dict[int, Match]:
         index, found = self.index, {}
         if self.config.masked_numbers != "off":
-            long_enough = np.diff(words.bounds()) >= self.config.masked_min_words
-            for row, key in enumerate(sequence_hashes(words, masked=True).tolist()):
-                item = index.masked.get(key)
-                if item is not None and long_enough[row]:
-                    found[row] = Match(
-                        *index.item_label(item), "exact_masked", 1.0, item_index=item
-                    )
+            items = index.lookup(sequence_hashes(words, masked=True), masked=True)
+            items[np.diff(words.bounds) < self.config.masked_min_words] = -1
+            for row in np.flatnonzero(items >= 0).tolist():
+                item = int(items[row])
+                found[row] = Match(*index.item_label(item), "exact_masked", 1.0, item_index=item)
         if self.config.exact:
-            for row, key in enumerate(sequence_hashes(words).tolist()):
-                if key and (item := index.exact.get(key)) is not None:
-                    found[row] = Match(*index.item_label(item), "exact", 1.0, item_index=item)
+            items = index.lookup(sequence_hashes(words))
+            for row in np.flatnonzero(items >= 0).tolist():
+                item = int(items[row])
+                found[row] = Match(*index.item_label(item), "exact", 1.0, item_index=item)
         return found
 
     def ngram_matches(self, words: Words) -> dict[int, Match]:
@@ -189,26 +225,26 @@ class Decontaminator:
                 )
                 for row, item in zip(rows, items, strict=True)
             }
-        rows, items, shared = self.index.overlaps(text_rows, text_grams, share)
-        if len(rows) == 0:
-            return {}
+        hit_rows, hit_positions = self.index.hits(text_rows, text_grams)
+        rows, items, shared = self.index.overlaps(hit_rows, hit_positions, share)
         scores = shared / self.counts(share)[items]
+        strong = scores >= method.borderline
+        rows, items, scores = rows[strong], items[strong], scores[strong]
         order = np.lexsort((-scores, rows))  # per row, best score first
-        found: dict[int, Match] = {}
-        for position in order:
-            row = int(rows[position])
-            score = float(scores[position])
-            if row in found or (method.rule == "scored" and score < method.borderline):
-                continue
-            item = int(items[position])
-            found[row] = Match(
-                *self.index.item_label(item), "ngram", round(score, 4), item_index=item
+        first = np.ones(len(order), bool)
+        first[1:] = rows[order][1:] != rows[order][:-1]
+        best = order[first]
+        runs = self.index.longest_runs(hit_rows, hit_positions, rows[best], items[best])
+        return {
+            int(rows[position]): Match(
+                *self.index.item_label(int(items[position])),
+                "ngram",
+                round(float(scores[position]), 4),
+                int(run),
+                int(items[position]),
             )
-        bounds = np.searchsorted(text_rows, np.arange(words.count + 1))
-        for row, match in found.items():
-            grams = set(text_grams[bounds[row] : bounds[row + 1]].tolist())
-            match.run = self.index.longest_run(grams, match.item_index)
-        return found
+            for position, run in zip(best.tolist(), runs.tolist(), strict=True)
+        }
 
     def verdict(self, match: Match | None) -> Literal["contaminated", "borderline", "clean"]:
         if match is None:
