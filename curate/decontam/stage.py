@@ -166,14 +166,17 @@ class Decontaminator:
 
     def _lexical(self, texts: list[str]) -> list[Match | None]:
         best: list[Match | None] = [None] * len(texts)
-        words = tokenize(texts)
         method = self.config.ngram
+        exact = self.config.exact or self.config.masked_numbers != "off"
+        words = tokenize(texts) if exact or (method and method.tokens == "words") else None
         if method is not None:
             ngram_words = words if method.tokens == "words" else tokenize(texts, method.tokens)
+            assert ngram_words is not None
             for row, match in self.ngram_matches(ngram_words).items():
                 best[row] = match
-        for row, match in self.exact_matches(words).items():
-            best[row] = match
+        if exact and words is not None:
+            for row, match in self.exact_matches(words).items():
+                best[row] = match
         return best
 
     def semantic_matches(self, texts: list[str]) -> dict[int, Match]:
