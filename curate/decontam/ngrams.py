@@ -72,17 +72,19 @@ class Words:
         return powers(len(self.hashes))
 
 
-POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # computed once, grown when a batch is longer
+POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # kept for batches up to CACHED_POWERS words
+CACHED_POWERS = 1 << 22  # 64 MB for both arrays
 
 
 def powers(length: int) -> tuple[np.ndarray, np.ndarray]:
     """M^j and M^-j (mod 2**64) for j below length (at least)."""
     if POWERS and len(POWERS[-1][0]) >= length:
         return POWERS[-1]
-    size = max(length, 2 * len(POWERS[-1][0]) if POWERS else 0)
+    size = length if length > CACHED_POWERS else min(CACHED_POWERS, 1 << (length - 1).bit_length())
     forward = np.cumprod(np.full(size, MULTIPLIER, np.uint64)) * INVERSE
     inverse = np.cumprod(np.full(size, INVERSE, np.uint64)) * MULTIPLIER
-    POWERS[:] = [(forward, inverse)]  # one assignment: threads see the old or the new pair
+    if size <= CACHED_POWERS:
+        POWERS[:] = [(forward, inverse)]  # one assignment: threads see the old or the new pair
     return forward, inverse
 
 
