@@ -41,14 +41,16 @@ SEPARATORS = {"words": WHITESPACE + PUNCTUATION, "whitespace": WHITESPACE}
 
 
 def separator_pattern(characters: list[str]) -> str:
-    """A regex for runs of these characters but the space itself (replacing every space
-    with a space is most of the work), each written as a code point escape."""
+    """A regex for a separator other than the space and the run after it, spaces included:
+    runs never start at a bare space (replacing every space with one is most of the work),
+    and "a, b" gives no empty word. Each character is written as a code point escape."""
     escaped = "".join(f"\\x{{{ord(c):x}}}" for c in characters if c != " ")
-    return f"[{escaped}]+"
+    return f"[{escaped}][{escaped}\\x{{20}}]*"
 
 
 PATTERNS = {name: separator_pattern(chars) for name, chars in SEPARATORS.items()}
 SLICE_ROWS = 20_000
+HASH_BATCH_ROWS = 100_000  # texts tokenised at once by text_hashes
 
 
 @dataclass(frozen=True)
@@ -174,4 +176,8 @@ def ngram_hashes(
 
 def text_hashes(texts: list[str], mask_numbers: bool = False) -> list[int]:
     """Stable hash per text of its lowercased words (numbers masked if asked)."""
-    return [int(h) for h in sequence_hashes(tokenize(texts), mask_numbers)]
+    return [
+        int(h)
+        for start in range(0, len(texts), HASH_BATCH_ROWS)
+        for h in sequence_hashes(tokenize(texts[start : start + HASH_BATCH_ROWS]), mask_numbers)
+    ]
