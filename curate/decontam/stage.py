@@ -11,7 +11,6 @@ row borderline, for review.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
+from curate.cores import available_cores
 from curate.decontam.benchmarks import load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
@@ -122,7 +122,7 @@ class Decontaminator:
     ) -> None:
         self.config = config
         self.index = index
-        self.threads = threads or len(os.sched_getaffinity(0))
+        self.threads = threads or available_cores()
         self._counts: dict[int | None, np.ndarray] = {}
         self._prepare()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from curate.cores import available_cores
 from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
 
@@ -223,7 +224,7 @@ def start_order(
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 if __name__ == "__main__":
