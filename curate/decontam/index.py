@@ -237,7 +237,7 @@ class BenchmarkIndex:
         lengths = self.seq_offsets[items + 1] - starts
         segment, flat = expand(starts, lengths)
         keys = rows[segment] * len(self.grams) + self.sequence_positions()[flat]
-        present = np.isin(keys, found, assume_unique=False)
+        present = np.isin(keys, found)
         index = np.arange(len(keys))
         barrier = np.where(present, 0, index + 1)  # a run starts after a missing n-gram ...
         first = np.cumsum(lengths) - lengths

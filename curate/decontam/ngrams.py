@@ -71,14 +71,14 @@ class Words:
     @property
     def powers(self) -> tuple[np.ndarray, np.ndarray]:
         """M^j and M^-j (mod 2**64) for every word position j."""
-        return powers(len(self.hashes))
+        return word_powers(len(self.hashes))
 
 
 POWERS: list[tuple[np.ndarray, np.ndarray]] = []  # kept for batches up to CACHED_POWERS words
 CACHED_POWERS = 1 << 22  # 64 MB for both arrays
 
 
-def powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+def word_powers(length: int) -> tuple[np.ndarray, np.ndarray]:
     """M^j and M^-j (mod 2**64) for j below length (at least)."""
     if POWERS and len(POWERS[-1][0]) >= length:
         return POWERS[-1]
