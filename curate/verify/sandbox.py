@@ -11,6 +11,7 @@ As root the program runs under an unprivileged user id, so the process-count lim
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import shutil
@@ -20,10 +21,14 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+from curate.errors import VerifyError
 
 Isolation = Literal["bwrap", "unshare", "rlimits"]
 SANDBOX_UID = 61000  # runs use ids from here on: concurrent runs never share one
@@ -49,6 +54,7 @@ class RunResult:
     stderr: str
     timed_out: bool
     isolation: Isolation
+    uid: int | None = None  # the private user it ran as (root only); nothing of it survives
 
 
 class WeakIsolationWarning(UserWarning):
@@ -62,11 +68,11 @@ def isolation_works(kind: Isolation) -> bool:
     command = wrap(kind, probe, Path(tempfile.gettempdir()))
     if shutil.which(command[0]) is None:
         return False
-    uid = sandbox_uid()
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=10, user=uid, group=uid)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    with leased_uid() as uid:
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=10, user=uid, group=uid)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
     return result.returncode == 0
 
 
@@ -87,14 +93,38 @@ def available_isolation() -> Isolation:
 
 
 _runs = itertools.count()
+LEASES = Path(tempfile.gettempdir()) / "curate-sandbox-uids"
+SWEEP_LIMIT_S = 30.0
 
 
-def sandbox_uid() -> int | None:
-    """As root, each run gets its own unprivileged user id: root ignores the process-count
-    limit, and a private id lets every process the run left behind be found and killed."""
+class SandboxError(VerifyError):
+    """The sandbox could not contain or clean up a program (never a verdict)."""
+
+
+@contextmanager
+def leased_uid() -> Iterator[int | None]:
+    """As root, an unprivileged user id for one run, held by a lock file so that no other run,
+    thread or process uses it meanwhile: root ignores the process-count limit, and a private
+    id lets every process the run left behind be found and killed. None when not root."""
     if os.geteuid() != 0:
-        return None
-    return SANDBOX_UID + (os.getpid() * 97 + next(_runs)) % UID_RANGE
+        yield None
+        return
+    LEASES.mkdir(mode=0o700, exist_ok=True)
+    start = (os.getpid() * 97 + next(_runs)) % UID_RANGE
+    for offset in range(UID_RANGE):
+        uid = SANDBOX_UID + (start + offset) % UID_RANGE
+        with open(LEASES / str(uid), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another run holds it
+            sweep(uid)  # whatever a crashed earlier holder left behind
+            try:
+                yield uid
+            finally:
+                sweep(uid)
+            return
+    raise SandboxError(f"all {UID_RANGE} sandbox user ids are in use")
 
 
 def processes_of(uid: int) -> list[int]:
@@ -114,17 +144,30 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
-def sweep(uid: int, within_s: float = 5.0) -> None:
-    """Kill whatever still runs as a run's private uid (daemons, escaped forks)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        left = processes_of(uid)
-        if not left:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
+# Runs as the sandbox user: kill(-1) reaches every process of that user in one call, so a
+# fork bomb cannot outrun it as it outruns killing a list of pids one by one (under load, the
+# old five-second sweep gave up and the next run shared the user with the survivors).
+KILL_ALL = "import os, sys\nassert os.getuid() == int(sys.argv[1]) != 0\nos.kill(-1, 9)"
+
+
+def sweep(uid: int) -> None:
+    """Kill every process running as a run's private uid (daemons, escaped forks, bombs);
+    raise if some survive rather than let a later run share the user with them."""
+    deadline = time.monotonic() + SWEEP_LIMIT_S
+    while processes_of(uid):
+        if time.monotonic() > deadline:
+            left = processes_of(uid)
+            raise SandboxError(f"sandbox user {uid}: processes {left[:10]} survive SIGKILL")
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [interpreter(), "-I", "-S", "-c", KILL_ALL, str(uid)],
+                user=uid,
+                group=uid,
+                env=CLEAN_ENV,
+                capture_output=True,
+                timeout=SWEEP_LIMIT_S,
+            )
+        time.sleep(0.01)
 
 
 def interpreter() -> str:
@@ -230,8 +273,8 @@ class Sandbox:
 
     def _execute(self, command: list[str], workdir: Path, wall_s: float) -> RunResult:
         out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
-        uid = sandbox_uid()
         with (
+            leased_uid() as uid,
             open(workdir / "stdin.txt", "rb") as stdin,
             open(out_path, "wb") as stdout,
             open(err_path, "wb") as stderr,
@@ -255,14 +298,13 @@ class Sandbox:
                 timed_out = True
             finally:
                 _kill_group(process)
-                if uid is not None:
-                    sweep(uid)
         return RunResult(
             process.returncode,
             _head(out_path, self.limits.output_bytes),
             _head(err_path, 4096),
             timed_out,
             self.isolation,
+            uid,
         )
 
 

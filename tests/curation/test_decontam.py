@@ -186,6 +186,7 @@ PARAPHRASE = (
 )
 
 
+@pytest.mark.extras
 def test_paraphrase_caught_only_by_the_semantic_method(bench_file: Path, tmp_path: Path):
     model = local_embedding_model()
     texts = [PARAPHRASE, "A store sells pencils at 3 dollars each. How much do 5 cost?"]

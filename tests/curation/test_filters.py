@@ -74,6 +74,7 @@ def test_length_in_characters():
     assert out["flags"].to_list() == [["too_short"], ["too_long"]]
 
 
+@pytest.mark.extras
 def test_length_in_tokens_of_a_local_tokenizer(tmp_path: Path):
     """A tokenizer built here, saved as a folder and loaded by transformers like a Hub one."""
     tokenizers = pytest.importorskip("tokenizers")
