@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,22 +17,21 @@ from rich.console import Console
 from curate import __version__, registry
 from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
-from curate.errors import CurateError
+from curate.errors import CurateError, CurateWarning
 from curate.files import run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
 from curate.progress import BarProgress
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
-from curate.runner import run_recipe
+from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
-from curate.stats import funnel_problems, funnel_table
+from curate.stats import funnel_problems, funnel_table, generation_failures, why_empty
 from curate.store import RunStore
 
 app = typer.Typer(
     help="Build verified reasoning datasets: generate, verify, curate, review, publish.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -67,6 +67,24 @@ def fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+@contextmanager
+def shown_warnings() -> Iterator[None]:
+    """curate's warnings as one `warning:` line each on stderr."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CurateWarning)
+        warnings.showwarning = show
+        yield
+
+
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Also print the resolved recipe.")
+]
+
+
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe.")],
@@ -75,36 +93,81 @@ def run(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Send again the requests that failed for good.")
     ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Run (or resume) a recipe's whole pipeline."""
-    with cli_errors():
+    """Run (or resume) a recipe's whole pipeline.
+
+    Exit codes: 0 done, 1 an error or an empty dataset, 2 a usage error, 130 interrupted.
+    """
+    with cli_errors(), shown_warnings():
         parsed = load_recipe(recipe, set_ or [])
         target = run_dir or Path("runs") / parsed.name
-        err.rule(f"recipe {parsed.name}")
-        err.print(dump_recipe(parsed), markup=False, highlight=False)
-        with BarProgress(err) as progress:
-            result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
+        if verbose:
+            err.print(dump_recipe(parsed), markup=False, highlight=False)
+        try:
+            with BarProgress(err) as progress:
+                result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
+        except KeyboardInterrupt:
+            fail(f"interrupted: {interrupted_note(target)}; run the same command again to resume")
+            raise typer.Exit(130) from None
+        report_run(result, target)
+
+
+def report_run(result: RunResult, target: Path) -> None:
+    """What the run did, what it cost, where the output is; exit 1 when the dataset is empty."""
+    if result.up_to_date:
+        typer.echo(
+            f"nothing to do: the run is up to date ({result.dataset_rows:,} rows in "
+            f"{target / 'dataset'}; `curate stats {target}` shows the funnel)"
+        )
+    else:
         out.print(funnel_table(result.stats))
-        spent = teacher_summary(result.stats)
+        if result.reused:
+            typer.echo(f"reused (unchanged since the last run): {', '.join(result.reused)}")
+        spent = "" if "generate" in result.reused else teacher_summary(result.stats)
         if spent:
             typer.echo(spent)
-        out.print(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
-        out.print(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
+        typer.echo(f"recipe:  {target / 'recipe.yaml'} (resolved; --verbose prints it)")
+        typer.echo(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
+        typer.echo(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
+    failures = generation_failures(result.stats)
+    if failures:
+        fail(
+            f"{failures}; fix the teacher and run again (finished samples are kept; "
+            "--retry-failed resends only the failed requests)"
+        )
+    if result.dataset_rows == 0:
+        fail(f"the dataset is empty: {why_empty(result.stats)}")
+        raise typer.Exit(1)
+
+
+def interrupted_note(run_dir: Path) -> str:
+    """How much of an interrupted run is kept."""
+    path = RunStore(run_dir).cache / CACHE_FILE
+    if not path.exists():
+        return "finished stages and shards are kept"
+    cache = SampleCache(path)
+    try:
+        samples = cache.summary()["samples"]
+    finally:
+        cache.close()
+    return f"{samples:,} samples are cached"
 
 
 def teacher_summary(stats: dict[str, Any]) -> str:
-    """Tokens (and cost, when prices are set) the teacher was paid for in this run's stats."""
+    """Prompts, samples and tokens the teacher was asked for in this run (and cost)."""
     counts = stats.get("generate", {}).get("counts", {})
-    if not counts.get("requests_sent"):
+    if not counts.get("requests_sent") and not counts.get("cache_hits"):
         return ""
+    new = counts.get("samples_generated", 0) - counts.get("failed", 0)
     line = (
-        f"teacher: {counts['requests_sent']:,} requests, "
-        f"{counts.get('spent_prompt_tokens', 0):,} prompt + "
-        f"{counts.get('spent_completion_tokens', 0):,} completion tokens, "
-        f"{counts.get('failed', 0):,} failed, {counts.get('cache_hits', 0):,} from cache"
+        f"teacher: {counts.get('requests_sent', 0):,} prompts sent; samples: {new:,} new, "
+        f"{counts.get('cache_hits', 0):,} from cache, {counts.get('failed', 0):,} failed; "
+        f"tokens: {counts.get('spent_prompt_tokens', 0):,} prompt + "
+        f"{counts.get('spent_completion_tokens', 0):,} completion"
     )
     if "cost_micro_usd" in counts:
-        line += f", cost ${counts['cost_micro_usd'] / 1e6:,.2f}"
+        line += f"; cost ${counts['cost_micro_usd'] / 1e6:,.2f}"
     return line
 
 

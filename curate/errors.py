@@ -31,3 +31,7 @@ class PublishError(CurateError):
 
 class StoreError(CurateError):
     """A run directory is unusable or inconsistent."""
+
+
+class CurateWarning(UserWarning):
+    """Something looks wrong but work can go on (an unset key variable, an unlisted model)."""

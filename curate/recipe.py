@@ -69,15 +69,43 @@ def load_recipe(path: Path | str, overrides: list[str] = ()) -> Any:  # type: ig
         raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
     for item in overrides:
         apply_override(raw, item)
-    return validate(raw, label=str(path))
+    return validate(raw, label=str(path), overrides=overrides)
 
 
-def validate(raw: dict[str, Any], label: str = "recipe") -> Any:
+def validate(raw: dict[str, Any], label: str = "recipe", overrides: Sequence[str] = ()) -> Any:
+    """The typed recipe; errors name the key and whether it came from the file or a --set
+    (a bad --set is a usage error: OverrideError, exit code 2)."""
     model = recipe_model()
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError(f"{label}: " + "; ".join(describe_errors(exc, raw, model))) from None
+        entries = error_entries(exc, raw, model)
+    from_set, from_file = [], []
+    for path, message in entries:
+        item = _override_for(path, overrides)
+        if item is None:
+            from_file.append(message)
+        else:
+            own = ".".join(path) + ": "  # the --set item already names the key
+            from_set.append(f"--set {_shown_item(item)}: {message.removeprefix(own)}")
+    if from_set:
+        raise OverrideError("; ".join(from_set + [f"{label}: {m}" for m in from_file]))
+    raise RecipeError(f"{label}: " + "; ".join(from_file))
+
+
+def _shown_item(item: str) -> str:
+    """A --set item as it may be echoed: a secret-looking value becomes ***."""
+    key, _, value = item.partition("=")
+    return f"{key}=***" if is_secret(key.split(".")[-1], value) else item
+
+
+def _override_for(path: list[str], overrides: Sequence[str]) -> str | None:
+    """The --set item that wrote the key at path (or a section above it), if any."""
+    for item in reversed(overrides):  # the last --set of a key wins
+        parts, _ = parse_override(item)
+        if path[: len(parts)] == parts:
+            return item
+    return None
 
 
 class OverrideError(RecipeError):
@@ -138,22 +166,29 @@ MESSAGES = {
 
 def describe_errors(exc: ValidationError, raw: Any, model: type[BaseModel]) -> list[str]:
     """Pydantic errors as `key.path: what was expected, got value` lines."""
-    lines = []
+    return [message for _, message in error_entries(exc, raw, model)]
+
+
+def error_entries(
+    exc: ValidationError, raw: Any, model: type[BaseModel]
+) -> list[tuple[list[str], str]]:
+    """(key path, `key.path: what was expected, got value`) for each pydantic error."""
+    entries = []
     for error in exc.errors():
         path = _input_path(error["loc"], raw)
         where = ".".join(path) or "recipe"
         kind = error["type"]
         ctx = dict(error.get("ctx") or {})
         if kind == "extra_forbidden":
-            lines.append(f"{where}: unknown key{_valid_keys(path, model)}")
+            entries.append((path, f"{where}: unknown key{_valid_keys(path, model, raw)}"))
             continue
         ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v for k, v in ctx.items()}
         template = MESSAGES.get(kind)
         message = template.format(**ctx) if template else error["msg"]
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:
             message += f", got {_shown(error.get('input'), path)}"
-        lines.append(f"{where}: {message}")
-    return lines
+        entries.append((path, f"{where}: {message}"))
+    return entries
 
 
 def _input_path(loc: tuple[int | str, ...], raw: Any) -> list[str]:
@@ -177,30 +212,60 @@ def _is_tag(node: dict[str, Any], part: int | str) -> bool:
     return part in (node.get("kind"), node.get("backend")) or "[" in str(part)
 
 
-def _valid_keys(path: list[str], model: type[BaseModel]) -> str:
-    """' (valid: ...)' for the section an unknown key sits in, with a close match first."""
+def _valid_keys(path: list[str], model: type[BaseModel], raw: Any) -> str:
+    """' (valid: ...)' for the section an unknown key sits in (the member of a union that the
+    input's kind or backend selects), with a close match, or the member the key belongs to."""
     section: Any = model
+    node = raw
+    members: list[type[BaseModel]] = []
     for part in path[:-1]:
         fields = getattr(section, "model_fields", None)
         if not fields or part not in fields:
             return ""
-        section = _model_in(fields[part].annotation)
+        node = node.get(part) if isinstance(node, dict) else None
+        members = _models_in(fields[part].annotation)
+        section = _selected(members, node)
     names = sorted(getattr(section, "model_fields", {}))
     if not names:
         return ""
-    close = difflib.get_close_matches(path[-1], names, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    key = path[-1]
+    owners = [_tag_of(m) for m in members if m is not section and key in m.model_fields]
+    if owners:
+        hint = f" for {_tag_of(section)} ('{key}' belongs to {', '.join(owners)})"
+    else:
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{hint}; valid keys: {', '.join(names)}"
 
 
-def _model_in(annotation: Any) -> Any:
+TAG_KEYS = ("kind", "backend")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every config model an annotation allows (one, or the members of a union)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        found.extend(m for m in _models_in(arg) if m not in found)
+    return found
+
+
+def _selected(members: list[type[BaseModel]], node: Any) -> Any:
+    """The member the input names by its kind or backend; else the first."""
+    if isinstance(node, dict):
+        for member in members:
+            if _tag_of(member, bare=True) in {str(node.get(k)) for k in TAG_KEYS}:
+                return member
+    return members[0] if members else None
+
+
+def _tag_of(member: Any, bare: bool = False) -> str:
+    for key in TAG_KEYS:
+        field = getattr(member, "model_fields", {}).get(key)
+        if field is not None and isinstance(field.default, str):
+            return field.default if bare else f"{key} '{field.default}'"
+    return "" if bare else getattr(member, "__name__", "this section")
 
 
 SECRET_KEY = re.compile(r"(^|_)(api_key|key|token|secret|password|authorization)$", re.I)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 
 from curate import registry
 from curate.decontam.report import write_report
-from curate.errors import RecipeError
+from curate.errors import RecipeError, StoreError
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
 from curate.recipe import dump_recipe
@@ -43,6 +44,27 @@ class RunResult:
     run_dir: Path
     stats: Stats
     dataset_rows: int
+    reused: list[str] = field(default_factory=list)  # steps whose earlier output was kept
+    up_to_date: bool = False  # nothing ran and nothing was written
+
+
+@dataclass
+class RunPlan:
+    """What a run will do, worked out without writing anything."""
+
+    identities: list[str]  # the source's, then one per stage (each folds in those before)
+    complete: list[bool]  # whether that step's earlier output is still valid
+    recipe_saved: bool  # recipe.yaml already says exactly this recipe
+
+    @property
+    def reusable(self) -> int:
+        """How many leading steps keep their output (a step that runs reruns all after it)."""
+        count = 0
+        for done in self.complete:
+            if not done:
+                break
+            count += 1
+        return count
 
 
 def build_stages(recipe: Any, context: StageContext) -> list[Stage]:
@@ -100,50 +122,112 @@ def run_recipe(
     """
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
-    store.create()
-    store.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
-    context = StageContext(
-        store.cache,
-        seed=recipe.seed,
-        round=recipe.round,
-        progress=progress,
-    )
+    context = StageContext(store.cache, seed=recipe.seed, round=recipe.round, progress=progress)
     stages = build_stages(recipe, context)
-    source_cls = registry.sources.get(recipe.source.kind)
-    source: Source = source_cls(recipe.source)
-    shard_size = recipe.run.shard_size
-    stats: Stats = {}
-    written = store.load_stats().get("dataset", {}) if store.stats.exists() else {}
+    source: Source = registry.sources.get(recipe.source.kind)(recipe.source)
     try:
-        identity = stable_hash("source", source.identity(), str(shard_size))
-        path = store.stage_dir(0, "source")
-        # once a step produces new output, every later stage runs again
-        rerun = not store.open_stage(path, identity).complete
-        stats["source"] = run_source(store, path, identity, source, shard_size, progress)
-        store.save_stats(stats)
-        used = {path}
-        for index, stage in enumerate(stages, start=1):
-            identity = stable_hash(identity, stage.identity())
-            in_path, path = path, store.stage_dir(index, stage.name)
-            used.add(path)
-            if rerun or (retry_failed and _has_failures(store, stage, path, identity)):
-                store.reset_stage(path)
-            before = store.open_stage(path, identity).complete
-            stats[stage.name] = run_stage(store, stage, in_path, path, identity)
-            rerun = rerun or not before
-            store.save_stats(stats)
+        plan = plan_run(store, recipe, source, stages, retry_failed)
+        if (
+            plan.reusable == len(plan.complete)
+            and plan.recipe_saved
+            and _dataset_current(store, plan.identities[-1])
+        ):
+            stats = store.load_stats()
+            names = ["source", *(s.name for s in stages)]
+            return RunResult(run_dir, stats, int(stats["dataset"]["out"]), names, True)
+        for stage in stages[max(0, plan.reusable - 1) :]:
+            stage.preflight()
+        return _execute(store, recipe, source, stages, plan, retry_failed, progress)
+    except OSError as exc:
+        raise StoreError(_write_failure(exc, run_dir)) from None
     finally:
         for stage in stages:
             stage.close()
+
+
+def plan_run(
+    store: RunStore, recipe: Any, source: Source, stages: list[Stage], retry_failed: bool
+) -> RunPlan:
+    """Each step's identity and whether its earlier output can be kept; writes nothing."""
+    identity = stable_hash("source", source.identity(), str(recipe.run.shard_size))
+    identities = [identity]
+    complete = [store.is_complete(store.stage_dir(0, "source"), identity)]
+    for index, stage in enumerate(stages, start=1):
+        identity = stable_hash(identity, stage.identity())
+        path = store.stage_dir(index, stage.name)
+        done = store.is_complete(path, identity)
+        if done and _must_retry(store, stage, path, identity, retry_failed):
+            done = False
+        identities.append(identity)
+        complete.append(done)
+    saved = store.recipe.exists() and store.recipe.read_text(encoding="utf-8") == dump_recipe(
+        recipe
+    )
+    return RunPlan(identities, complete, saved)
+
+
+def _dataset_current(store: RunStore, identity: str) -> bool:
+    if not store.stats.exists() or not (store.dataset / "README.md").exists():
+        return False
+    return bool(store.load_stats().get("dataset", {}).get("identity") == identity)
+
+
+def _write_failure(exc: OSError, run_dir: Path) -> str:
+    where = exc.filename or run_dir
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            f"{where}: cannot write there ({exc.strerror}); a run with work to do needs a "
+            "writable run directory (--run-dir)"
+        )
+    return f"{where}: {exc.strerror or exc}"
+
+
+def _execute(
+    store: RunStore,
+    recipe: Any,
+    source: Source,
+    stages: list[Stage],
+    plan: RunPlan,
+    retry_failed: bool,
+    progress: Progress,
+) -> RunResult:
+    store.create()
+    store.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+    written = store.load_stats().get("dataset", {}) if store.stats.exists() else {}
+    stats: Stats = {}
+    identity = plan.identities[0]
+    path = store.stage_dir(0, "source")
+    # once a step produces new output, every later stage runs again
+    rerun = not store.open_stage(path, identity).complete
+    stats["source"] = run_source(store, path, identity, source, recipe.run.shard_size, progress)
+    store.save_stats(stats)
+    used = {path}
+    for index, stage in enumerate(stages, start=1):
+        identity = plan.identities[index]
+        in_path, path = path, store.stage_dir(index, stage.name)
+        used.add(path)
+        if rerun or _must_retry(store, stage, path, identity, retry_failed):
+            store.reset_stage(path)
+        before = store.open_stage(path, identity).complete
+        stats[stage.name] = run_stage(store, stage, in_path, path, identity)
+        rerun = rerun or not before
+        store.save_stats(stats)
     store.drop_stale_stages(used)
     rows = finish(store, path, identity, recipe, stats, {} if rerun else written)
-    return RunResult(run_dir, stats, rows)
+    names = ["source", *(s.name for s in stages)]
+    return RunResult(store.root, stats, rows, names[: plan.reusable])
 
 
-def _has_failures(store: RunStore, stage: Stage, path: Path, identity: str) -> bool:
-    state = store.open_stage(path, identity)
+def _must_retry(
+    store: RunStore, stage: Stage, path: Path, identity: str, retry_failed: bool
+) -> bool:
+    """Run a finished stage again for its failed rows: when asked (--retry-failed), and always
+    when failures left it with no row at all (say, an endpoint that was down)."""
+    state = store.open_stage(path, identity) if store.is_complete(path, identity) else None
     reason = stage.retry_reason
-    return bool(state.complete and reason and state.stats.get("dropped", {}).get(reason))
+    if state is None or not reason or not state.stats.get("dropped", {}).get(reason):
+        return False
+    return retry_failed or state.stats.get("out") == 0
 
 
 def run_source(
@@ -245,6 +329,7 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
     is_live = frame["dropped"].is_null()
     live, dead = frame.filter(is_live), frame.filter(~is_live)
     stage.counts.clear()
+    stage.errors.clear()
     started = time.perf_counter()
     out = stage.process(live) if live.height else live
     seconds = time.perf_counter() - started
@@ -262,6 +347,8 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
         "seconds": round(seconds, 3),
         "counts": dict(stage.counts),
     }
+    if stage.errors:
+        stats["errors"] = dict(stage.errors)
     if stage.expands:
         stats["generated"] = out.height
     merged = pa.concat_tables([conform(out), conform(dead)], promote_options="permissive")

@@ -60,12 +60,17 @@ class Stage(ABC):
         self.config = config
         self.context = context
         self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()  # why rows failed, by message (in the stats)
         self.progress_task: Task = NoTask()  # replaced by plan()
 
     @classmethod
     def config_type(cls) -> Any:
         """The type its recipe section validates against."""
         return cls.config_class
+
+    def preflight(self) -> None:
+        """Check, before any stage runs, what would make this one fail (an unreachable
+        endpoint, a missing key); raise a CurateError saying how to fix it."""
 
     def plan(self, rows: int) -> None:
         """Told once, before the first batch, how many live rows the stage will see."""

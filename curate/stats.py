@@ -53,3 +53,37 @@ def funnel_table(stats: Stats) -> Table:
         dropped = ", ".join(f"{reason} {n:,}" for reason, n in stage["dropped"].items())
         table.add_row(name, start, f"{stage['out']:,}", dropped or "-", f"{stage['seconds']:.1f}")
     return table
+
+
+def generation_failures(stats: Stats) -> str:
+    """'k of n prompts succeeded: cause (m samples); ...' when the teacher failed, else ''."""
+    generate = stats.get("generate") or {}
+    counts = generate.get("counts") or {}
+    if not counts.get("failed"):
+        return ""
+    prompts = int(generate.get("in", 0))
+    succeeded = prompts - int(counts.get("prompts_failed", 0))
+    causes = sorted((generate.get("errors") or {}).items(), key=lambda item: -item[1])
+    shown = "; ".join(f"{cause} ({n:,} samples)" for cause, n in causes[:3])
+    if len(causes) > 3:
+        shown += f"; {len(causes) - 3} other causes"
+    return (
+        f"{succeeded:,} of {prompts:,} prompts succeeded, {counts['failed']:,} samples failed: "
+        f"{shown or 'no cause recorded'}"
+    )
+
+
+def why_empty(stats: Stats) -> str:
+    """Which step left no rows, and what it dropped them for."""
+    previous = "source"
+    for name, stage in stats.items():
+        if name == "source" and stage.get("in", 0) == 0:
+            return "the source gave no problems"
+        if stage.get("out", 0) == 0:
+            start = stage.get("generated", stage.get("in", 0))
+            if name == "dataset":
+                return f"no row of the {start:,} left after {previous} was selected"
+            reasons = ", ".join(f"{r} {n:,}" for r, n in stage.get("dropped", {}).items())
+            return f"stage '{name}' removed all {start:,} rows ({reasons or 'no reason given'})"
+        previous = name
+    return "no stage reports a row"

@@ -59,6 +59,11 @@ class RunStore:
     def stage_dir(self, index: int, name: str) -> Path:
         return self.stages / f"{index:02d}-{name}"
 
+    def is_complete(self, path: Path, identity: str) -> bool:
+        """Whether a stage's directory holds finished output for this identity (read only)."""
+        marker = read_json(path / MARKER)
+        return marker.get("identity") == identity and bool(marker.get("complete"))
+
     def open_stage(self, path: Path, identity: str) -> StageState:
         """Reuse a stage's directory if its identity matches; otherwise start it afresh."""
         marker = read_json(path / MARKER)

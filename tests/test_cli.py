@@ -32,10 +32,10 @@ def test_run_then_stats(make_recipe, tmp_path: Path):
     assert table.exit_code == 0 and "generate" in table.output and "40 → 80" in table.output
 
 
-def test_recipe_error_is_one_line_exit_1(make_recipe):
+def test_bad_set_value_is_a_usage_error_exit_2(make_recipe):
     result = invoke("run", str(make_recipe()), "--set", "teacher.samples=0")
-    assert result.exit_code == 1
-    assert "teacher.samples: must be >= 1, got 0" in result.output
+    assert result.exit_code == 2
+    assert "--set teacher.samples=0: must be >= 1, got 0" in result.output
     assert "Traceback" not in result.output
 
 
@@ -158,7 +158,8 @@ def test_run_reports_teacher_tokens_and_cost(make_recipe, tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("teacher: "))
-    assert "40 requests" in line and "completion tokens" in line and "cost $" in line
+    assert "40 prompts sent; samples: 160 new, 0 from cache, 0 failed" in line
+    assert "completion" in line and "cost $" in line
     again = invoke(
         "run",
         str(make_recipe()),
@@ -167,4 +168,6 @@ def test_run_reports_teacher_tokens_and_cost(make_recipe, tmp_path: Path):
         "--set",
         "teacher.price_prompt=1",
     )  # prices do not change the samples
-    assert again.exit_code == 0 and "teacher: 40 requests" in again.output  # first run's stats
+    assert again.exit_code == 0, again.output
+    reused = next(x for x in again.output.splitlines() if x.startswith("reused"))
+    assert "generate" in reused and "teacher:" not in again.output  # nothing spent this time

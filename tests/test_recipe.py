@@ -25,12 +25,14 @@ def test_unknown_key_names_path_and_valid_keys(make_recipe):
 
 
 def test_bound_violation_message(make_recipe):
-    with pytest.raises(RecipeError, match=r"teacher\.samples: must be >= 1, got 0"):
+    with pytest.raises(RecipeError, match=r"--set teacher\.samples=0: must be >= 1, got 0"):
         load_recipe(make_recipe(), ["teacher.samples=0"])
 
 
 def test_wrong_type_names_key(make_recipe):
-    with pytest.raises(RecipeError, match=r"teacher\.temperature: must be a number, got 'hot'"):
+    with pytest.raises(
+        RecipeError, match=r"--set teacher\.temperature=hot: must be a number, got 'hot'"
+    ):
         load_recipe(make_recipe(), ["teacher.temperature=hot"])
 
 
@@ -91,7 +93,7 @@ def test_set_into_a_value_is_refused(make_recipe):
 
 
 def test_unknown_set_path_is_reported(make_recipe):
-    with pytest.raises(RecipeError, match=r"verify\.kindd: unknown key"):
+    with pytest.raises(RecipeError, match=r"--set verify\.kindd=math: unknown key"):
         load_recipe(make_recipe(), ["verify.kindd=math"])
 
 

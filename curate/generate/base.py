@@ -149,6 +149,11 @@ class Backend(ABC):
             to_json(messages),
         )
 
+    def preflight(self) -> list[str]:
+        """Check the teacher can be used before any work starts: raise a BackendError that
+        says how to fix what cannot work; return warnings about what looks wrong."""
+        return []
+
     @abstractmethod
     async def sample(self, request: Request) -> list[Sample]:
         """Generate the request's samples; failures come back as samples with `error` set."""

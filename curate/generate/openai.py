@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
@@ -128,6 +129,65 @@ class OpenAITeacher(Backend):
 
         await asyncio.gather(*(probe(replica) for replica in self.replicas.pool))
 
+    def preflight(self) -> list[str]:
+        """Ask each replica for its model list: none answering is an error worth stopping for
+        before any other stage spends time; an unset key variable or a model the server does
+        not list is a warning (local servers often need no key; some proxies list no models)."""
+        warnings = []
+        env = self.config.api_key_env
+        if not os.environ.get(env):
+            warnings.append(
+                f"teacher.api_key_env names {env}, which is not set: requests go without an "
+                "API key (fine for a local server)"
+            )
+        results = asyncio.run(self._probe_all())
+        reachable = [r for r in results if r.reached]
+        if not reachable:
+            raise BackendError(
+                f"cannot reach the teacher: {results[0].problem}; fix teacher.base_url or start "
+                "the server, then run again (finished samples are kept)"
+            )
+        for result in results:
+            if result.problem:
+                warnings.append(result.problem)
+        return warnings
+
+    async def _probe_all(self) -> list[Probe]:
+        timeout = aiohttp.ClientTimeout(total=min(10.0, self.config.timeout_s))
+        async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
+            return list(
+                await asyncio.gather(*(self._probe(session, u) for u in self.config.urls()))
+            )
+
+    async def _probe(self, session: aiohttp.ClientSession, url: str) -> Probe:
+        try:
+            async with session.get(f"{url}/models") as response:
+                status, text = response.status, await response.read()
+        except TRANSPORT_ERRORS as exc:
+            return Probe(url, False, describe_failure(exc, url))
+        if status in (401, 403):
+            env = self.config.api_key_env
+            hint = f"set {env}" if not os.environ.get(env) else f"check the key in {env}"
+            return Probe(
+                url, False, f"HTTP {status} from {url}: the server refused the key ({hint})"
+            )
+        if status in (502, 503, 504):  # a proxy or load balancer with no server behind it
+            return Probe(url, False, f"HTTP {status} from {url}/models")
+        return Probe(url, True, self._model_problem(url, status, text))
+
+    def _model_problem(self, url: str, status: int, text: bytes) -> str:
+        """A warning when the server lists its models and ours is not among them."""
+        if status != 200:
+            return ""
+        try:
+            listed = [m.get("id") for m in json.loads(text).get("data") or []]
+        except (ValueError, AttributeError):
+            return ""
+        if not listed or self.config.model in listed:
+            return ""
+        shown = ", ".join(map(str, listed[:5]))
+        return f"{url} does not list model {self.config.model!r} (it lists: {shown})"
+
     async def sample(self, request: Request) -> list[Sample]:
         await self.check_health()
         if self.config.guards is not None:  # guarded samples stream, one request each
@@ -167,7 +227,7 @@ class OpenAITeacher(Backend):
                 return [Sample(index, None, None, None, error=str(exc))]
             except TRANSPORT_ERRORS as exc:
                 self.replicas.failed(replica)
-                outcome = f"{type(exc).__name__} from {replica.url}"
+                outcome = describe_failure(exc, replica.url)
             finally:
                 replica.in_flight -= 1
             if isinstance(outcome, Sample):
@@ -175,7 +235,7 @@ class OpenAITeacher(Backend):
                 return [outcome]
             last = outcome
             await asyncio.sleep(backoff(attempt, base_s=self.config.retry_base_s))
-        error = f"gave up after {self.config.max_retries + 1} attempts ({last})"
+        error = f"{last} (gave up after {self.config.max_retries + 1} attempts)"
         return [Sample(index, None, None, None, error=error)]
 
     async def _read_stream(
@@ -222,7 +282,7 @@ class OpenAITeacher(Backend):
                     retry_after = response.headers.get("retry-after")
             except TRANSPORT_ERRORS as exc:
                 self.replicas.failed(replica)
-                last = f"{type(exc).__name__} from {replica.url}"
+                last = describe_failure(exc, replica.url)
                 await asyncio.sleep(backoff(attempt, base_s=self.config.retry_base_s))
                 continue
             finally:
@@ -231,7 +291,7 @@ class OpenAITeacher(Backend):
             if data is not None:
                 return data
             await asyncio.sleep(backoff(attempt, retry_after, self.config.retry_base_s))
-        raise BackendError(f"gave up after {self.config.max_retries + 1} attempts ({last})")
+        raise BackendError(f"{last} (gave up after {self.config.max_retries + 1} attempts)")
 
     async def _pace(self, body: dict[str, Any]) -> None:
         """Wait for the rate limits (tokens: the prompt now, the completion on arrival)."""
@@ -257,7 +317,7 @@ class OpenAITeacher(Backend):
         if status in RETRY_STATUS:
             if status >= 500:
                 self.replicas.failed(replica)
-            return None, f"HTTP {status}"
+            return None, f"HTTP {status} from {replica.url}"
         raise BackendError(f"HTTP {status} from {replica.url}: {text[:200]!r}")
 
     def parse(self, data: dict[str, Any], indices: list[int], latency: float) -> list[Sample]:
@@ -299,6 +359,27 @@ class OpenAITeacher(Backend):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What asking one replica for its model list found."""
+
+    url: str
+    reached: bool
+    problem: str  # empty when all is well
+
+
+def describe_failure(exc: BaseException, url: str) -> str:
+    """A transport failure as a person would say it, naming the endpoint."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = (exc.os_error.strerror or str(exc.os_error)).lower()
+        return f"{reason} at {url}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer from {url} in time (teacher.timeout_s)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{url} closed the connection"
+    return f"{type(exc).__name__} from {url}: {exc}"
 
 
 class StreamedSample:

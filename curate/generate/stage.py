@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from typing import Any
 
 import polars as pl
 
 from curate import registry
+from curate.errors import CurateWarning
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
@@ -51,7 +53,19 @@ class GenerateStage(Stage):
     def __init__(self, config: TeacherConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self._started = time.monotonic()
-        self.cache = SampleCache(context.cache_dir / CACHE_FILE)
+        self._cache: SampleCache | None = None
+
+    @property
+    def cache(self) -> SampleCache:
+        """Opened on first use, so a run with nothing to generate writes nothing."""
+        if self._cache is None:
+            self._cache = SampleCache(self.context.cache_dir / CACHE_FILE)
+        return self._cache
+
+    def preflight(self) -> None:
+        backend: Backend = registry.backends.get(self.config.backend)(self.config)
+        for message in backend.preflight():
+            warnings.warn(message, CurateWarning, stacklevel=2)
 
     def identity(self) -> str:
         # The cache decides what is regenerated; the stage identity adds the round.
@@ -154,6 +168,9 @@ class GenerateStage(Stage):
                 self.cache.put(request.gen_key, sample)
             else:
                 self.counts["failed"] += 1
+                self.errors[sample.error] += 1
+        if samples and all(s.error is not None for s in samples):
+            self.counts["prompts_failed"] += 1
         self.counts["requests_sent"] += 1
         self.counts["samples_generated"] += len(samples)
         self._spend(samples)
@@ -208,4 +225,6 @@ class GenerateStage(Stage):
         return trace
 
     def close(self) -> None:
-        self.cache.close()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None

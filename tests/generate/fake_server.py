@@ -38,8 +38,16 @@ class Faults:
 class FakeChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, faults: Faults | None = None, style: str = "field") -> None:
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        style: str = "field",
+        models: tuple[str, ...] = (),
+        api_key: str | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), FakeHandler)
+        self.models = models  # what GET /models lists
+        self.api_key = api_key  # when set, requests without it get 401
         self.faults = faults or Faults()
         self.style = style  # "field": reasoning_content; "inline": <think> tags
         self.requests = 0
@@ -79,7 +87,25 @@ class FakeHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def refused(self) -> bool:
+        expected = self.server.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return False
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.reply(401, b'{"error": "invalid api key"}')
+        return True
+
+    def do_GET(self) -> None:
+        if self.refused():
+            return
+        if self.path.rstrip("/").endswith("/models"):
+            listed = {"data": [{"id": name, "object": "model"} for name in self.server.models]}
+            return self.reply(200, json.dumps(listed).encode())
+        return self.reply(404, b"not found")
+
     def do_POST(self) -> None:
+        if self.refused():
+            return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         fault = self.server.draw()
         time.sleep(self.server.faults.latency_s)
