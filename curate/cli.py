@@ -72,7 +72,7 @@ def shown_warnings() -> Iterator[None]:
     """curate's warnings as one `warning:` line each on stderr."""
 
     def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", CurateWarning)
@@ -351,3 +351,7 @@ def main() -> None:
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (CURATE_DEBUG=1 shows the traceback)")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

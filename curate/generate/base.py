@@ -149,10 +149,9 @@ class Backend(ABC):
             to_json(messages),
         )
 
-    def preflight(self) -> list[str]:
+    def preflight(self) -> None:
         """Check the teacher can be used before any work starts: raise a BackendError that
-        says how to fix what cannot work; return warnings about what looks wrong."""
-        return []
+        says how to fix what cannot work; warn (CurateWarning) about what looks wrong."""
 
     @abstractmethod
     async def sample(self, request: Request) -> list[Sample]:

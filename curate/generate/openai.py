@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import aiohttp
 from pydantic import Field
 
 from curate import registry
-from curate.errors import BackendError
+from curate.errors import BackendError, CurateWarning
 from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
 from curate.generate.guards import Guard
 from curate.generate.limits import RateLimiter, Replica, Replicas
@@ -129,28 +130,25 @@ class OpenAITeacher(Backend):
 
         await asyncio.gather(*(probe(replica) for replica in self.replicas.pool))
 
-    def preflight(self) -> list[str]:
+    def preflight(self) -> None:
         """Ask each replica for its model list: none answering is an error worth stopping for
         before any other stage spends time; an unset key variable or a model the server does
         not list is a warning (local servers often need no key; some proxies list no models)."""
-        warnings = []
         env = self.config.api_key_env
         if not os.environ.get(env):
-            warnings.append(
+            warn(
                 f"teacher.api_key_env names {env}, which is not set: requests go without an "
                 "API key (fine for a local server)"
             )
         results = asyncio.run(self._probe_all())
-        reachable = [r for r in results if r.reached]
-        if not reachable:
+        if not any(r.reached for r in results):
             raise BackendError(
                 f"cannot reach the teacher: {results[0].problem}; fix teacher.base_url or start "
                 "the server, then run again (finished samples are kept)"
             )
         for result in results:
             if result.problem:
-                warnings.append(result.problem)
-        return warnings
+                warn(result.problem)
 
     async def _probe_all(self) -> list[Probe]:
         timeout = aiohttp.ClientTimeout(total=min(10.0, self.config.timeout_s))
@@ -373,13 +371,18 @@ class Probe:
 def describe_failure(exc: BaseException, url: str) -> str:
     """A transport failure as a person would say it, naming the endpoint."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = (exc.os_error.strerror or str(exc.os_error)).lower()
-        return f"{reason} at {url}"
+        code = exc.os_error.errno
+        reason = os.strerror(code) if code else str(exc.os_error)
+        return f"{reason.lower()} at {url}"
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer from {url} in time (teacher.timeout_s)"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return f"{url} closed the connection"
     return f"{type(exc).__name__} from {url}: {exc}"
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, CurateWarning, stacklevel=3)
 
 
 class StreamedSample:

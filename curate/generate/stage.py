@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
 from typing import Any
 
 import polars as pl
 
 from curate import registry
-from curate.errors import CurateWarning
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
@@ -64,8 +62,7 @@ class GenerateStage(Stage):
 
     def preflight(self) -> None:
         backend: Backend = registry.backends.get(self.config.backend)(self.config)
-        for message in backend.preflight():
-            warnings.warn(message, CurateWarning, stacklevel=2)
+        backend.preflight()
 
     def identity(self) -> str:
         # The cache decides what is regenerated; the stage identity adds the round.
