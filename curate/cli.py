@@ -15,17 +15,18 @@ import typer
 from rich.console import Console
 
 from curate import __version__, registry
+from curate.decontam.benchmarks import BenchmarkUnavailable
 from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
 from curate.errors import CurateError, CurateWarning
-from curate.files import run_stage_on_file
+from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
 from curate.progress import BarProgress
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
-from curate.stats import funnel_problems, funnel_table, generation_failures, why_empty
+from curate.stats import Stats, funnel_problems, funnel_table, generation_failures, why_empty
 from curate.store import RunStore
 
 app = typer.Typer(
@@ -292,7 +293,10 @@ def decontam_build(
             ngram=NgramMethod(n=n, tokens=tokens),
             semantic=SemanticMethod(model=semantic) if semantic else None,
         )
-        index = build_index(config)
+        try:
+            index = build_index(config)
+        except BenchmarkUnavailable as exc:
+            raise exc.with_form("--file {}=PATH") from None
         index.save(out_path)
         out.print(
             f"{len(index.item_ids):,} items from {', '.join(index.bench_names)}, "
@@ -313,19 +317,57 @@ def stage_command(name: str) -> Callable[..., None]:
         in_path: Annotated[Path, typer.Option("--in", help="Input JSONL, JSON, CSV or Parquet.")],
         out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet.")],
         set_: SetOption = None,
+        columns: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--columns",
+                help="Which file column holds a field: reference=answer,problem=question "
+                "(repeatable; the files source's `columns:` names).",
+            ),
+        ] = None,
+        cache_dir: Annotated[
+            Path | None,
+            typer.Option(help="Generation cache (default: .curate-cache beside --out)."),
+        ] = None,
     ) -> None:
-        with cli_errors():
+        with cli_errors(), shown_warnings():
+            mapping = parse_columns(columns or [])
             with BarProgress(err) as progress:
-                result = run_stage_on_file(name, in_path, out_path, set_ or [], progress)
-            dropped = ", ".join(f"{k} {v:,}" for k, v in result["dropped"].items()) or "none"
-            out.print(
-                f"{name}: {result['in']:,} rows in, {result['out']:,} kept, "
-                f"dropped: {dropped} -> {out_path}",
-                highlight=False,
-            )
+                result = run_stage_on_file(
+                    name, in_path, out_path, set_ or [], progress, mapping, cache_dir
+                )
+            report_file_stage(name, result, out_path, cache_dir)
 
-    command.__doc__ = f"Run the '{name}' stage on a file; every input row is kept in --out."
+    cls = registry.stages.get(name)
+    command.__doc__ = (
+        f"Run the '{name}' stage on a file; every input row is kept in --out.\n\n"
+        f"Reads columns: {', '.join(cls.reads) or '-'}. "
+        f"Writes columns: {', '.join(cls.writes) or '-'}. "
+        "Common names (question, answer, response, ...) are recognised; map others with "
+        "--columns."
+    )
     return command
+
+
+def report_file_stage(name: str, result: Stats, out_path: Path, cache_dir: Path | None) -> None:
+    """One line of what a file command did, what it renamed, and where its cache is."""
+    dropped = ", ".join(f"{k} {v:,}" for k, v in result["dropped"].items()) or "none"
+    typer.echo(
+        f"{name}: {result['in']:,} rows in, {result['out']:,} kept, "
+        f"dropped: {dropped} -> {out_path}"
+    )
+    if result.get("renamed"):
+        pairs = ", ".join(f"{old} -> {new}" for old, new in result["renamed"].items())
+        typer.echo(f"columns renamed in the output: {pairs}")
+    cache = cache_dir or out_path.parent / ".curate-cache"
+    if cache.exists():
+        typer.echo(f"cache: {cache} (generated samples, reused by a rerun; --cache-dir moves it)")
+    failures = generation_failures({"generate": result}) if name == "generate" else ""
+    if failures:
+        fail(f"{failures}; fix the teacher and run again (finished samples are kept)")
+    if result["out"] == 0 and result["in"] > 0:
+        fail(f"no row kept: {why_empty({name: result})}")
+        raise typer.Exit(1)
 
 
 def add_stage_commands() -> None:

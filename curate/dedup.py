@@ -127,7 +127,7 @@ class DedupStage(Stage):
     section = "dedup"
     order = 10
     config_class = DedupConfig
-    reads = ("problem_id", "problem", "reference")
+    reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = ("dup_of",)
     whole: ClassVar[bool] = True  # duplicates are found across the whole input
     config: DedupConfig

@@ -14,7 +14,7 @@ from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
-from curate.recipe import apply_override, describe_errors, parse_override
+from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
 from curate.records import conform, problem_id, write_parquet
 from curate.runner import check_columns, process_batch
 from curate.sources.files import file_format, read_rows
@@ -67,20 +67,99 @@ def write_table(table: pa.Table, path: Path) -> None:
         raise SourceError(f"{path}: write .jsonl or .parquet")
 
 
+# Names the common public datasets use for what curate calls problem, reference, ...
+ALIASES: dict[str, tuple[str, ...]] = {
+    "problem": ("question", "prompt", "instruction", "query"),
+    "reference": ("answer", "gold", "final_answer", "ground_truth"),
+    "tests": ("test", "test_list", "test_cases", "input_output"),
+    "reasoning": ("reasoning_content", "thinking", "cot"),
+    "completion": ("response", "output", "generation"),
+}
+MAPPABLE = ("problem", "reference", "id", "tests", "domain", "reasoning", "completion")
+
+
+def parse_columns(items: list[str]) -> dict[str, str]:
+    """`--columns reference=answer,problem=question` (repeatable) as {name: file column}."""
+    mapping: dict[str, str] = {}
+    for item in ",".join(items).split(","):
+        if not item.strip():
+            continue
+        name, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not name or not column:
+            raise OverrideError(f"--columns {item!r}: expected NAME=COLUMN, e.g. reference=answer")
+        if name not in MAPPABLE:
+            raise OverrideError(f"--columns {item!r}: '{name}' is not one of {', '.join(MAPPABLE)}")
+        mapping[name] = column
+    return mapping
+
+
+def map_columns(
+    table: pa.Table, path: Path, stage: Stage, mapping: dict[str, str]
+) -> tuple[pa.Table, dict[str, str]]:
+    """Rename the file's columns to the names the stage reads: as mapped, else by a common
+    alias when exactly one is present. Returns the table and what was renamed."""
+    renames = {}
+    for name, column in mapping.items():
+        if column not in table.column_names:
+            raise SourceError(
+                f"{path}: --columns {name}={column}: no column '{column}' "
+                f"(the file has: {', '.join(table.column_names)})"
+            )
+        renames[column] = "source_id" if name == "id" else name
+    present = set(table.column_names) | set(renames.values())
+    wanted = {"problem", "reference", *stage.reads} - present  # reference: used where present
+    for name in sorted(wanted & set(ALIASES)):
+        found = [c for c in ALIASES[name] if c in table.column_names and c not in renames]
+        if len(found) == 1:
+            renames[found[0]] = name
+    table = table.rename_columns([renames.get(c, c) for c in table.column_names])
+    return table, renames
+
+
+def missing_columns(table: pa.Table, path: Path, stage: Stage, original: list[str]) -> None:
+    """Refuse, before any work, a file without a column the stage reads, saying how to map it."""
+    missing = [c for c in stage.reads if c not in table.column_names and c != "problem_id"]
+    if not missing:
+        return
+    name = missing[0]
+    candidates = [c for c in ALIASES.get(name, ()) if c in original]
+    hint = (
+        f"several could be it ({', '.join(candidates)}): choose with --columns {name}=COLUMN"
+        if len(candidates) > 1
+        else f"map one with --columns {name}=COLUMN"
+    )
+    raise SourceError(
+        f"{path}: stage '{stage.name}' reads column '{name}', which the file lacks "
+        f"(it has: {', '.join(original)}); {hint}"
+    )
+
+
 def run_stage_on_file(
     name: str,
     in_path: Path,
     out_path: Path,
     overrides: list[str],
     progress: Progress | None = None,
+    columns: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
 ) -> Stats:
-    """Run one stage over every row of a file, keeping every input row in the output."""
+    """Run one stage over every row of a file, keeping every input row in the output.
+
+    columns: {curate name: file column}; common names are recognised without it.
+    cache_dir: where generation caches its samples (default: .curate-cache beside --out).
+    """
     config = stage_config(name, overrides)
     file_format(out_path)  # refuse an unknown output format before any work
-    table = with_problem_ids(read_table(in_path), in_path)
-    context = StageContext(out_path.parent / ".curate-cache", progress=progress or QuietProgress())
+    context = StageContext(
+        cache_dir or out_path.parent / ".curate-cache", progress=progress or QuietProgress()
+    )
     stage: Stage = registry.stages.get(name)(config, context)
+    raw = read_table(in_path)
+    table, renamed = map_columns(raw, in_path, stage, columns or {})
+    missing_columns(table, in_path, stage, raw.column_names)
+    table = with_problem_ids(table, in_path)
     check_columns([stage], set(table.column_names))
+    stage.preflight()
     table = _conformed(table, in_path)
     stage.plan(table["dropped"].null_count)  # rows no stage has dropped
     outputs, parts = [], []
@@ -95,7 +174,9 @@ def run_stage_on_file(
     result = pa.concat_tables(outputs, promote_options="permissive")
     write_table(result, out_path)
     write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
-    return merge_stats(parts)
+    stats = merge_stats(parts)
+    stats["renamed"] = renamed
+    return stats
 
 
 def with_problem_ids(table: pa.Table, path: Path) -> pa.Table:

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from curate.cli import add_stage_commands, app
+from tests.conftest import write_jsonl
 from tests.generate.fake_server import FakeChatServer, Faults
 
 add_stage_commands()
@@ -205,3 +206,113 @@ def test_ctrl_c_says_what_is_kept(make_recipe, tmp_path: Path):
         assert server.requests == 40 - cached // 2  # only the prompts not finished before
     assert result.exit_code == 0, result.output
     assert pl.read_parquet(run_dir / "ledger").height == 80
+
+
+def test_file_commands_recognise_common_column_names(tmp_path: Path):
+    rows = [
+        {"question": "What is 2+2?", "answer": "4"},
+        {"question": "What is 2+2?", "answer": "4"},
+    ]
+    source = write_jsonl(tmp_path / "gsm8k.jsonl", rows)
+    out = tmp_path / "out.parquet"
+    result = invoke("dedup", "--in", str(source), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "columns renamed in the output: question -> problem, answer -> reference" in (
+        result.output
+    )
+    table = pl.read_parquet(out)
+    assert table["reference"].to_list() == ["4", "4"]
+    assert table["dropped"].to_list() == [None, "exact_duplicate"]
+
+
+def test_generate_needs_no_reference_and_says_where_its_cache_is(tmp_path: Path):
+    source = write_jsonl(tmp_path / "p.jsonl", [{"problem": "What is 2+2?"}])
+    out = tmp_path / "out" / "traces.jsonl"
+    settings = ["--set", "backend=simulated", "--set", "samples=2"]
+    result = invoke("generate", "--in", str(source), "--out", str(out), *settings)
+    assert result.exit_code == 0, result.output
+    assert f"cache: {out.parent / '.curate-cache'} (generated samples" in result.output
+    moved = tmp_path / "elsewhere"
+    again = invoke(
+        "generate",
+        "--in",
+        str(source),
+        "--out",
+        str(tmp_path / "b.jsonl"),
+        *settings,
+        "--cache-dir",
+        str(moved),
+    )
+    assert again.exit_code == 0, again.output
+    assert f"cache: {moved} " in again.output and not (tmp_path / ".curate-cache").exists()
+
+
+def test_a_missing_column_says_how_to_map_it(tmp_path: Path):
+    source = write_jsonl(tmp_path / "t.jsonl", [{"q": "2+2?", "answer": "4", "gold": "4"}])
+    out = str(tmp_path / "o.jsonl")
+    result = invoke("verify", "--in", str(source), "--out", out, "--columns", "problem=q")
+    assert result.exit_code == 1
+    assert (
+        "stage 'verify' reads column 'reference', which the file lacks (it has: q, answer, "
+        "gold); several could be it (answer, gold): choose with --columns reference=COLUMN"
+    ) in result.output
+    lacking = invoke("verify", "--in", str(source), "--out", out, "--columns", "reference=gold")
+    assert "reads column 'completion'" in lacking.output
+    assert "map one with --columns completion=COLUMN" in lacking.output
+    mapped = write_jsonl(
+        tmp_path / "m.jsonl", [{"q": "2+2?", "gold": "4", "said": "so \\boxed{4}"}]
+    )
+    done = invoke(
+        "verify",
+        "--in",
+        str(mapped),
+        "--out",
+        out,
+        "--columns",
+        "problem=q,reference=gold",
+        "--columns",
+        "completion=said",
+        "--set",
+        "workers=1",
+    )
+    assert done.exit_code == 0, done.output
+    assert pl.read_ndjson(out)["verdict"].to_list() == ["correct"]
+    bad = invoke("verify", "--in", str(mapped), "--out", out, "--columns", "answer")
+    assert bad.exit_code == 2 and "expected NAME=COLUMN" in bad.output
+
+
+def test_stage_help_lists_the_columns_read_and_written():
+    text = " ".join(invoke("verify", "--help").output.split())
+    assert "Reads columns: reference, completion." in text
+    assert "Writes columns: verdict," in text
+
+
+def test_missing_benchmarks_fail_fast_with_the_hint_of_the_command(make_recipe, tmp_path):
+    built = invoke(
+        "decontam", "build", "--out", str(tmp_path / "p.npz"), "--benchmarks", "math500,aime24"
+    )
+    assert built.exit_code == 1
+    assert "give local copies with --file math500=PATH --file aime24=PATH" in built.output
+    assert "decontaminate.files" not in built.output
+    recipe = make_recipe(decontaminate={"benchmarks": ["math500"]})
+    ran = invoke("run", str(recipe), "--run-dir", str(tmp_path / "run"))
+    assert ran.exit_code == 1
+    assert "decontaminate.files.math500=PATH" in ran.output
+
+
+def test_an_unreachable_hub_is_asked_once(monkeypatch, tmp_path: Path):
+    from curate.hub import hub_problem
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    hub_problem.cache_clear()
+    try:
+        built = invoke(
+            "decontam", "build", "--out", str(tmp_path / "p.npz"), "--benchmarks", "math500"
+        )
+    finally:
+        hub_problem.cache_clear()
+    assert built.exit_code == 1
+    assert "cannot reach http://127.0.0.1:9 (" in built.output
+    assert "Retrying" not in built.output and "--file math500=PATH" in built.output

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from curate.errors import SourceError
+from curate.hub import hub_problem, offline_datasets
 
 TEXT_COLUMNS = ("problem", "question", "Question", "prompt", "question_content")
 ID_COLUMNS = ("unique_id", "id", "task_id", "question_id", "idx", "ID", "Record ID")
@@ -95,14 +96,32 @@ def read_file(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+class BenchmarkUnavailable(SourceError):
+    """Benchmarks that neither a local file nor the Hub (nor its cache) can give."""
+
+    def __init__(self, names: list[str], reason: str, form: str = "decontaminate.files.{}=PATH"):
+        self.names, self.reason = names, reason
+        copies = " ".join(form.format(name) for name in names)
+        which = ", ".join(names)
+        pack = ", or an index pack (decontaminate.index)" if form.startswith("decontam") else ""
+        super().__init__(
+            f"benchmark {which}: cannot load from the Hub ({reason}); give local copies "
+            f"with {copies}{pack}"
+        )
+
+    def with_form(self, form: str) -> BenchmarkUnavailable:
+        """The same error, telling how to give local copies in another place (a CLI flag)."""
+        return BenchmarkUnavailable(self.names, self.reason, form)
+
+
 def read_hub(spec: Benchmark) -> list[dict[str, Any]]:
     import datasets
 
+    problem = hub_problem()
     try:
-        data = datasets.load_dataset(spec.hub_id, spec.config, split=spec.split)
+        with offline_datasets(bool(problem)):  # a cached copy still serves
+            data = datasets.load_dataset(spec.hub_id, spec.config, split=spec.split)
     except Exception as exc:  # datasets raises many types for a missing or gated repo
-        raise SourceError(
-            f"benchmark '{spec.name}' ({spec.hub_id}): cannot load from the Hub ({exc}); "
-            f"give a local copy with decontaminate.files.{spec.name}=PATH"
-        ) from None
+        reason = problem or " ".join(str(exc).split())[:300]
+        raise BenchmarkUnavailable([spec.name], reason) from None
     return list(data)

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from curate import registry
 from curate.cores import available_cores
-from curate.decontam.benchmarks import load_items
+from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
 from curate.decontam.semantic import SemanticMethod, embed, nearest
@@ -103,9 +103,15 @@ class DecontamConfig(Config):
 def build_index(config: DecontamConfig) -> BenchmarkIndex:
     if config.index:
         return BenchmarkIndex.load(Path(config.index))
-    items = [
-        item for name in config.benchmarks for item in load_items(name, config.files.get(name))
-    ]
+    items, missing = [], []
+    for name in config.benchmarks:
+        try:
+            items.extend(load_items(name, config.files.get(name)))
+        except BenchmarkUnavailable as exc:
+            missing.append(exc)
+    if missing:  # all of them in one message, not one per run
+        names = [name for exc in missing for name in exc.names]
+        raise BenchmarkUnavailable(names, missing[0].reason)
     ngram = config.ngram or NgramMethod()
     index = BenchmarkIndex.build(items, ngram.n, ngram.tokens)
     if config.semantic is not None:

@@ -25,7 +25,7 @@ class GenerateStage(Stage):
     name = "generate"
     section = "teacher"
     order = 30
-    reads = ("problem_id", "problem", "reference")
+    reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = (
         "sample_idx",
         "round",
