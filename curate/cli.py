@@ -22,7 +22,7 @@ from curate.errors import CurateError, CurateWarning
 from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
-from curate.progress import BarProgress
+from curate.progress import progress_for
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
@@ -106,7 +106,7 @@ def run(
         if verbose:
             err.print(dump_recipe(parsed), markup=False, highlight=False)
         try:
-            with BarProgress(err) as progress:
+            with progress_for(err) as progress:
                 result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
         except KeyboardInterrupt:
             fail(f"interrupted: {interrupted_note(target)}; run the same command again to resume")
@@ -332,7 +332,7 @@ def stage_command(name: str) -> Callable[..., None]:
     ) -> None:
         with cli_errors(), shown_warnings():
             mapping = parse_columns(columns or [])
-            with BarProgress(err) as progress:
+            with progress_for(err) as progress:
                 result = run_stage_on_file(
                     name, in_path, out_path, set_ or [], progress, mapping, cache_dir
                 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from types import TracebackType
-from typing import Protocol
+from typing import IO, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -72,27 +74,29 @@ class RateColumn(ProgressColumn):
     def render(self, task: RichTask) -> Text:
         speed = task.finished_speed or task.speed
         unit = task.fields.get("unit", "rows")
-        text = f"{speed:,.1f} {unit}/s" if speed else f"- {unit}/s"
+        text = f"{speed:,.{0 if speed >= 100 else 1}f} {unit}/s" if speed else f"- {unit}/s"
         return Text(text, style="progress.data.speed")
 
 
 class BarProgress:
-    """Rich progress bars with count, rate, elapsed time and ETA."""
+    """Rich progress bars with count, rate, elapsed time and ETA, readable at 80 columns."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self._bars = RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
+        console = console or Console(stderr=True)
+        wide = console.width >= 120
+        columns: list[ProgressColumn | str] = [
+            TextColumn("[bold]{task.description:<11}"),
+            BarColumn(bar_width=20 if wide else 10),
             MofNCompleteColumn(),
             TaskProgressColumn(),
             RateColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[note]}"),
-            console=console or Console(stderr=True),
-            transient=False,
-        )
+        ]
+        if wide:  # the stage's own figures fit only on a wide terminal
+            columns.append(TextColumn("{task.fields[note]}"))
+        self._bars = RichProgress(*columns, console=console, transient=False, expand=False)
 
     def __enter__(self) -> BarProgress:
         self._bars.start()
@@ -110,3 +114,67 @@ class BarProgress:
         return _RichTask(
             self._bars, self._bars.add_task(description, total=total, unit=unit, note="")
         )
+
+
+class _LineTask:
+    """One stage's progress as a line every few seconds, and a last line when it is done."""
+
+    def __init__(self, owner: LineProgress, description: str, total: int | None, unit: str):
+        self.owner, self.description, self.total, self.unit = owner, description, total, unit
+        self.done = 0
+        self.started = self.last = time.monotonic()
+        self.text = ""
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        finished = self.total is not None and self.done >= self.total
+        if finished or now - self.last >= self.owner.every_s:
+            self.last = now
+            self.owner.write(self.line(now, finished))
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def note(self, text: str) -> None:
+        self.text = text
+
+    def line(self, now: float, finished: bool) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = f"{self.done / elapsed:,.1f} {self.unit}/s"
+        count = f"{self.done:,}" if self.total is None else f"{self.done:,}/{self.total:,}"
+        if finished:
+            return f"{self.description}: {count} {self.unit} done in {elapsed:,.1f} s, {rate}"
+        eta = ""
+        if self.total and self.done:
+            eta = f", eta {(self.total - self.done) * elapsed / self.done:,.0f} s"
+        extra = f" ({self.text})" if self.text else ""
+        return f"{self.description}: {count} {self.unit}, {rate}{eta}{extra}"
+
+
+class LineProgress:
+    """Progress for logs and pipes (stderr is not a terminal): plain lines, a few seconds
+    apart, instead of bars that would be cut at the log's width."""
+
+    def __init__(self, stream: IO[str] | None = None, every_s: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def task(self, description: str, total: int | None, unit: str = "rows") -> Task:
+        return _LineTask(self, description, total, unit)
+
+
+def progress_for(console: Console) -> BarProgress | LineProgress:
+    """Bars on a terminal, periodic lines otherwise."""
+    if console.is_terminal:
+        return BarProgress(console)
+    return LineProgress(console.file)
