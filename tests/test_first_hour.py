@@ -77,8 +77,15 @@ def test_every_request_failing_names_the_cause_and_exits_1(make_recipe, tmp_path
 
 
 def test_some_failures_are_reported_but_the_run_succeeds(make_recipe, tmp_path: Path):
+    # FakeChatServer answers \boxed{0} for sample 0: a reference of 0 makes those correct
+    rows = [{"question": f"Problem {i}: what is {i} - {i}?", "answer": "0"} for i in range(40)]
+    source = {
+        "kind": "files",
+        "path": str(write_jsonl(tmp_path / "zeros.jsonl", rows)),
+        "columns": {"problem": "question", "reference": "answer"},
+    }
     with FakeChatServer(Faults(server_error=0.3, seed=2)) as flaky:
-        recipe = make_recipe(teacher=openai_teacher(flaky.url))
+        recipe = make_recipe(teacher=openai_teacher(flaky.url), source=source)
         result = invoke("run", str(recipe), "--run-dir", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if "prompts succeeded" in x)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from curate import registry
@@ -51,8 +53,12 @@ def parse_tests(raw: str | None) -> list[TestCase]:
         return []
     data = json.loads(raw)
     if isinstance(data, dict) and "test" in data and "entry_point" in data:
-        script = f"{data['test']}\n\ncheck({data['entry_point']})\n"
-        return [TestCase("script", script, None)]
+        return [TestCase("script", str(data["test"]), None, str(data["entry_point"]))]
+    if isinstance(data, dict) and "test_list" in data:  # MBPP
+        setup = str(data.get("test_setup_code") or "")
+        return [TestCase("script", setup + "\n" + "\n".join(data["test_list"]), None)]
+    if isinstance(data, list) and data and all(isinstance(case, str) for case in data):
+        return [TestCase("script", "\n".join(data), None)]  # a list of assert lines
     fn_name = data.get("fn_name") if isinstance(data, dict) else None
     if isinstance(data, dict) and "inputs" in data:
         pairs = zip(data["inputs"], data["outputs"], strict=True)
@@ -116,6 +122,18 @@ def values_match(result: Any, expected: Any) -> bool:
     return False
 
 
+JUDGE = (Path(__file__).parent / "judge.py").read_text(encoding="utf-8")
+JUDGE_FAILURES = {"assertion": "wrong_answer", "runtime_error": "runtime_error"}
+
+
+def judged(stdout: str, nonce: str) -> str | None:
+    """The judge's verdict line ('pass' or 'fail WHY'), found by the nonce only it knows."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(nonce + " "):
+            return line[len(nonce) + 1 :]
+    return None
+
+
 @registry.verifiers.register("code")
 class CodeVerifier(Verifier):
     """Python programs run against the problem's tests in the sandbox (stdio, calls, checks)."""
@@ -165,8 +183,8 @@ class CodeVerifier(Verifier):
     def run_test(self, code: str, test: TestCase) -> str | None:
         """None when the test passes, else why it failed."""
         if test.kind == "script":
-            outcome = self.sandbox.run_python(f"{code}\n\n{test.input}")
-        elif test.kind == "call":
+            return self.run_script(code, test)
+        if test.kind == "call":
             outcome = self.sandbox.run_python(
                 code + CALL_DRIVER.format(name=test.fn_name), test.input
             )
@@ -176,8 +194,6 @@ class CodeVerifier(Verifier):
             return "timeout"
         if outcome.returncode != 0:
             return "runtime_error"
-        if test.kind == "script":
-            return None
         if test.kind == "call":
             try:
                 value = json.loads(outcome.stdout.strip().splitlines()[-1])
@@ -185,3 +201,17 @@ class CodeVerifier(Verifier):
                 return "wrong_answer"
             return None if values_match(value, test.expected) else "wrong_answer"
         return None if outputs_match(outcome.stdout, str(test.expected)) else "wrong_answer"
+
+    def run_script(self, code: str, test: TestCase) -> str | None:
+        """A test script, run by the judge with the program in a process of its own: passing
+        means the judge, not the program's exit status, says every assertion held."""
+        nonce = secrets.token_hex(16)
+        spec = {"nonce": nonce, "code": code, "test": test.input, "entry_point": test.fn_name}
+        outcome = self.sandbox.run_python(JUDGE, json.dumps(spec))
+        verdict = judged(outcome.stdout, nonce)
+        if verdict == "pass":
+            return None
+        if verdict is None:
+            return "timeout" if outcome.timed_out else "runtime_error"
+        why = verdict.removeprefix("fail ").split(" ")[0]
+        return JUDGE_FAILURES.get(why, "runtime_error")

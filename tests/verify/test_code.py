@@ -65,7 +65,7 @@ def test_humaneval_style_check_script(verifier):
         verifier,
         tests,
         [fenced("def double(x):\n    return 2 * x"), fenced("def double(x):\n    return x + 1")],
-    ) == [("correct", None), ("incorrect", "runtime_error on test 1")]
+    ) == [("correct", None), ("incorrect", "wrong_answer on test 1")]
 
 
 def test_missing_or_bad_tests(verifier):
