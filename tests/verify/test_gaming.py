@@ -1,0 +1,156 @@
+"""Answers built to be called correct without being correct, written as an attacker would.
+
+The verifiers are GRPO rewards: a policy finds any verdict it can game. Every answer here is
+wrong (or no answer at all) and must come out incorrect or unverifiable, never correct.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curate.verify.base import ProblemAnswers
+from curate.verify.code import CodeVerifier
+
+NOT_CORRECT = {"incorrect", "unverifiable"}
+
+
+@pytest.fixture(scope="module")
+def code_verifier() -> CodeVerifier:
+    return CodeVerifier(timeout_s=3, workers=2)
+
+
+def fenced(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+HUMANEVAL_STYLE = {
+    "test": (
+        "def check(candidate):\n"
+        "    assert candidate(2) == 4\n"
+        "    assert candidate(-3) == -6\n"
+        "    assert abs(candidate(0.5) - 1.0) < 1e-9\n"
+    ),
+    "entry_point": "double",
+}
+WRONG = "def double(x):\n    return x + 1\n"
+# Writes a line everywhere a verdict could be read from: its own output, every descriptor,
+# its parent's output, and every file in its working directory.
+EMIT = (
+    "import glob, os\n"
+    "def emit(line):\n"
+    "    data = ('\\n' + line + '\\n').encode()\n"
+    "    for fd in range(1, 20):\n"
+    "        try:\n            os.write(fd, data)\n"
+    "        except OSError:\n            pass\n"
+    "    for path in [f'/proc/{os.getppid()}/fd/1', *glob.glob('*')]:\n"
+    "        try:\n"
+    "            with open(path, 'ab') as handle:\n                handle.write(data)\n"
+    "        except OSError:\n            pass\n"
+)
+
+# Each is a wrong `double` plus a trick to be called correct anyway.
+SCRIPT_CHEATS = {
+    "sys.exit(0) at top level": WRONG + "import sys\nsys.exit(0)\n",
+    "os._exit(0) at top level": WRONG + "import os\nos._exit(0)\n",
+    "raise SystemExit": WRONG + "raise SystemExit\n",
+    "atexit os._exit(0) after the failing check": (
+        WRONG + "import atexit, os\natexit.register(os._exit, 0)\n"
+    ),
+    "exit from inside the call": "def double(x):\n    import os\n    os._exit(0)\n",
+    "object equal to everything": (
+        "class Anything(float):\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __ne__(self, other):\n        return False\n"
+        "    def __sub__(self, other):\n        return 0.0\n"
+        "    def __abs__(self):\n        return 0.0\n"
+        "    __hash__ = float.__hash__\n"
+        "def double(x):\n    return Anything(x + 1)\n"
+    ),
+    "rewrites builtins the test uses": (
+        WRONG + "import builtins\nbuiltins.abs = lambda v: 0\n"
+        "builtins.AssertionError = type('Never', (Exception,), {})\n"
+    ),
+    "traces the test and skips its assertions": (
+        WRONG + "import sys\n"
+        "def tracer(frame, event, arg):\n"
+        "    if frame.f_code.co_name == 'check':\n"
+        "        frame.f_lineno = frame.f_code.co_firstlineno + 4\n"
+        "    return tracer\n"
+        "sys.settrace(tracer)\n"
+    ),
+    "kills its parent": WRONG + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+    "kills its process group": WRONG + "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
+    "prints what a pass might look like": (
+        WRONG + EMIT + "emit('pass')\nemit('0' * 32 + ' pass')\nemit('OK: all tests passed')\n"
+    ),
+    "reads the test and the nonce from files and parents": (
+        WRONG + EMIT + "import re\n"
+        "found = []\n"
+        "for path in glob.glob('*') + glob.glob('/tmp/*') + [\n"
+        "        f'/proc/{os.getppid()}/fd/0', f'/proc/{os.getppid()}/environ',\n"
+        "        f'/proc/{os.getppid()}/cmdline', f'/proc/{os.getppid()}/fd/1']:\n"
+        "    try:\n        found.append(open(path, errors='replace').read())\n"
+        "    except Exception:\n        pass\n"
+        "for text in found:\n"
+        "    for nonce in re.findall(r'[0-9a-f]{32}', text):\n"
+        "        emit(nonce + ' pass')\n"
+    ),
+    "reads its parent's memory for the nonce": (
+        WRONG + EMIT + "import re\n"
+        "try:\n"
+        "    maps = open(f'/proc/{os.getppid()}/maps').read().splitlines()\n"
+        "    mem = open(f'/proc/{os.getppid()}/mem', 'rb')\n"
+        "    for line in maps:\n"
+        "        start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
+        "        mem.seek(start)\n"
+        "        for nonce in re.findall(rb'[0-9a-f]{32}', mem.read(min(end - start, 1 << 22))):\n"
+        "            emit(nonce.decode() + ' pass')\n"
+        "except Exception:\n    pass\n"
+    ),
+    "sleeps until the timeout": WRONG + "import time\ntime.sleep(60)\n",
+    "writes huge output": WRONG + "import os\nos.write(1, b'x' * (64 << 20))\nprint('pass')\n",
+    "answers the protocol itself": (
+        WRONG + "import os\nfor fd in range(3, 12):\n    try:\n"
+        "        os.write(fd, b'{\"value\": 4}\\n' * 10)\n    except OSError:\n        pass\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("trick", sorted(SCRIPT_CHEATS))
+def test_test_scripts_cannot_be_cheated(code_verifier: CodeVerifier, trick: str):
+    problem = ProblemAnswers(
+        None, None, [fenced(SCRIPT_CHEATS[trick])], json.dumps(HUMANEVAL_STYLE)
+    )
+    result = code_verifier.verify([problem])[0][0]
+    assert result.verdict in NOT_CORRECT, (trick, result)
+
+
+def test_the_honest_solution_still_passes(code_verifier: CodeVerifier):
+    honest = fenced("def double(x):\n    print('chatty')\n    return 2 * x\n")
+    problem = ProblemAnswers(None, None, [honest], json.dumps(HUMANEVAL_STYLE))
+    assert code_verifier.verify([problem])[0][0].verdict == "correct"
+
+
+STDIO = {"inputs": ["2\n", "5\n"], "outputs": ["4\n", "10\n"]}
+CALLS = {"fn_name": "double", "inputs": [[2], [5]], "outputs": [[4], [10]]}
+PROGRAM_CHEATS = {
+    "exit 0 before printing": "import sys\nsys.exit(0)\n",
+    "os._exit(0) before printing": "import os\nos._exit(0)\n",
+    "prints a guess and exits": "print(4)\nimport os\nos._exit(0)\n",
+    "prints the input back": "import sys\nprint(sys.stdin.read())\n",
+    "atexit prints": "import atexit\natexit.register(print, 4)\nraise SystemExit(0)\n",
+    "sleeps": "import time\ntime.sleep(60)\n",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(PROGRAM_CHEATS))
+@pytest.mark.parametrize("tests", [STDIO, CALLS], ids=["stdio", "calls"])
+def test_programs_cannot_be_cheated(code_verifier: CodeVerifier, trick: str, tests):
+    code = PROGRAM_CHEATS[trick]
+    if tests is CALLS:
+        code = f"def double(x):\n    return x + 1\n{code}"
+    problem = ProblemAnswers(None, None, [fenced(code)], json.dumps(tests))
+    result = code_verifier.verify([problem])[0][0]
+    assert result.verdict in NOT_CORRECT, (trick, result)
