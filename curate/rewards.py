@@ -11,12 +11,14 @@ dataset's other columns as keyword lists; the reference answer is read from one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from curate import registry
 from curate.generate.base import split_reasoning
-from curate.verify.base import ProblemAnswers, Result, Verifier
-from curate.verify.stage import AUTO
+from curate.records import to_json
+from curate.verify.base import Result
+from curate.verify.dispatch import Dispatcher, Item
+from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
 
 def completion_text(completion: Any) -> str:
@@ -34,7 +36,9 @@ class VerifierReward:
     """A reward function: 1.0 for a correct answer, 0.0 for an incorrect one.
 
     Unverifiable answers get `unverifiable` (0.0 by default; None tells TRL the function
-    does not apply to that sample).
+    does not apply to that sample). Rows are judged by the verify stage's own dispatch, with
+    the dataset's `domain`, `metadata` and `tests` columns where present: the same verdict
+    `curate verify` gives, for the same row.
     """
 
     def __init__(
@@ -44,13 +48,13 @@ class VerifierReward:
         unverifiable: float | None = 0.0,
         timeout_s: float = 5.0,
         workers: int | None = None,
+        fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
     ) -> None:
+        """kind, timeout_s, workers and fallbacks mean what the recipe's `verify:` keys do."""
         self.kind = kind
         self.reference_column = reference_column
         self.unverifiable = unverifiable
-        self.timeout_s = timeout_s
-        self.workers = workers
-        self._verifiers: dict[str, Verifier] = {}
+        self.dispatcher = Dispatcher(kind, timeout_s, workers, fallbacks)
         self.__name__ = f"curate_{kind}"  # TRL logs rewards under the function's name
 
     def __call__(
@@ -61,38 +65,36 @@ class VerifierReward:
         **columns: Any,
     ) -> list[float | None]:
         answers = [completion_text(c) for c in completions or []]
-        references = columns.get(self.reference_column) or [None] * len(answers)
-        tests = columns.get("tests") or [None] * len(answers)
-        domains = columns.get("domain") or ["math"] * len(answers)
-        rewards: list[float | None] = [self.unverifiable] * len(answers)
-        groups: dict[tuple[str, str | None, str | None], list[int]] = {}
-        for index, key in enumerate(zip(domains, references, tests, strict=True)):
-            groups.setdefault(key, []).append(index)
-        by_verifier: dict[str, list[tuple[ProblemAnswers, list[int]]]] = {}
-        for (domain, reference, test), indices in groups.items():
-            problem = ProblemAnswers(reference, None, [answers[i] for i in indices], test)
-            by_verifier.setdefault(self.verifier_name(domain), []).append((problem, indices))
-        for name, batch in by_verifier.items():  # one parallel call per verifier
-            results = self.verifier(name).verify([problem for problem, _ in batch])
-            for (_, indices), problem_results in zip(batch, results, strict=True):
-                for index, result in zip(indices, problem_results, strict=True):
-                    rewards[index] = self.score(result)
-        return rewards
+
+        def column(name: str) -> list[Any]:
+            values = columns.get(name)
+            return list(values) if values is not None else [None] * len(answers)
+
+        items = [
+            Item(answer, reference, domain, _json_text(metadata), _json_text(tests))
+            for answer, reference, domain, metadata, tests in zip(
+                answers,
+                column(self.reference_column),
+                column("domain"),
+                column("metadata"),
+                column("tests"),
+                strict=True,
+            )
+        ]
+        return [self.score(result) for result, _ in self.dispatcher.judge(items)]
 
     def score(self, result: Result) -> float | None:
         if result.verdict == "unverifiable":
             return self.unverifiable
         return 1.0 if result.verdict == "correct" else 0.0
 
-    def verifier_name(self, domain: str) -> str:
-        return AUTO.get(domain, "math") if self.kind == "auto" else self.kind
-
-    def verifier(self, name: str) -> Verifier:
-        if name not in self._verifiers:
-            cls = registry.verifiers.get(name)
-            self._verifiers[name] = cls(self.timeout_s, self.workers)
-        return self._verifiers[name]
-
     def close(self) -> None:
-        for verifier in self._verifiers.values():
-            verifier.close()
+        self.dispatcher.close()
+
+
+def _json_text(value: Any) -> str | None:
+    """Metadata and tests as the ledger stores them (JSON text), whatever the dataset made
+    of them (datasets may load a JSON column as a dict)."""
+    if value is None or isinstance(value, str):
+        return value
+    return to_json(value)

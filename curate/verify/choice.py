@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from curate import registry
-from curate.verify.base import ProblemAnswers, Result, Verifier, last_boxed
+from curate.verify.base import ProblemAnswers, Result, Verifier, final_boxes
 
 LETTER = r"\(?\s*([A-J])\s*\)?"
 PATTERNS = (
@@ -15,13 +15,21 @@ PATTERNS = (
 )
 
 
+# Two options offered as one answer: "A or B", "(A), (C)", "B and D".
+HEDGE = re.compile(
+    rf"{LETTER}[.)]?\s*(?:,|/|;|&|\bor\b|\band\b|\\text\{{\s*(?:or|and)\s*\}})\s*{LETTER}(?![A-Za-z])",
+    re.I,
+)
+
+
 def choice_letter(text: str | None) -> str | None:
-    """The letter a text picks: boxed first, then 'the answer is B', then a final '(B)'."""
-    if not text:
+    """The letter a text picks: boxed first, then 'the answer is B', then a final '(B)';
+    None when it names none, or several (a hedge is never a choice)."""
+    if not text or hedged(text):
         return None
-    boxed = last_boxed(text)
-    if boxed is not None:
-        inner = re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed).strip()
+    boxed = final_boxes(text)
+    if boxed:
+        inner = re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed[-1]).strip()
         match = re.fullmatch(rf"{LETTER}[.)]?(?:\s.*)?", inner, re.S)
         return match.group(1) if match else None
     for pattern in PATTERNS:
@@ -29,6 +37,18 @@ def choice_letter(text: str | None) -> str | None:
         if matches:
             return str(matches[-1]).upper()
     return None
+
+
+def hedged(text: str) -> bool:
+    """The final answer offers more than one option."""
+    boxed = final_boxes(text)
+    if len(boxed) > 1:
+        letters = {re.sub(r"[^A-J]", "", b.upper())[:1] for b in boxed}
+        return len(letters) > 1
+    if boxed:
+        return bool(HEDGE.match(re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed[0]).strip()))
+    marker = text.lower().rfind("answer is")
+    return marker >= 0 and bool(HEDGE.search(text[marker + 9 : marker + 60]))
 
 
 @registry.verifiers.register("choice")
@@ -44,6 +64,8 @@ class ChoiceVerifier(Verifier):
         key = choice_letter(f"\\boxed{{{reference}}}") if reference else None
         if key is None:
             return Result.unverifiable("gold_unparseable")
+        if answer and hedged(answer):
+            return Result("incorrect", "several_answers", None)
         letter = choice_letter(answer)
         if letter is None:
             return Result.unverifiable("no_answer")

@@ -7,12 +7,19 @@ from functools import cache
 from typing import Any
 
 from curate import registry
-from curate.verify.base import ProblemAnswers, Result, Verifier, last_boxed, normalize_answer
+from curate.verify.base import (
+    ProblemAnswers,
+    Result,
+    Verifier,
+    final_answer_of,
+    normalize_answer,
+)
 
 
 def final_answer(text: str) -> str:
-    """The last boxed answer, else the text after 'answer is', else the last line."""
-    boxed = last_boxed(text)
+    """The final boxed answer (several boxes in a row as one: a hedge never matches a single
+    reference), else the text after 'answer is', else the last line."""
+    boxed = final_answer_of(text)
     if boxed is not None:
         return boxed
     lowered = text.lower()

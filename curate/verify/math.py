@@ -9,12 +9,14 @@ Integer powers too large to compute are refused before sympy sees them (magnitud
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from curate import registry
-from curate.verify.base import ProblemAnswers, Result, Verifier, last_boxed
+from curate.records import Verdict
+from curate.verify.base import ProblemAnswers, Result, Verifier, final_answer_of
 from curate.verify.magnitude import too_large
 from curate.verify.workers import KillablePool, default_workers
 
@@ -22,16 +24,34 @@ Fallback = Literal["latex", "expr"]
 DEFAULT_FALLBACKS: tuple[Fallback, ...] = ("latex", "expr")
 
 
+DELIMITED = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")
+
+
 def gold_text(reference: str) -> str:
-    """Bare gold strings such as `(1,2)` or `x^2+1` parse to nothing unless wrapped."""
+    """Bare gold strings such as `(1,2)` or `x^2+1` parse to nothing unless wrapped; an
+    escaped dollar (`\\$18.90`, a price) is not a delimiter."""
     text = reference.strip()
-    if "$" in text or "\\boxed" in text or "\\(" in text or "\\[" in text:
-        return text
-    return f"${text}$"
+    return text if DELIMITED.search(text) else f"${text}$"
 
 
 def squeeze(text: str) -> str:
-    return re.sub(r"\s+", "", text).strip("$")
+    """Spacing removed where it carries no meaning (around symbols), kept between two words
+    or numbers: `2 3` is not `23`."""
+    text = re.sub(r"\s+", " ", text.strip().strip("$").strip())
+    return re.sub(r" ?([^\w ]) ?", r"\1", text)
+
+
+WORDS = re.compile(r"[A-Za-z][A-Za-z' -]*[A-Za-z]")
+MATH_WORDS = {"pi", "infty", "inf", "oo", "infinity", "sqrt", "frac", "ln", "log", "sin", "cos"}
+TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
+
+
+def as_words(text: str) -> str | None:
+    """The words a text answer says (`listen`, `\\text{no}`), lower case; None for math."""
+    plain = TEXT_WRAPPER.sub(r"\1", text.strip().strip("$")).strip().rstrip(".").strip()
+    if not WORDS.fullmatch(plain) or plain.lower() in MATH_WORDS:
+        return None
+    return " ".join(plain.lower().split())
 
 
 INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
@@ -61,7 +81,7 @@ def check_math(
         key = answer.strip() if answer else ""
         same = answer_key(key)
         result = seen.get(same) or quick_verdict(reference, key)
-        if result is None and gold is None:
+        if result is None and gold is None and as_words(reference) is None:
             gold, problem = parse_gold(reference, timeout)
         if not ready:
             yield None
@@ -75,20 +95,27 @@ def check_math(
 
 
 def answer_key(answer: str) -> str:
-    """Answers with the same final box get the same verdict, whatever reasoning precedes it."""
-    boxed = last_boxed(answer)
-    return answer if boxed is None else f"\\boxed{{{boxed.strip()}}}"
+    """Answers with the same final answer get the same verdict, whatever reasoning precedes."""
+    final = final_answer_of(answer)
+    return answer if final is None else f"\\boxed{{{final.strip()}}}"
 
 
 def quick_verdict(reference: str, answer: str) -> Result | None:
-    """A verdict that needs no parsing (no answer; integer against integer), else None."""
+    """A verdict that needs no parsing, else None: no answer; an integer against an integer;
+    a text gold (`listen`, `no`), compared as words: as symbols, `silent` would equal it."""
     if not answer:
         return Result.unverifiable("no_answer")
-    boxed = last_boxed(answer)
+    final = final_answer_of(answer)
     gold = reference.strip()
-    if boxed is not None and INTEGER.fullmatch(gold) and INTEGER.fullmatch(boxed.strip()):
-        same = int(gold) == int(boxed)
-        return Result("correct" if same else "incorrect", None if same else "mismatch", boxed)
+    words = as_words(gold)
+    if words is not None:
+        if final is None:
+            return None  # found by the fallback extraction, if at all
+        same = as_words(final) == words
+        return Result("correct" if same else "incorrect", None if same else "mismatch", final)
+    if final is not None and INTEGER.fullmatch(gold) and INTEGER.fullmatch(final.strip()):
+        same = int(gold) == int(final)
+        return Result("correct" if same else "incorrect", None if same else "mismatch", final)
     return None
 
 
@@ -122,11 +149,14 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
 def check_answer(
     gold: list[Any], reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
 ) -> Result:
-    from math_verify import parse, verify
+    from math_verify import parse
     from math_verify.errors import TimeoutException
 
-    boxed = last_boxed(answer)
-    if boxed is not None and "$" not in reference and squeeze(boxed) == squeeze(reference):
+    words = as_words(reference)
+    if words is not None:
+        return text_verdict(words, answer, timeout, fallbacks)
+    boxed = final_answer_of(answer)
+    if boxed is not None and not DELIMITED.search(reference) and same_text(boxed, reference):
         return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
     if too_large(answer if boxed is None else boxed) and not is_collection(gold):
         return Result.unverifiable("too_large", boxed)  # sympy would try to compute it
@@ -142,15 +172,60 @@ def check_answer(
             )
         else:
             predicted = []
-        if not predicted:
-            return Result.unverifiable("no_answer")
-        same = verify(gold, predicted, timeout_seconds=timeout, raise_on_error=True)
     except TimeoutException:
         return Result.unverifiable("timeout", boxed)
     except Exception:  # a model's malformed LaTeX must become a verdict, not a crash
         return Result.unverifiable("parse_error", boxed)
+    if not predicted:
+        return Result.unverifiable("no_answer")
     extracted = next((p for p in predicted if isinstance(p, str)), boxed)
-    return Result("correct" if same else "incorrect", None if same else "mismatch", extracted)
+    failure = compare(gold, predicted, timeout)
+    if failure is None:
+        return Result("correct", None, extracted)
+    return Result(*failure, extracted)
+
+
+def text_verdict(words: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]) -> Result:
+    """A text gold against an answer with no final box: the words the fallback finds."""
+    from math_verify import parse
+
+    try:
+        found = parse(answer, extraction_config=extraction(fallbacks), parsing_timeout=timeout)
+    except Exception:  # math-verify raises many unrelated types on odd LaTeX
+        found = []
+    texts = [item for item in found if isinstance(item, str)] if fallbacks else []
+    if not texts:
+        return Result.unverifiable("no_answer")
+    same = as_words(texts[-1]) == words
+    return Result("correct" if same else "incorrect", None if same else "mismatch", texts[-1])
+
+
+def compare(gold: list[Any], predicted: list[Any], timeout: int) -> tuple[Verdict, str] | None:
+    """None when some gold item equals some predicted item (math-verify's rule), judged pair
+    by pair: one pair that cannot be compared (a clock time `12:00` parses to zoo) no longer
+    sinks the pairs that can. Else (verdict, reason): a mismatch, or why nothing compared."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    timed_out = failed = 0
+    for one_gold, one_predicted in itertools.product(gold, predicted):
+        try:
+            if verify([one_gold], [one_predicted], timeout_seconds=timeout, raise_on_error=True):
+                return None
+        except TimeoutException:
+            timed_out += 1
+        except Exception:  # sympy raises many types on odd expressions
+            failed += 1
+    if timed_out:  # the pair that ran out of time might have been the equal one
+        return "unverifiable", "timeout"
+    if failed == len(gold) * len(predicted):
+        return "unverifiable", "parse_error"
+    return "incorrect", "mismatch"
+
+
+def same_text(answer: str, reference: str) -> bool:
+    """The answer is written exactly as the gold (up to meaningless spacing)."""
+    return squeeze(answer) == squeeze(reference)
 
 
 def is_collection(gold: list[Any]) -> bool:

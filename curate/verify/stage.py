@@ -9,10 +9,8 @@ from pydantic import Field
 
 from curate import registry
 from curate.stage import Config, Stage, StageContext
-from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.dispatch import Dispatcher, Item
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
-
-AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
 
 
 class VerifyConfig(Config):
@@ -49,63 +47,33 @@ class VerifyStage(Stage):
 
     def __init__(self, config: VerifyConfig, context: StageContext) -> None:
         super().__init__(config, context)
-        if config.kind != "auto":
-            registry.verifiers.get(config.kind)  # fail early on an unknown name
-        self._verifiers: dict[str, Verifier] = {}
+        self.dispatcher = Dispatcher(
+            config.kind, config.timeout_s, config.workers, config.fallbacks
+        )
         self.reads = ("reference", config.answer_from)
 
-    def verifier(self, domain: str) -> Verifier | None:
-        if self.config.kind != "auto":
-            name: str | None = self.config.kind
-        else:
-            name = AUTO.get(domain)
-        if name is None:
-            return None
-        if name not in self._verifiers:
-            cls = registry.verifiers.get(name)
-            self._verifiers[name] = cls(
-                self.config.timeout_s, self.config.workers, fallbacks=self.config.fallbacks
-            )
-        return self._verifiers[name]
-
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        frame = frame.with_row_index("_row")
-        results: dict[int, tuple[Result, str]] = {}
-        for (domain,), group in frame.group_by(["domain"], maintain_order=True):
-            # Rows without a domain (plain files of traces) are taken as math.
-            results.update(self._verify_domain(str(domain or "math"), group))
-        ordered = [results[i] for i in range(frame.height)]
-        for result, _ in ordered:
+        columns = {"domain", "metadata", "tests"} & set(frame.columns)
+        rows = frame.select("reference", self.config.answer_from, *sorted(columns))
+        items = [
+            Item(
+                row[self.config.answer_from],
+                row["reference"],
+                row.get("domain"),
+                row.get("metadata"),
+                row.get("tests"),
+            )
+            for row in rows.iter_rows(named=True)
+        ]
+        judged = self.dispatcher.judge(items)
+        for result, _ in judged:
             self.counts[f"verdict_{result.verdict}"] += 1
-        return frame.drop("_row").with_columns(
-            pl.Series("verdict", [r.verdict for r, _ in ordered], pl.String),
-            pl.Series("verdict_reason", [r.reason for r, _ in ordered], pl.String),
-            pl.Series("extracted_answer", [r.extracted for r, _ in ordered], pl.String),
-            pl.Series("verifier", [label for _, label in ordered], pl.String),
+        return frame.with_columns(
+            pl.Series("verdict", [r.verdict for r, _ in judged], pl.String),
+            pl.Series("verdict_reason", [r.reason for r, _ in judged], pl.String),
+            pl.Series("extracted_answer", [r.extracted for r, _ in judged], pl.String),
+            pl.Series("verifier", [label for _, label in judged], pl.String),
         )
 
-    def _verify_domain(self, domain: str, group: pl.DataFrame) -> dict[int, tuple[Result, str]]:
-        verifier = self.verifier(domain)
-        if verifier is None:
-            miss = Result.unverifiable(f"no_verifier_for_domain:{domain}")
-            return {row: (miss, "none") for row in group["_row"]}
-        problems, rows = [], []
-        # Rows sharing a reference share its parsed gold (one problem, usually).
-        keys = ["reference", "tests"] if "tests" in group.columns else ["reference"]
-        for _, part in group.group_by(keys, maintain_order=True):
-            first = part.row(0, named=True)
-            answers = part[self.config.answer_from].to_list()
-            problems.append(
-                ProblemAnswers(first["reference"], first["metadata"], answers, first.get("tests"))
-            )
-            rows.append(part["_row"].to_list())
-        verdicts = verifier.verify(problems)
-        return {
-            row: (result, verifier.label)
-            for row_ids, problem_results in zip(rows, verdicts, strict=True)
-            for row, result in zip(row_ids, problem_results, strict=True)
-        }
-
     def close(self) -> None:
-        for verifier in self._verifiers.values():
-            verifier.close()
+        self.dispatcher.close()

@@ -154,3 +154,124 @@ def test_programs_cannot_be_cheated(code_verifier: CodeVerifier, trick: str, tes
     problem = ProblemAnswers(None, None, [fenced(code)], json.dumps(tests))
     result = code_verifier.verify([problem])[0][0]
     assert result.verdict in NOT_CORRECT, (trick, result)
+
+
+@pytest.fixture(scope="module")
+def math_verifier():
+    from curate.verify.math import MathVerifier
+
+    verifier = MathVerifier(timeout_s=3, workers=2)
+    yield verifier
+    verifier.close()
+
+
+MATH_CHEATS = [  # (gold, answer): wrong or hedged answers
+    ("2", "\\boxed{1} and \\boxed{2}"),
+    ("1", "\\boxed{1} \\text{ or } \\boxed{2}"),
+    ("2", "$\\boxed{2}$, $\\boxed{3}$"),
+    ("2", "\\boxed{1 \\text{ or } 2}"),
+    ("3", "\\boxed{1, 2, 3, 4, 5}"),
+    ("50", "\\boxed{" + ", ".join(map(str, range(101))) + "}"),
+    ("5", "\\boxed{[0, 10]}"),
+    ("5", "\\boxed{x > 0}"),
+    ("5", "\\boxed{x}"),
+    ("5", "\\boxed{\\infty}"),
+    ("5", "\\boxed{}"),
+    ("2", "\\boxed{\\text{not } 2}"),
+    ("2", "so \\boxed{2}. The final answer is $3$."),
+    ("listen", "\\boxed{silent}"),
+    ("no", "\\boxed{on}"),
+    ("\\text{Monday}", "\\boxed{\\text{Yadnom}}"),
+    ("2 3", "\\boxed{23}"),
+    ("\\$18.90", "\\boxed{\\$18.09}"),
+    ("12:00", "\\boxed{12:30}"),
+    ("\\frac{1}{2}", "\\boxed{\\frac{1}{2} + \\frac{1}{2}}"),
+    ("(1, 2)", "\\boxed{(2, 1)}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), MATH_CHEATS)
+def test_math_answers_cannot_be_cheated(math_verifier, gold: str, answer: str):
+    result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
+    assert result.verdict in NOT_CORRECT, (gold, answer, result)
+
+
+MATH_HONEST = [  # (gold, answer): right answers the holes used to refuse
+    ("\\{1, 2, 3\\}", "\\boxed{1}, \\boxed{2}, \\boxed{3}"),
+    ("(2,2), (6,2)", "\\boxed{(2,2)} and \\boxed{(6,2)}"),
+    ("4", "so \\boxed{5}. Wait, that is wrong: 2 + 2 = 4, so \\boxed{4}"),
+    ("7", "Step: \\boxed{3}. Then \\boxed{4}. The final answer is $7$."),
+    ("\\$18.90", "\\boxed{\\$18.90}"),
+    ("\\$18.90", "\\boxed{18.90}"),
+    ("\\$32,\\!348", "\\boxed{32348}"),
+    ("12:00", "\\boxed{12:00}"),
+    ("listen", "\\boxed{\\text{Listen}}"),
+    ("no", "The answer is \\boxed{No}."),
+    ("2 3", "\\boxed{2 3}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), MATH_HONEST)
+def test_math_answers_that_are_right_are_correct(math_verifier, gold: str, answer: str):
+    result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
+    assert result.verdict == "correct", (gold, answer, result)
+
+
+def test_fast_paths_never_accept_what_math_verify_rejects(math_verifier):
+    """The integer and gold-text shortcuts may only agree with plain math-verify or be
+    stricter: on every pair here where they answer correct, so does math-verify, given the
+    same final answer (math-verify alone would join a correction's boxes into a set)."""
+    from math_verify import parse, verify
+
+    from curate.verify.base import final_answer_of
+    from curate.verify.math import check_answer, gold_text, quick_verdict
+
+    pairs = [(g, a) for g, a in MATH_CHEATS + MATH_HONEST] + [
+        ("12", "\\boxed{12}"),
+        ("-3", "\\boxed{-3}"),
+        ("007", "\\boxed{7}"),
+        ("2", "\\boxed{2.0}"),
+    ]
+    for gold, answer in pairs:
+        final = f"\\boxed{{{final_answer_of(answer)}}}"
+        quick = quick_verdict(gold, answer)
+        if quick is not None and quick.verdict == "correct":
+            assert verify(parse(gold_text(gold)), parse(final)), (gold, answer)
+        parsed = parse(gold_text(gold))
+        shortcut = check_answer(parsed, gold, answer, 3, ("latex", "expr"))
+        if shortcut.verdict == "correct" and quick is None:
+            assert verify(parsed, parse(final)), (gold, answer)
+
+
+CHOICE_CHEATS = [
+    ("A", "\\boxed{A} or \\boxed{B}"),
+    ("C", "\\boxed{A, B, C, D}"),
+    ("C", "\\boxed{A \\text{ or } C}"),
+    ("C", "The answer is (A) or (C)."),
+    ("B", "\\boxed{B and D}"),
+    ("A", "\\boxed{ABCD}"),
+]
+
+
+@pytest.mark.parametrize(("key", "answer"), CHOICE_CHEATS)
+def test_multiple_choice_hedges_are_never_correct(key: str, answer: str):
+    from curate.verify.choice import ChoiceVerifier
+
+    result = ChoiceVerifier().verify([ProblemAnswers(key, None, [answer])])[0][0]
+    assert result.verdict in NOT_CORRECT, (key, answer, result)
+
+
+def test_a_single_choice_is_still_read():
+    from curate.verify.choice import ChoiceVerifier
+
+    answers = ["\\boxed{B}", "The answer is (B).", "\\boxed{B) 42 apples}", "\\boxed{B} \\boxed{B}"]
+    results = ChoiceVerifier().verify([ProblemAnswers("B", None, answers)])[0]
+    assert [r.verdict for r in results] == ["correct"] * 4
+
+
+def test_puzzle_and_exact_hedges_are_never_correct():
+    from curate.verify.exact import ExactVerifier
+
+    answers = ["\\boxed{yes} or \\boxed{no}", "\\boxed{yes, no}", "\\boxed{no}"]
+    results = ExactVerifier().verify([ProblemAnswers("yes", None, answers)])[0]
+    assert [r.verdict for r in results] == ["incorrect"] * 3

@@ -1,0 +1,86 @@
+"""One dispatch from rows to verifiers, used by the verify stage and by the GRPO rewards alike,
+so a reward is the verifier that built the data, by construction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from curate import registry
+from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.math import DEFAULT_FALLBACKS, Fallback
+
+ProblemKey = tuple[str | None, str | None, str | None]  # reference, tests, metadata
+AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One answer to judge, with what its problem says about checking it."""
+
+    answer: str | None
+    reference: str | None
+    domain: str | None = None  # None: math (plain files of traces have no domain)
+    metadata: str | None = None  # JSON: reasoning-gym's task and index for puzzles
+    tests: str | None = None  # JSON: code test cases
+
+
+class Dispatcher:
+    """Picks each item's verifier (a fixed one, or by domain) and judges items in batches;
+    items share a problem (and its parsed gold) only when everything the verifier reads of
+    the problem (reference, tests, metadata) is the same."""
+
+    def __init__(
+        self,
+        kind: str = "auto",
+        timeout_s: float = 5.0,
+        workers: int | None = None,
+        fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+    ) -> None:
+        if kind != "auto":
+            registry.verifiers.get(kind)  # fail early on an unknown name
+        self.kind = kind
+        self.timeout_s = timeout_s
+        self.workers = workers
+        self.fallbacks = tuple(fallbacks)
+        self._verifiers: dict[str, Verifier] = {}
+
+    def verifier_name(self, domain: str | None) -> str | None:
+        """The verifier for a domain; None when no verifier knows it (never a guess)."""
+        if self.kind != "auto":
+            return self.kind
+        return AUTO.get(domain or "math")
+
+    def verifier(self, name: str) -> Verifier:
+        if name not in self._verifiers:
+            cls = registry.verifiers.get(name)
+            self._verifiers[name] = cls(self.timeout_s, self.workers, fallbacks=self.fallbacks)
+        return self._verifiers[name]
+
+    def judge(self, items: Sequence[Item]) -> list[tuple[Result, str]]:
+        """(result, verifier label) per item, in order."""
+        out: list[tuple[Result, str] | None] = [None] * len(items)
+        batches: dict[str, dict[ProblemKey, list[int]]] = {}
+        for index, item in enumerate(items):
+            name = self.verifier_name(item.domain)
+            if name is None:
+                miss = Result.unverifiable(f"no_verifier_for_domain:{item.domain}")
+                out[index] = (miss, "none")
+                continue
+            key = (item.reference, item.tests, item.metadata)
+            batches.setdefault(name, {}).setdefault(key, []).append(index)
+        for name, problems in batches.items():  # one parallel call per verifier
+            verifier = self.verifier(name)
+            keys = list(problems)
+            asked = [
+                ProblemAnswers(key[0], key[2], [items[i].answer for i in problems[key]], key[1])
+                for key in keys
+            ]
+            for key, results in zip(keys, verifier.verify(asked), strict=True):
+                for index, result in zip(problems[key], results, strict=True):
+                    out[index] = (result, verifier.label)
+        return [judged for judged in out if judged is not None]
+
+    def close(self) -> None:
+        for verifier in self._verifiers.values():
+            verifier.close()
