@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -87,8 +89,15 @@ def _cases_of(function: ast.FunctionDef, file: str) -> list[Case]:
             changed = {k: v for k, v in settings.items() if DEFAULTS.get(k) != v}
             expected = values.get("expected", values.get("result"))
             found.append(
-                Case(file, function.name, str(values["gold"]), str(values["pred"]),
-                     bool(expected), not changed, "" if not changed else f"{changed}")
+                Case(
+                    file,
+                    function.name,
+                    str(values["gold"]),
+                    str(values["pred"]),
+                    bool(expected),
+                    not changed,
+                    "" if not changed else f"{changed}",
+                )
             )
     return found
 
@@ -135,8 +144,15 @@ def report(cases: list[Case]) -> dict[str, Any]:
     rows = []
     for case, (verdict, reason), theirs in zip(cases, ours, plain, strict=True):
         agrees = (verdict == "correct") == case.expected
-        rows.append({**asdict(case), "verdict": verdict, "reason": reason,
-                     "plain_math_verify": theirs, "agrees": agrees})
+        rows.append(
+            {
+                **asdict(case),
+                "verdict": verdict,
+                "reason": reason,
+                "plain_math_verify": theirs,
+                "agrees": agrees,
+            }
+        )
     default = [r for r in rows if r["default_config"]]
     return {
         "cases": len(rows),
@@ -151,20 +167,93 @@ def report(cases: list[Case]) -> dict[str, Any]:
     }
 
 
+HUMANEVAL = SUITE.parent / "humaneval_openai" / "HumanEval.jsonl.gz"
+EXIT_TRICKS = {
+    "sys.exit(0)": "import sys\nsys.exit(0)\n",
+    "os._exit(0)": "import os\nos._exit(0)\n",
+    "raise SystemExit": "raise SystemExit\n",
+    "atexit os._exit(0)": "import atexit, os\natexit.register(os._exit, 0)\n",
+}
+FLIPS = [(" < ", " >= "), (" > ", " <= "), (" == ", " != "), (" <= ", " > "), (" >= ", " < ")]
+
+
+def mutants(row: dict[str, Any]) -> dict[str, str | None]:
+    """Wrong versions of a canonical solution; None where a kind does not apply."""
+    body = row["canonical_solution"]
+    stub = row["prompt"] + "    return None\n"
+    found: dict[str, str | None] = {
+        "stub": stub,
+        "infinite loop": row["prompt"] + "    while True:\n        pass\n",
+    }
+    for name, trick in EXIT_TRICKS.items():
+        found[f"stub + {name}"] = stub + trick
+    flip = next((pair for pair in FLIPS if pair[0] in body), None)
+    found["flipped comparison"] = row["prompt"] + body.replace(*flip, 1) if flip else None
+    number = re.search(r"(?<![\w.])(\d+)(?![\w.])", body)
+    found["off by one"] = (
+        row["prompt"]
+        + body[: number.start()]
+        + str(int(number.group(1)) + 1)
+        + body[number.end() :]
+        if number
+        else None
+    )
+    return found
+
+
+def humaneval_report(limit: int | None) -> dict[str, Any]:
+    """Canonical solutions must all pass in the sandbox; mutants must fail."""
+    from curate.verify.base import ProblemAnswers
+    from curate.verify.code import CodeVerifier
+
+    with gzip.open(HUMANEVAL, "rt") as handle:
+        rows = [json.loads(line) for line in handle][:limit]
+    kinds = list(mutants(rows[0]))
+    problems, asked = [], []
+    for row in rows:
+        tests = json.dumps({"test": row["test"], "entry_point": row["entry_point"]})
+        wrong = mutants(row)
+        answers = [row["prompt"] + row["canonical_solution"]] + [wrong[k] or "" for k in kinds]
+        problems.append(
+            ProblemAnswers(None, None, [f"```python\n{a}\n```" for a in answers], tests)
+        )
+        asked.append([True] + [wrong[k] is not None for k in kinds])
+    verifier = CodeVerifier(timeout_s=3)
+    started = time.perf_counter()
+    results = verifier.verify(problems)
+    seconds = time.perf_counter() - started
+    out: dict[str, Any] = {"problems": len(rows), "seconds": round(seconds, 1)}
+    out["canonical pass"] = sum(r[0].verdict == "correct" for r in results)
+    for position, kind in enumerate(kinds, start=1):
+        tried = [i for i, flags in enumerate(asked) if flags[position]]
+        survivors = [rows[i]["task_id"] for i in tried if results[i][position].verdict == "correct"]
+        out[kind] = {
+            "tried": len(tried),
+            "failed": len(tried) - len(survivors),
+            "survivors": survivors,
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=SUITE)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--humaneval-limit", type=int, default=None, help="0 skips HumanEval")
     args = parser.parse_args()
     if not args.suite.exists():
         raise SystemExit(f"{args.suite}: not present (Math-Verify's tests are read from there)")
     result = report(load_cases(args.suite))
     others = result["cases"] - result["default_config"]
     print(f"Math-Verify test cases: {result['cases']} ({result['default_config']} default config)")
-    print(f"curate agrees on default-config cases: {result['default_agree']}/"
-          f"{result['default_config']}; on the others: {result['other_agree']}/{others}")
-    print(f"plain math-verify (parse + verify, defaults) agrees: "
-          f"{result['plain_math_verify_agree']}/{result['cases']}")
+    print(
+        f"curate agrees on default-config cases: {result['default_agree']}/"
+        f"{result['default_config']}; on the others: {result['other_agree']}/{others}"
+    )
+    print(
+        f"plain math-verify (parse + verify, defaults) agrees: "
+        f"{result['plain_math_verify_agree']}/{result['cases']}"
+    )
     print(f"curate time: {result['seconds']} s")
     reasons = Counter(
         (d["config"] or "default config", d["verdict"], d["reason"])
@@ -173,8 +262,27 @@ def main() -> None:
     for (config, verdict, reason), n in reasons.most_common():
         print(f"  {n:3d} disagree: {config}; curate says {verdict} ({reason})")
     for d in result["disagreements"]:
-        print(f"    {d['file']}::{d['test']} gold={d['gold']!r} pred={d['pred'][:60]!r} "
-              f"expected={int(d['expected'])} curate={d['verdict']}/{d['reason']} [{d['config']}]")
+        print(
+            f"    {d['file']}::{d['test']} gold={d['gold']!r} pred={d['pred'][:60]!r} "
+            f"expected={int(d['expected'])} curate={d['verdict']}/{d['reason']} [{d['config']}]"
+        )
+    if HUMANEVAL.exists() and args.humaneval_limit != 0:
+        code = humaneval_report(args.humaneval_limit)
+        result["humaneval"] = code
+        print(
+            f"HumanEval: canonical solutions passing in the sandbox: {code['canonical pass']}/"
+            f"{code['problems']} ({code['seconds']} s for all runs)"
+        )
+        for kind, figures in code.items():
+            if isinstance(figures, dict):
+                print(
+                    f"  mutant '{kind}': {figures['failed']}/{figures['tried']} fail"
+                    + (
+                        f"; survivors (check by hand): {figures['survivors']}"
+                        if figures["survivors"]
+                        else ""
+                    )
+                )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -201,9 +201,24 @@ def text_verdict(words: str, answer: str, timeout: int, fallbacks: Sequence[Fall
 
 
 def compare(gold: list[Any], predicted: list[Any], timeout: int) -> tuple[Verdict, str] | None:
-    """None when some gold item equals some predicted item (math-verify's rule), judged pair
-    by pair: one pair that cannot be compared (a clock time `12:00` parses to zoo) no longer
-    sinks the pairs that can. Else (verdict, reason): a mismatch, or why nothing compared."""
+    """None when some gold item equals some predicted item (math-verify's rule), else
+    (verdict, reason). When one pair cannot be compared at all (a clock time `12:00` parses
+    to zoo), the pairs are judged one by one so that pair no longer sinks those that can."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    try:
+        same = verify(gold, predicted, timeout_seconds=timeout, raise_on_error=True)
+    except TimeoutException:
+        return "unverifiable", "timeout"
+    except Exception:  # sympy raises many types on odd expressions
+        return compare_pairs(gold, predicted, timeout)
+    return None if same else ("incorrect", "mismatch")
+
+
+def compare_pairs(
+    gold: list[Any], predicted: list[Any], timeout: int
+) -> tuple[Verdict, str] | None:
     from math_verify import verify
     from math_verify.errors import TimeoutException
 

@@ -96,6 +96,12 @@ def test_label_names_the_isolation(verifier):
 
 
 HUMANEVAL = EVALDATA / "humaneval_openai" / "HumanEval.jsonl.gz"
+EXIT_TRICKS = [
+    "import sys\nsys.exit(0)\n",
+    "import os\nos._exit(0)\n",
+    "raise SystemExit\n",
+    "import atexit, os\natexit.register(os._exit, 0)\n",
+]
 
 
 @pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/evaldata is not present")
@@ -106,11 +112,14 @@ def test_humaneval_canonical_solutions_pass_and_stubs_fail(verifier):
     for row in rows:
         tests = json.dumps({"test": row["test"], "entry_point": row["entry_point"]})
         solution = fenced(row["prompt"] + row["canonical_solution"])
-        stub = fenced(row["prompt"] + "    return None\n")
-        problems.append(ProblemAnswers(None, None, [solution, stub], tests))
+        stub = row["prompt"] + "    return None\n"
+        tricks = [fenced(stub + trick) for trick in EXIT_TRICKS]
+        problems.append(ProblemAnswers(None, None, [solution, fenced(stub), *tricks], tests))
     results = verifier.verify(problems)
     assert [r[0].verdict for r in results] == ["correct"] * 20
     assert [r[1].verdict for r in results] == ["incorrect"] * 20
+    for position in range(2, 2 + len(EXIT_TRICKS)):  # a wrong body that exits 0 still fails
+        assert [r[position].verdict for r in results] == ["incorrect"] * 20
 
 
 def test_parse_tests_formats():
