@@ -23,6 +23,7 @@ from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
 from curate.progress import progress_for
+from curate.publish.repo import publish_staged, stage_repository
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
@@ -373,6 +374,46 @@ def report_file_stage(name: str, result: Stats, out_path: Path, cache_dir: Path 
 def add_stage_commands() -> None:
     for name, _ in registry.stages.items():
         app.command(name)(stage_command(name))
+
+
+@app.command()
+def publish(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    repo_id: Annotated[
+        str | None, typer.Option(help="Hub dataset repository, ORG/NAME (default: the recipe's).")
+    ] = None,
+    private: Annotated[
+        bool | None, typer.Option("--private/--public", help="Visibility of a new repository.")
+    ] = None,
+    revision: Annotated[str | None, typer.Option(help="Branch to commit to.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag the commit (e.g. round-1).")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT or the Hub).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Stage only; upload nothing.")] = False,
+) -> None:
+    """Stage RUN/publish/ (configs, card, recipe, funnel) and upload it in one commit."""
+    with cli_errors(), shown_warnings():
+        staged = stage_repository(run_dir, {"repo_id": repo_id, "private": private})
+        sizes = ", ".join(f"{name} {rows:,}" for name, rows in staged.rows.items())
+        typer.echo(f"staged: {staged.path} ({sizes} rows)")
+        if dry_run:
+            typer.echo(
+                f"dry run: nothing uploaded; datasets.load_dataset('{staged.path}', 'default') "
+                "loads it as the Hub will"
+            )
+            return
+        result = publish_staged(staged, revision, tag, endpoint)
+        where = f"{result.repo_id}@{result.revision}"
+        if result.committed:
+            typer.echo(
+                f"published: {result.commit_url} ({result.added} files added or changed, "
+                f"{result.deleted} deleted)"
+            )
+        else:
+            typer.echo(f"no changes: {where} already has this content; nothing committed")
+        if tag:
+            typer.echo(f"tagged: {tag}")
 
 
 @app.command()

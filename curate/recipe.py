@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from curate import registry
 from curate.errors import RecipeError
+from curate.publish.settings import PublishConfig
 from curate.stage import Config
 
 
@@ -41,6 +42,10 @@ def recipe_model() -> type[BaseModel]:
         "seed": (int, Field(0, description="Seed for everything random in the run.")),
         "round": (int, Field(0, ge=0, description="Self-improvement round this run belongs to.")),
         "run": (RunConfig, Field(default_factory=RunConfig, description="Runner settings.")),
+        "publish": (
+            PublishConfig,
+            Field(default_factory=PublishConfig, description="Hub repository and card."),
+        ),
         "source": (union_of(sources, "kind"), Field(description="Where problems come from.")),
         "stages": (
             list[str] | None,

@@ -135,12 +135,20 @@ def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema = TRACE_SCHEMA) ->
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=schema.metadata))
 
 
+def small_types(table: pa.Table) -> pa.Table:
+    """The table with large string / list columns (what polars makes) in their plain forms,
+    so every published file has the same types whichever library wrote it."""
+    return table.cast(pa.schema([pa.field(f.name, _small_type(f.type)) for f in table.schema]))
+
+
 def _small_type(kind: pa.DataType) -> pa.DataType:
     """Large string / list types (what polars produces) as their plain forms."""
     if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         return pa.string()
-    if pa.types.is_large_list(kind) or pa.types.is_list_view(kind):
+    if pa.types.is_large_list(kind) or pa.types.is_list_view(kind) or pa.types.is_list(kind):
         return pa.list_(_small_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _small_type(f.type)) for f in kind])
     return kind
 
 

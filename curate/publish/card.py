@@ -1,0 +1,220 @@
+"""The dataset card: YAML metadata the Hub reads, and a body that tells the whole story."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import PurePath
+from typing import Any
+
+import polars as pl
+import yaml
+
+from curate.recipe import redact
+
+CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
+CONFIG_TEXT = {
+    "default": "one row per kept trace, chat `messages` for SFT",
+    "all": "every generated trace with its verdict, reason, flags and drop stage",
+    "rl": "one row per problem, a `prompt` of messages and what the reward needs, for GRPO",
+    "preference": "(prompt, chosen, rejected) pairs of a correct and an incorrect trace, for DPO",
+}
+PATH_KEYS = {"path", "files", "index", "model", "cache_dir", "dataset"}
+
+
+def size_category(rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if rows < limit:
+            return name
+    return "100K<n<1M" if rows < 1_000_000 else "1M<n<10M"
+
+
+def metadata(settings: Any, name: str, sizes: dict[str, int]) -> dict[str, Any]:
+    """The card's YAML header: declared facts only (no license is ever guessed)."""
+    header: dict[str, Any] = {}
+    if settings.license:
+        header["license"] = settings.license
+    if settings.language:
+        header["language"] = list(settings.language)
+    header["pretty_name"] = settings.pretty_name or name
+    header["task_categories"] = ["text-generation"]
+    header["tags"] = ["reasoning", "chain-of-thought", "synthetic", "curate"]
+    header["size_categories"] = [size_category(sizes.get("default", 0))]
+    header["configs"] = [
+        {
+            "config_name": config,
+            "data_files": [{"split": "train", "path": f"{CONFIG_FILES[config]}/train-*.parquet"}],
+            **({"default": True} if config == "default" else {}),
+        }
+        for config in CONFIG_FILES
+        if config in sizes
+    ]
+    return header
+
+
+def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe as the card shows it: secrets removed, local paths cut to file names,
+    endpoint addresses left out (the endpoint kind stays)."""
+
+    def clean(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v, str(k)) for k, v in value.items() if k != "base_url"}
+        if isinstance(value, list):
+            return [clean(v, key) for v in value]
+        if isinstance(value, str) and (key in PATH_KEYS or value.startswith(("/", "./", "~"))):
+            return PurePath(value).name if "/" in value else value
+        return value
+
+    return dict(clean(redact(recipe)))
+
+
+def card_text(
+    recipe: dict[str, Any],
+    settings: Any,
+    stats: dict[str, Any],
+    frames: dict[str, pl.DataFrame],
+    contamination: dict[str, Any],
+) -> str:
+    sizes = {name: frame.height for name, frame in frames.items()}
+    name = str(recipe.get("name", "dataset"))
+    header = metadata(settings, name, sizes)
+    every = frames.get("all", pl.DataFrame())
+    parts = [
+        "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n",
+        f"# {header['pretty_name']}\n",
+        _summary(sizes, every),
+        _configs_table(sizes),
+        _how_to_train(settings.repo_id or f"ORG/{name}"),
+        _teacher(recipe, every),
+        _verifiers(every),
+        "## Funnel\n\n" + _funnel(stats),
+        "## Verdicts\n\n" + _verdicts(every),
+        "## Pass rate per problem\n\n" + _pass_rates(frames.get("rl", pl.DataFrame())),
+        "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
+        "## Recipe\n\nThe resolved recipe (secrets removed, local paths cut to file names):\n\n"
+        "```yaml\n" + yaml.safe_dump(public_recipe(recipe), sort_keys=False) + "```\n",
+    ]
+    if not settings.license:
+        parts.insert(
+            2,
+            "License: not declared in the recipe (`publish.license`); check the "
+            "sources' licenses before use.\n",
+        )
+    return "\n".join(parts)
+
+
+def _summary(sizes: dict[str, int], every: pl.DataFrame) -> str:
+    models = sorted({m for m in every["model"].to_list() if m}) if "model" in every.columns else []
+    text = (
+        f"{sizes.get('default', 0):,} verified reasoning traces (prompt, chain of thought, final "
+        f"answer) kept of {sizes.get('all', 0):,} generated, built with curate.\n"
+    )
+    if "simulated" in models:
+        text += (
+            "\n> **Not model output.** These traces were written by curate's `simulated` "
+            "teacher, a deterministic stand-in used for demos and tests. Do not train on them.\n"
+        )
+    return text
+
+
+def _configs_table(sizes: dict[str, int]) -> str:
+    lines = ["## Configs\n", "| config | rows | what |", "|---|---:|---|"]
+    lines += [f"| `{c}` | {n:,} | {CONFIG_TEXT[c]} |" for c, n in sizes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _how_to_train(repo_id: str) -> str:
+    return (
+        "## Load it and train on it\n\n```python\n"
+        "from datasets import load_dataset\n"
+        "from trl import SFTConfig, SFTTrainer\n\n"
+        f'sft = load_dataset("{repo_id}", "default", split="train")\n'
+        'trainer = SFTTrainer(model="Qwen/Qwen2.5-0.5B-Instruct", train_dataset=sft,\n'
+        '                     args=SFTConfig(output_dir="out", assistant_only_loss=True))\n'
+        "trainer.train()\n```\n\n"
+        f'`load_dataset("{repo_id}", "preference")` feeds `DPOTrainer`; `"rl"` feeds '
+        '`GRPOTrainer` with `reward_funcs=[curate.rewards.VerifierReward("auto")]`, the checks '
+        "that built this data.\n"
+    )
+
+
+def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
+    teacher = recipe.get("teacher") or {}
+    keys = ("temperature", "top_p", "max_tokens", "samples", "seed", "top_k", "min_p")
+    sampling = ", ".join(f"{k} {teacher[k]}" for k in keys if teacher.get(k) is not None)
+    backend = {
+        "openai": "an OpenAI-compatible endpoint",
+        "vllm": "vLLM offline",
+        "simulated": "the simulated stand-in",
+    }.get(str(teacher.get("backend")), "-")
+    models = sorted({m for m in every["model"].to_list() if m}) if "model" in every.columns else []
+    return (
+        "## Teacher\n\n"
+        f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
+        f"sampling: {sampling or '-'}.\n"
+    )
+
+
+def _verifiers(every: pl.DataFrame) -> str:
+    if "verifier" not in every.columns:
+        return "## Verifiers\n\nNone ran.\n"
+    counts = Counter(v for v in every["verifier"].to_list() if v)
+    listed = ", ".join(f"`{v}` ({n:,} traces)" for v, n in sorted(counts.items()))
+    return f"## Verifiers\n\n{listed or 'none'}\n"
+
+
+def _funnel(stats: dict[str, Any]) -> str:
+    lines = ["| stage | in | out | dropped |", "|---|---:|---:|---|"]
+    for stage, entry in stats.items():
+        start = f"{entry['in']:,}"
+        if "generated" in entry:
+            start += f" → {entry['generated']:,} samples"
+        dropped = ", ".join(f"{k}: {v:,}" for k, v in entry["dropped"].items()) or "-"
+        lines.append(f"| {stage} | {start} | {entry['out']:,} | {dropped} |")
+    return "\n".join(lines) + "\n"
+
+
+def _verdicts(every: pl.DataFrame) -> str:
+    if "verdict" not in every.columns or every.is_empty():
+        return "No trace was verified.\n"
+    counts = Counter(
+        (v or "not verified", r or "-")
+        for v, r in zip(every["verdict"].to_list(), every["verdict_reason"].to_list(), strict=True)
+    )
+    lines = ["| verdict | reason | traces |", "|---|---|---:|"]
+    lines += [f"| {v} | {r} | {n:,} |" for (v, r), n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _pass_rates(rl: pl.DataFrame) -> str:
+    if "pass_rate" not in rl.columns or rl.is_empty():
+        return "No pass rates (no selection ran).\n"
+    rates = [r for r in rl["pass_rate"].to_list() if r is not None]
+    buckets = Counter(min(int(r * 5), 4) for r in rates)
+    lines = ["| pass rate | problems |", "|---|---:|"]
+    for index in range(5):
+        low, high = index / 5, (index + 1) / 5
+        closing = "]" if index == 4 else ")"
+        lines.append(f"| [{low:.1f}, {high:.1f}{closing} | {buckets.get(index, 0):,} |")
+    unsolved = sum(1 for r in rates if r == 0)
+    return "\n".join(lines) + f"\n\n{unsolved:,} of {len(rates):,} problems were never solved.\n"
+
+
+def _contamination(report: dict[str, Any], settings: dict[str, Any] | None) -> str:
+    """Counts per benchmark and method, and the settings used: never benchmark text."""
+    if settings is None:
+        return "Not run for this dataset.\n"
+    checked = ", ".join(f"`{b}`" for b in settings.get("benchmarks") or []) or "-"
+    methods = {k: v for k, v in settings.items() if k in ("ngram", "exact", "semantic") and v}
+    text = f"Checked against {checked}; methods and thresholds: `{methods or 'defaults'}`.\n\n"
+    if not report:
+        return text + "No problem matched a benchmark item.\n"
+    lines = [
+        "| benchmark | contaminated (dropped) | borderline (kept) | by method |",
+        "|---|---:|---:|---|",
+    ]
+    for name, entry in sorted(report.items()):
+        by_method = ", ".join(f"{m}: {n}" for m, n in sorted(entry["by_method"].items()))
+        lines.append(
+            f"| {name} | {entry['contaminated']:,} | {entry['borderline']:,} | {by_method} |"
+        )
+    return text + "\n".join(lines) + "\n"

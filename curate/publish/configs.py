@@ -1,0 +1,153 @@
+"""The published configs, each a view of the ledger: default (SFT), all, rl and preference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+SFT_COLUMNS = (
+    "messages",
+    "prompt",
+    "reasoning",
+    "completion",
+    "problem",
+    "reference",
+    "source",
+    "domain",
+    "model",
+    "verdict",
+    "round",
+    "problem_id",
+)
+ALL_COLUMNS = (
+    "problem_id",
+    "problem",
+    "reference",
+    "source",
+    "domain",
+    "model",
+    "round",
+    "sample_idx",
+    "prompt",
+    "reasoning",
+    "completion",
+    "finish_reason",
+    "completion_tokens",
+    "verdict",
+    "verdict_reason",
+    "extracted_answer",
+    "verifier",
+    "flags",
+    "borderline",
+    "pass_rate",
+    "selected",
+    "dropped",
+    "dropped_at",
+)
+RL_COLUMNS = (
+    "prompt",
+    "problem",
+    "reference",
+    "domain",
+    "tests",
+    "metadata",
+    "pass_rate",
+    "source",
+    "problem_id",
+)
+
+
+def assistant_text(reasoning: str | None, completion: str | None, think: bool) -> str:
+    """The assistant turn a model is trained to write: the reasoning inside <think> tags,
+    then the answer (or the answer alone when think is off)."""
+    answer = (completion or "").strip()
+    if not think or not (reasoning or "").strip():
+        return answer
+    return f"<think>\n{(reasoning or '').strip()}\n</think>\n\n{answer}"
+
+
+def traces(ledger: pl.DataFrame) -> pl.DataFrame:
+    """Rows that are generated traces (problem-level drops before generation have none)."""
+    return ledger.filter(pl.col("sample_idx").is_not_null())
+
+
+def sft_config(ledger: pl.DataFrame, think: bool = True) -> pl.DataFrame:
+    """default: one row per kept trace, chat `messages` ready for SFTTrainer."""
+    kept = traces(ledger).filter(pl.col("dropped").is_null())
+    messages = [
+        [*prompt, {"role": "assistant", "content": assistant_text(reasoning, completion, think)}]
+        for prompt, reasoning, completion in zip(
+            kept["prompt"].to_list(), kept["reasoning"], kept["completion"], strict=True
+        )
+    ]
+    kept = kept.with_columns(pl.Series("messages", messages, dtype=kept["prompt"].dtype))
+    return kept.select(_present(kept, SFT_COLUMNS))
+
+
+def all_config(ledger: pl.DataFrame) -> pl.DataFrame:
+    """all: every generated trace with its verdict, reason, flags, drop stage and pass rate."""
+    rows = traces(ledger)
+    return rows.select(_present(rows, ALL_COLUMNS))
+
+
+def rl_config(ledger: pl.DataFrame) -> pl.DataFrame:
+    """rl: one row per problem that reached generation, with what a reward needs."""
+    rows = traces(ledger).sort("problem_id", "sample_idx")
+    first = rows.group_by("problem_id", maintain_order=True).agg(
+        pl.exclude("pass_rate").first(), pl.col("pass_rate").max()
+    )
+    return first.select(_present(first, RL_COLUMNS))
+
+
+def preference_config(ledger: pl.DataFrame, think: bool = True) -> pl.DataFrame:
+    """preference: (prompt, chosen, rejected) from a kept correct trace and an incorrect one
+    of the same problem; a problem without an incorrect trace gives no pair."""
+    rows = traces(ledger)
+    chosen = rows.filter(pl.col("dropped").is_null() & (pl.col("verdict") == "correct"))
+    rejected = rows.filter(pl.col("verdict") == "incorrect")
+    pairs: list[dict[str, Any]] = []
+    wrong_by_problem: dict[str, list[dict[str, Any]]] = {}
+    for row in rejected.sort("problem_id", "sample_idx").iter_rows(named=True):
+        wrong_by_problem.setdefault(row["problem_id"], []).append(row)
+    for row in chosen.sort("problem_id", "sample_idx").iter_rows(named=True):
+        wrong = wrong_by_problem.get(row["problem_id"])
+        if not wrong:
+            continue
+        bad = wrong.pop(0)  # each incorrect trace is used once
+        pairs.append(
+            {
+                "prompt": row["prompt"],
+                "chosen": [_assistant(row, think)],
+                "rejected": [_assistant(bad, think)],
+                "problem_id": row["problem_id"],
+                "reference": row["reference"],
+                "domain": row["domain"],
+            }
+        )
+    if not pairs:
+        return pl.DataFrame(schema=_preference_schema(rows))
+    return pl.DataFrame(pairs, schema=_preference_schema(rows))
+
+
+def _assistant(row: dict[str, Any], think: bool) -> dict[str, str]:
+    return {
+        "role": "assistant",
+        "content": assistant_text(row["reasoning"], row["completion"], think),
+    }
+
+
+def _preference_schema(rows: pl.DataFrame) -> dict[str, pl.DataType]:
+    messages = rows.schema["prompt"]
+    return {
+        "prompt": messages,
+        "chosen": messages,
+        "rejected": messages,
+        "problem_id": pl.String(),
+        "reference": pl.String(),
+        "domain": pl.String(),
+    }
+
+
+def _present(frame: pl.DataFrame, columns: tuple[str, ...]) -> list[str]:
+    return [c for c in columns if c in frame.columns]

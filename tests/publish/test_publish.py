@@ -1,0 +1,196 @@
+"""Publishing: the staged repository loads as the Hub would serve it, the card tells the
+truth, nothing secret or local leaks, and the upload is one commit (FakeHubServer stands in
+for the Hub's HTTP API, driven by the real huggingface_hub client)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import datasets
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from curate.cli import add_stage_commands, app
+from curate.publish.repo import stage_repository
+from tests.publish.fake_hub import FakeHubServer
+
+add_stage_commands()
+runner = CliRunner()
+CANARIES = {
+    "HF_TOKEN": "hf_CanaryTokenThatMustNeverLeak0001",
+    "OPENAI_API_KEY": "sk-CanaryOpenAIKeyThatMustNeverLeak",
+    "ARGILLA_API_KEY": "argilla.CanaryKeyThatMustNeverLeak",
+}
+
+
+@pytest.fixture
+def finished_run(make_recipe, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    recipe = make_recipe(
+        name="pub",
+        publish={"repo_id": "org/pub", "license": "apache-2.0", "language": ["en"]},
+        teacher={"backend": "simulated", "samples": 4, "max_tokens": 1024, "wrong_rate": 0.4},
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def load(folder: Path, config: str, tmp_path: Path) -> datasets.Dataset:
+    # a fresh cache: datasets keys a local folder's cache on its README configs alone
+    cache = tmp_path / f"cache-{config}"
+    return datasets.load_dataset(str(folder), config, split="train", cache_dir=str(cache))
+
+
+def test_every_config_loads_as_the_hub_would_serve_it(finished_run: Path, tmp_path: Path):
+    staged = stage_repository(finished_run)
+    ledger = pl.read_parquet(finished_run / "ledger")
+    traces = ledger.filter(pl.col("sample_idx").is_not_null())
+    sft = load(staged.path, "default", tmp_path)
+    assert (
+        sft.num_rows == traces.filter(pl.col("dropped").is_null()).height == staged.rows["default"]
+    )
+    assert set(sft["verdict"]) == {"correct"}
+    first = sft[0]
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    answer = first["messages"][-1]["content"]
+    assert answer.startswith("<think>\n") and "\n</think>\n\n" in answer
+    assert answer.endswith(first["completion"].strip())
+    assert first["messages"][:-1] == first["prompt"]
+    every = load(staged.path, "all", tmp_path)
+    assert every.num_rows == traces.height
+    assert {"verdict", "verdict_reason", "flags", "dropped_at", "pass_rate"} <= set(every.features)
+    rl = load(staged.path, "rl", tmp_path)
+    assert rl.num_rows == traces["problem_id"].n_unique()
+    assert rl[0]["prompt"][-1]["role"] == "user" and rl[0]["reference"] is not None
+    pairs = load(staged.path, "preference", tmp_path)
+    by_text = {(row["messages"][-1]["content"]): row["verdict"] for row in sft}
+    assert pairs.num_rows > 0
+    for pair in pairs.select(range(min(20, pairs.num_rows))):
+        assert by_text[pair["chosen"][0]["content"]] == "correct"
+        assert pair["chosen"] != pair["rejected"]
+
+
+def test_think_tags_can_be_left_out(finished_run: Path, tmp_path: Path):
+    path = finished_run / "recipe.yaml"
+    recipe = yaml.safe_load(path.read_text())
+    recipe["publish"]["think"] = False
+    path.write_text(yaml.safe_dump(recipe))
+    staged = stage_repository(finished_run)
+    sft = load(staged.path, "default", tmp_path)
+    assert sft[0]["messages"][-1]["content"] == sft[0]["completion"].strip()
+
+
+def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):
+    staged = stage_repository(finished_run)
+    card = (staged.path / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["license"] == "apache-2.0" and header["language"] == ["en"]
+    assert [c["config_name"] for c in header["configs"]] == ["default", "all", "rl", "preference"]
+    assert header["size_categories"] == ["n<1K"]
+    stats = json.loads((finished_run / "stats.json").read_text())
+    for stage, entry in stats.items():
+        row = next(line for line in card.splitlines() if line.startswith(f"| {stage} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1].split(" ")[0] == f"{entry['in']:,}" and cells[2] == f"{entry['out']:,}"
+    assert f"| `default` | {staged.rows['default']:,} |" in card
+    assert "Do not train on them" in card  # the simulated teacher says so
+    assert str(finished_run.parent) not in card  # no local path
+
+
+def test_no_license_is_invented(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "r"
+    assert runner.invoke(app, ["run", str(make_recipe()), "--run-dir", str(run_dir)]).exit_code == 0
+    card = (stage_repository(run_dir).path / "README.md").read_text()
+    assert "license" not in yaml.safe_load(card.split("---\n")[1])
+    assert "License: not declared" in card
+
+
+def every_text(root: Path) -> str:
+    return "\n".join(
+        p.read_bytes().decode("utf-8", errors="replace") for p in root.rglob("*") if p.is_file()
+    )
+
+
+def test_publish_is_one_commit_then_nothing(finished_run: Path, monkeypatch):
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    with FakeHubServer() as hub:
+        args = ["publish", str(finished_run), "--endpoint", hub.url]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        assert "published: " in first.output
+        assert len(hub.commits) == 1
+        landed = hub.repos["org/pub"]["main"]
+        staged = finished_run / "publish"
+        assert sorted(landed) == sorted(
+            p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()
+        )
+        again = runner.invoke(app, args)
+        assert again.exit_code == 0, again.output
+        assert "no changes: org/pub@main already has this content; nothing committed" in (
+            again.output
+        )
+        assert len(hub.commits) == 1
+        bodies = "\n".join(
+            re.sub(r"(?im)^authorization:.*$", "", text) for _, _, text in hub.requests
+        )
+    outputs = first.output + again.output + every_text(finished_run) + bodies
+    for value in CANARIES.values():
+        assert value not in outputs
+
+
+def test_a_failed_commit_is_retried_and_leaves_nothing_half_done(finished_run: Path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
+    monkeypatch.setattr("curate.publish.hub.time.sleep", lambda seconds: None)
+    with FakeHubServer() as hub:
+        hub.fail_commits = [500, 503]
+        result = runner.invoke(app, ["publish", str(finished_run), "--endpoint", hub.url])
+        assert result.exit_code == 0, result.output
+        assert len(hub.commits) == 1  # the failed attempts changed nothing
+        assert "README.md" in hub.repos["org/pub"]["main"]
+        hub.fail_commits = [400]
+        (finished_run / "publish").mkdir(exist_ok=True)
+        path = finished_run / "recipe.yaml"
+        recipe = yaml.safe_load(path.read_text())
+        recipe["publish"]["pretty_name"] = "Renamed"
+        path.write_text(yaml.safe_dump(recipe))
+        refused = runner.invoke(app, ["publish", str(finished_run), "--endpoint", hub.url])
+        assert refused.exit_code == 1
+        assert "commit to org/pub@main: HTTP 400" in refused.output
+        assert len(hub.commits) == 1
+
+
+def test_rounds_go_to_branches_and_tags(finished_run: Path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
+    with FakeHubServer() as hub:
+        args = ["publish", str(finished_run), "--endpoint", hub.url]
+        assert runner.invoke(app, [*args, "--revision", "round-1", "--tag", "r1"]).exit_code == 0
+        assert "README.md" in hub.repos["org/pub"]["round-1"]
+        assert hub.tags["org/pub"] == {"r1": "round-1"}
+
+
+def test_dry_run_stages_and_sends_nothing(finished_run: Path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with FakeHubServer() as hub:
+        result = runner.invoke(
+            app, ["publish", str(finished_run), "--dry-run", "--endpoint", hub.url]
+        )
+        assert hub.requests == []
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing uploaded" in result.output
+    assert (finished_run / "publish" / "README.md").exists()
+
+
+def test_missing_token_and_repo_are_named(finished_run: Path, monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    result = runner.invoke(app, ["publish", str(finished_run), "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "no Hugging Face token: set HF_TOKEN" in result.output
+    monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
+    bad = runner.invoke(app, ["publish", str(finished_run), "--repo-id", "justname"])
+    assert bad.exit_code == 1 and "expected ORG/NAME" in bad.output
