@@ -13,7 +13,8 @@ from curate.recipe import redact
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
 CONFIG_TEXT = {
-    "default": "one row per kept trace, chat `messages` for SFT",
+    "default": "one row per kept trace for SFT: `messages`, or `prompt` + `completion` "
+    "(the assistant turn, reasoning in `<think>`); `reasoning` and `answer` as text",
     "all": "every generated trace with its verdict, reason, flags and drop stage",
     "rl": "one row per problem, a `prompt` of messages and what the reward needs, for GRPO",
     "preference": "(prompt, chosen, rejected) pairs of a correct and an incorrect trace, for DPO",
@@ -85,6 +86,7 @@ def card_text(
         _configs_table(sizes),
         _how_to_train(settings.repo_id or f"ORG/{name}"),
         _teacher(recipe, every),
+        _rounds(every),
         _verifiers(every),
         "## Funnel\n\n" + _funnel(stats),
         "## Verdicts\n\n" + _verdicts(every),
@@ -152,6 +154,18 @@ def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
         f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
         f"sampling: {sampling or '-'}.\n"
     )
+
+
+def _rounds(every: pl.DataFrame) -> str:
+    """Traces generated and kept per self-improvement round (a loop publishes each round on
+    its own branch or tag, `round-R`)."""
+    if "round" not in every.columns or every.is_empty():
+        return ""
+    lines = ["## Rounds\n", "| round | traces generated | kept |", "|---:|---:|---:|"]
+    kept = every["dropped"].is_null() if "dropped" in every.columns else None
+    for (number,), group in every.with_columns(_kept=kept).group_by(["round"], maintain_order=True):
+        lines.append(f"| {number} | {group.height:,} | {int(group['_kept'].sum()):,} |")
+    return "\n".join(lines) + "\n"
 
 
 def _verifiers(every: pl.DataFrame) -> str:

@@ -9,8 +9,9 @@ import polars as pl
 SFT_COLUMNS = (
     "messages",
     "prompt",
-    "reasoning",
     "completion",
+    "reasoning",
+    "answer",
     "problem",
     "reference",
     "source",
@@ -73,15 +74,19 @@ def traces(ledger: pl.DataFrame) -> pl.DataFrame:
 
 
 def sft_config(ledger: pl.DataFrame, think: bool = True) -> pl.DataFrame:
-    """default: one row per kept trace, chat `messages` ready for SFTTrainer."""
+    """default: one row per kept trace in both of TRL's conversational layouts: `messages`,
+    and `prompt` + `completion` (the assistant turn), which SFTTrainer prefers when present
+    and trains on the completion only; `reasoning` and `answer` as plain text."""
     kept = traces(ledger).filter(pl.col("dropped").is_null())
-    messages = [
-        [*prompt, {"role": "assistant", "content": assistant_text(reasoning, completion, think)}]
-        for prompt, reasoning, completion in zip(
-            kept["prompt"].to_list(), kept["reasoning"], kept["completion"], strict=True
-        )
+    turns = [
+        [{"role": "assistant", "content": assistant_text(reasoning, answer, think)}]
+        for reasoning, answer in zip(kept["reasoning"], kept["completion"], strict=True)
     ]
-    kept = kept.with_columns(pl.Series("messages", messages, dtype=kept["prompt"].dtype))
+    messages = [[*p, *t] for p, t in zip(kept["prompt"].to_list(), turns, strict=True)]
+    kind = kept["prompt"].dtype
+    kept = kept.rename({"completion": "answer"}).with_columns(
+        pl.Series("messages", messages, dtype=kind), pl.Series("completion", turns, dtype=kind)
+    )
     return kept.select(_present(kept, SFT_COLUMNS))
 
 

@@ -59,8 +59,9 @@ def test_every_config_loads_as_the_hub_would_serve_it(finished_run: Path, tmp_pa
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     answer = first["messages"][-1]["content"]
     assert answer.startswith("<think>\n") and "\n</think>\n\n" in answer
-    assert answer.endswith(first["completion"].strip())
+    assert answer.endswith(first["answer"].strip())
     assert first["messages"][:-1] == first["prompt"]
+    assert first["completion"] == first["messages"][-1:]
     every = load(staged.path, "all", tmp_path)
     assert every.num_rows == traces.height
     assert {"verdict", "verdict_reason", "flags", "dropped_at", "pass_rate"} <= set(every.features)
@@ -82,7 +83,7 @@ def test_think_tags_can_be_left_out(finished_run: Path, tmp_path: Path):
     path.write_text(yaml.safe_dump(recipe))
     staged = stage_repository(finished_run)
     sft = load(staged.path, "default", tmp_path)
-    assert sft[0]["messages"][-1]["content"] == sft[0]["completion"].strip()
+    assert sft[0]["messages"][-1]["content"] == sft[0]["answer"].strip()
 
 
 def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):
