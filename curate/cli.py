@@ -25,6 +25,7 @@ from curate.generate.stage import CACHE_FILE
 from curate.progress import progress_for
 from curate.publish.repo import publish_staged, stage_repository
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
+from curate.report import figures, text_summary, write_report
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
 from curate.stats import Stats, funnel_problems, funnel_table, generation_failures, why_empty
@@ -187,6 +188,17 @@ def stats(
         out.print(funnel_table(data))
         for problem in funnel_problems(data):
             err.print(f"[yellow]warning:[/yellow] {problem}")
+        for line in text_summary(figures(run_dir)):
+            typer.echo(line)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Write RUN/report/index.html with PNG plots: funnel, pass rates, lengths, verdicts,
+    contamination, acceptance per source."""
+    with cli_errors():
+        page = write_report(run_dir)
+        typer.echo(f"report: {page} ({len(list(page.parent.glob('*.png')))} plots)")
 
 
 @app.command()

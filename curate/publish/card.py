@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
@@ -74,6 +74,7 @@ def card_text(
     stats: dict[str, Any],
     frames: dict[str, pl.DataFrame],
     contamination: dict[str, Any],
+    plots: list[str] | None = None,
 ) -> str:
     sizes = {name: frame.height for name, frame in frames.items()}
     name = str(recipe.get("name", "dataset"))
@@ -154,6 +155,13 @@ def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
         f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
         f"sampling: {sampling or '-'}.\n"
     )
+
+
+def _plots(plots: list[str]) -> str:
+    if not plots:
+        return ""
+    shown = "\n".join(f"![{Path(p).stem}](report/{p})" for p in plots)
+    return f"## Plots\n\n{shown}\n"
 
 
 def _rounds(every: pl.DataFrame) -> str:

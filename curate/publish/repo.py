@@ -18,6 +18,7 @@ from curate.publish.configs import all_config, preference_config, rl_config, sft
 from curate.publish.hub import Published, upload
 from curate.publish.settings import PublishConfig
 from curate.records import small_types, write_parquet
+from curate.report import write_report
 from curate.store import RunStore, read_json
 
 
@@ -71,7 +72,11 @@ def stage_repository(run_dir: Path, overrides: dict[str, Any] | None = None) -> 
         write_parquet(table, target / CONFIG_FILES[name] / "train-00000-of-00001.parquet")
     stats = store.load_stats()
     report = read_json(store.reports / "decontamination.json")
-    card = card_text(recipe, settings, stats, frames, report)
+    plots = sorted(write_report(run_dir).parent.glob("*.png"))
+    (target / "report").mkdir()
+    for plot in plots:
+        shutil.copy2(plot, target / "report" / plot.name)
+    card = card_text(recipe, settings, stats, frames, report, [p.name for p in plots])
     (target / "README.md").write_text(card, encoding="utf-8")
     (target / "curate").mkdir()
     (target / "curate" / "recipe.yaml").write_text(

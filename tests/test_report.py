@@ -1,0 +1,76 @@
+"""The report: PNG plots and a page that loads offline with every image rendered (checked in
+headless Chromium where it is installed), and the same numbers as text in `curate stats`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import add_stage_commands, app
+
+add_stage_commands()
+runner = CliRunner()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def reported(make_recipe, tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(make_recipe()), "--run-dir", str(run_dir)]).exit_code == 0
+    result = runner.invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"report: {run_dir / 'report' / 'index.html'} (")
+    return run_dir
+
+
+def test_plots_are_written_and_the_page_needs_no_network(reported: Path):
+    page = (reported / "report" / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert {"funnel.png", "pass_rate.png", "lengths.png", "reasons.png"} <= set(sources)
+    for source in sources:
+        assert (reported / "report" / source).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in page and "https://" not in page
+
+
+def test_stats_prints_the_same_numbers(reported: Path):
+    text = runner.invoke(app, ["stats", str(reported)]).output
+    assert "verdicts:" in text and "correct: -" in text
+    assert re.search(r"pass rate per problem: mean \d\.\d\d, median \d\.\d\d; \d+ of 40", text)
+    assert "acceptance per source:" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_the_page_renders_every_image_in_chromium(reported: Path, tmp_path: Path):
+    page = reported / "report" / "index.html"
+    checker = tmp_path / "check.html"  # reads the page's images from a frame, offline
+    checker.write_text(
+        f'<html><body><iframe id="f" src="{page.as_uri()}"></iframe><script>\n'
+        "document.getElementById('f').onload = function () {\n"
+        "  var images = this.contentDocument.images, seen = [], ok = images.length > 0;\n"
+        "  for (var i = 0; i < images.length; i++) {\n"
+        "    seen.push(images[i].getAttribute('src') + '=' + images[i].naturalWidth);\n"
+        "    if (!(images[i].complete && images[i].naturalWidth > 0)) ok = false;\n"
+        "  }\n"
+        "  document.body.setAttribute('data-result', (ok ? 'ok ' : 'broken ') + seen.join(','));\n"
+        "};\n</script></body></html>\n"
+    )
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        checker.as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    result = re.search(r'data-result="([^"]*)"', dom)
+    assert result is not None, dom[:500]
+    assert result.group(1).startswith("ok "), result.group(1)
+    assert result.group(1).count("=") == len(list((reported / "report").glob("*.png")))
