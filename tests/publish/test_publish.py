@@ -195,3 +195,38 @@ def test_missing_token_and_repo_are_named(finished_run: Path, monkeypatch, tmp_p
     monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
     bad = runner.invoke(app, ["publish", str(finished_run), "--repo-id", "justname"])
     assert bad.exit_code == 1 and "expected ORG/NAME" in bad.output
+
+
+def test_no_secret_reaches_the_run_the_staged_folder_or_the_output(
+    make_recipe, tmp_path: Path, monkeypatch
+):
+    """Keys set before the run (an OpenAI-compatible teacher that wants one) and while
+    publishing never appear in a file the run wrote, the staged repository, or the output."""
+    from tests.generate.fake_server import FakeChatServer
+
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    run_dir = tmp_path / "run"
+    with FakeChatServer(api_key=CANARIES["OPENAI_API_KEY"]) as teacher:
+        recipe = make_recipe(
+            publish={"repo_id": "org/keys"},
+            teacher={
+                "backend": "openai",
+                "model": "fake",
+                "base_url": teacher.url,
+                "samples": 2,
+                "api_key_env": "OPENAI_API_KEY",
+            },
+        )
+        ran = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir), "--verbose"])
+    assert ran.exit_code == 0, ran.output
+    with FakeHubServer() as hub:
+        published = runner.invoke(app, ["publish", str(run_dir), "--endpoint", hub.url])
+        assert published.exit_code == 0, published.output
+        bodies = "\n".join(
+            re.sub(r"(?im)^authorization:.*$", "", text) for _, _, text in hub.requests
+        )
+    seen = ran.output + published.output + every_text(run_dir) + bodies
+    for value in CANARIES.values():
+        assert value not in seen
+    assert teacher.url not in (run_dir / "publish" / "README.md").read_text()
