@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from curate import registry
 from curate.errors import SourceError
+from curate.hub import hub_problem, offline_datasets
 from curate.records import stable_hash
 from curate.sources.base import Row, RowSourceConfig, Source
 
@@ -43,11 +45,15 @@ class HubSource(Source):
 
         config = self.config
         where = f"{config.dataset} [{config.split}]"
+        local = Path(config.dataset).exists()
+        problem = "" if local else hub_problem()  # one probe, not a minute of retries
         try:
-            data = datasets.load_dataset(
-                config.dataset, config.config, split=config.split, revision=config.revision
-            )
-        except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
-            raise SourceError(f"{where}: cannot load ({exc})") from None
+            with offline_datasets(bool(problem)):  # a cached copy still serves
+                data = datasets.load_dataset(
+                    config.dataset, config.config, split=config.split, revision=config.revision
+                )
+        except Exception as exc:  # datasets raises many types for a missing or gated repo
+            reason = problem or " ".join(str(exc).split())[:300]
+            raise SourceError(f"{where}: cannot load ({reason})") from None
         for number, row in enumerate(data, start=1):
             yield where, number, row

@@ -52,3 +52,18 @@ def test_reasoning_gym_is_deterministic_and_scorable():
 def test_reasoning_gym_unknown_task():
     with pytest.raises(SourceError, match="reasoning_gym task 'no_such_task'"):
         list(GymSource(GymConfig(tasks={"no_such_task": 2})).problems())
+
+
+def test_an_unreachable_hub_fails_at_once_for_a_hub_source(monkeypatch):
+    from curate.hub import hub_problem
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    hub_problem.cache_clear()
+    try:
+        source = HubSource(HubConfig(dataset="someone/not-cached-here"))
+        with pytest.raises(SourceError, match=r"cannot load \(cannot reach http://127.0.0.1:9"):
+            list(source.problems())
+    finally:
+        hub_problem.cache_clear()
