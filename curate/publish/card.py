@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curate.publish.dataset import funnel_markdown
 from curate.recipe import redact
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
@@ -89,7 +90,7 @@ def card_text(
         _teacher(recipe, every),
         _rounds(every),
         _verifiers(every),
-        "## Funnel\n\n" + _funnel(stats),
+        "## Funnel\n\n" + funnel_markdown(stats),
         "## Verdicts\n\n" + _verdicts(every),
         "## Pass rate per problem\n\n" + _pass_rates(frames.get("rl", pl.DataFrame())),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
@@ -182,17 +183,6 @@ def _verifiers(every: pl.DataFrame) -> str:
     counts = Counter(v for v in every["verifier"].to_list() if v)
     listed = ", ".join(f"`{v}` ({n:,} traces)" for v, n in sorted(counts.items()))
     return f"## Verifiers\n\n{listed or 'none'}\n"
-
-
-def _funnel(stats: dict[str, Any]) -> str:
-    lines = ["| stage | in | out | dropped |", "|---|---:|---:|---|"]
-    for stage, entry in stats.items():
-        start = f"{entry['in']:,}"
-        if "generated" in entry:
-            start += f" → {entry['generated']:,} samples"
-        dropped = ", ".join(f"{k}: {v:,}" for k, v in entry["dropped"].items()) or "-"
-        lines.append(f"| {stage} | {start} | {entry['out']:,} | {dropped} |")
-    return "\n".join(lines) + "\n"
 
 
 def _verdicts(every: pl.DataFrame) -> str:
