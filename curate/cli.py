@@ -194,8 +194,7 @@ def stats(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
-    """Write RUN/report/index.html with PNG plots: funnel, pass rates, lengths, verdicts,
-    contamination, acceptance per source."""
+    """Write RUN/report/index.html: PNG plots of the funnel, pass rates, lengths, verdicts."""
     with cli_errors():
         page = write_report(run_dir)
         typer.echo(f"report: {page} ({len(list(page.parent.glob('*.png')))} plots)")
