@@ -26,6 +26,7 @@ from curate.progress import progress_for
 from curate.publish.repo import publish_staged, stage_repository
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.report import figures, text_summary, write_report
+from curate.review import local as local_argilla
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
 from curate.stats import Stats, funnel_problems, funnel_table, generation_failures, why_empty
@@ -40,6 +41,8 @@ recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
 cache_app = typer.Typer(help="The generation request cache of a run.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+argilla_app = typer.Typer(help="A local Argilla server for review.", no_args_is_help=True)
+app.add_typer(argilla_app, name="argilla")
 decontam_app = typer.Typer(help="Benchmark index packs for decontamination.", no_args_is_help=True)
 app.add_typer(decontam_app, name="decontam")
 
@@ -425,6 +428,40 @@ def publish(
             typer.echo(f"no changes: {where} already has this content; nothing committed")
         if tag:
             typer.echo(f"tagged: {tag}")
+
+
+@argilla_app.command("up")
+def argilla_up(
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
+    reviewers: Annotated[int, typer.Option(help="Reviewer accounts to create.")] = 2,
+) -> None:
+    """Start a real argilla-server on loopback and print its URL and reviewer accounts."""
+    with cli_errors():
+        local = local_argilla.up(port, reviewers, say=lambda text: err.print(text))
+        typer.echo(f"argilla: {local.url}")
+        typer.echo(f"export ARGILLA_API_URL={local.url}  # curate finds it without this too")
+        for name, account in local.reviewers.items():
+            typer.echo(f"reviewer {name}: password {account['password']}")
+        state = local_argilla.state_file()
+        typer.echo(f"state: {state} (owner key inside); `curate argilla down` stops it")
+
+
+@argilla_app.command("down")
+def argilla_down() -> None:
+    """Stop the local Argilla server."""
+    with cli_errors():
+        typer.echo("stopped" if local_argilla.down() else "no local Argilla was started")
+
+
+@argilla_app.command("status")
+def argilla_status() -> None:
+    """Whether the local Argilla server answers."""
+    with cli_errors():
+        local = local_argilla.running()
+        if local is None:
+            typer.echo("not running (`curate argilla up` starts one)")
+            raise typer.Exit(1)
+        typer.echo(f"running: {local.url} (pids {', '.join(map(str, local.pids.values()))})")
 
 
 @app.command()
