@@ -26,6 +26,7 @@ from curate.progress import progress_for
 from curate.publish.repo import publish_staged, stage_repository
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.report import figures, text_summary, write_report
+from curate.review import argilla as review_argilla
 from curate.review import local as local_argilla
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
@@ -41,6 +42,8 @@ recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
 cache_app = typer.Typer(help="The generation request cache of a run.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+review_app = typer.Typer(help="Human review in Argilla.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 argilla_app = typer.Typer(help="A local Argilla server for review.", no_args_is_help=True)
 app.add_typer(argilla_app, name="argilla")
 decontam_app = typer.Typer(help="Benchmark index packs for decontamination.", no_args_is_help=True)
@@ -428,6 +431,51 @@ def publish(
             typer.echo(f"no changes: {where} already has this content; nothing committed")
         if tag:
             typer.echo(f"tagged: {tag}")
+
+
+TaskOption = Annotated[
+    Path | None,
+    typer.Option("--task", help="Review task file (default annotation/review_task.yaml)."),
+]
+
+
+@review_app.command("push")
+def review_push(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")], task: TaskOption = None
+) -> None:
+    """Send the run's borderline traces to Argilla (only those not there yet)."""
+    with cli_errors():
+        counts = review_argilla.push(run_dir, task)
+        typer.echo(
+            f"review push: {counts['borderline']:,} borderline traces, {counts['new']:,} sent, "
+            f"{counts['already_there']:,} already there"
+        )
+
+
+@review_app.command("pull")
+def review_pull(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")], task: TaskOption = None
+) -> None:
+    """Read reviewers' answers back and write RUN/review/decisions.jsonl."""
+    with cli_errors():
+        counts = review_argilla.pull(run_dir, task)
+        shown = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        typer.echo(f"review pull: {shown} -> {run_dir / 'review' / 'decisions.jsonl'}")
+
+
+@review_app.command("status")
+def review_status(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")], task: TaskOption = None
+) -> None:
+    """Progress per reviewer and per borderline reason."""
+    with cli_errors():
+        found = review_argilla.status(run_dir, task)
+        typer.echo("per reviewer:")
+        for name, counts in sorted(found["reviewers"].items()):
+            typer.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        typer.echo("per reason:")
+        for reason, counts in sorted(found["reasons"].items()):
+            typer.echo(f"  {reason}: {counts['complete']} of {counts['records']} complete")
 
 
 @argilla_app.command("up")

@@ -1,0 +1,320 @@
+"""Borderline traces out to Argilla, reviewers' answers back: `curate review push|pull|status`.
+
+Records carry a stable id (problem, round, sample), so a second push adds only new records
+and never touches one a reviewer has answered. Answers are read with the records list API
+(raw JSON, paged over the database's own order): the argilla 2.8 SDK crashes on a discarded
+response whose values are null, and paging a status-filtered search skips records whose
+status changes meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from curate.errors import ReviewError
+from curate.review import local
+from curate.store import RunStore
+
+DEFAULT_TASK = Path(__file__).resolve().parents[2] / "annotation" / "review_task.yaml"
+PAGE = 500
+VERDICT_LABEL = {"correct": "correct", "incorrect": "incorrect", "unverifiable": "unsure"}
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str
+    key: str
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Argilla-Api-Key": self.key}
+
+
+def connect() -> Connection:
+    """ARGILLA_API_URL / ARGILLA_API_KEY, else the local server `curate argilla up` started."""
+    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
+    if url and key:
+        return Connection(url.rstrip("/"), key)
+    started = local.running()
+    if started is not None:
+        return Connection(started.url, started.owner_key)
+    raise ReviewError(
+        "no Argilla server: set ARGILLA_API_URL and ARGILLA_API_KEY, or run `curate argilla up`"
+    )
+
+
+def load_task(path: Path | None = None) -> dict[str, Any]:
+    task_path = path or DEFAULT_TASK
+    try:
+        task = yaml.safe_load(task_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReviewError(f"{task_path}: cannot read the review task ({exc})") from None
+    for key in ("name", "fields", "questions", "overlap", "resolve"):
+        if key not in task:
+            raise ReviewError(f"{task_path}: the review task needs '{key}'")
+    return dict(task)
+
+
+def settings(task: dict[str, Any]) -> Any:
+    import argilla as rg
+
+    questions = []
+    for name, spec in task["questions"].items():
+        required = spec.get("required", True)
+        if spec["kind"] == "label":
+            questions.append(
+                rg.LabelQuestion(
+                    name=name, title=spec["title"], labels=spec["labels"], required=required
+                )
+            )
+        elif spec["kind"] == "rating":
+            questions.append(
+                rg.RatingQuestion(
+                    name=name, title=spec["title"], values=spec["values"], required=required
+                )
+            )
+        else:
+            questions.append(
+                rg.TextQuestion(
+                    name=name, title=spec["title"], required=required, use_markdown=True
+                )
+            )
+    numbers = {"pass_rate": rg.FloatMetadataProperty, "round": rg.IntegerMetadataProperty}
+    return rg.Settings(
+        guidelines=task.get("guidelines"),
+        fields=[
+            rg.TextField(name=n, title=t, use_markdown=True) for n, t in task["fields"].items()
+        ],
+        questions=questions,
+        metadata=[numbers.get(m, rg.TermsMetadataProperty)(name=m) for m in task["metadata"]],
+        distribution=rg.TaskDistribution(min_submitted=int(task["overlap"])),
+    )
+
+
+def record_id(row: dict[str, Any]) -> str:
+    return f"{row['problem_id']}-r{row['round'] or 0}-s{row['sample_idx']}"
+
+
+def borderline_rows(run_dir: Path) -> pl.DataFrame:
+    store = RunStore(run_dir)
+    shards = store.shards(store.ledger)
+    if not shards:
+        raise ReviewError(f"{run_dir}: the ledger is empty (run `curate run` first)")
+    ledger = pl.read_parquet(shards)
+    if "borderline" not in ledger.columns:
+        return ledger.clear()
+    return ledger.filter(pl.col("sample_idx").is_not_null() & (pl.col("borderline").list.len() > 0))
+
+
+def to_record(row: dict[str, Any], task: dict[str, Any]) -> Any:
+    import argilla as rg
+
+    why = ", ".join(row.get("borderline") or [])
+    values = {
+        "problem": row.get("problem"),
+        "reference": row.get("reference") or "(none)",
+        "reasoning": row.get("reasoning") or "(none)",
+        "completion": row.get("completion") or "(none)",
+        "verdict_text": f"{row.get('verdict')} ({row.get('verdict_reason') or 'no reason'})",
+        "why": why,
+    }
+    contamination = row.get("contamination") or {}
+    meta = {
+        "source": row.get("source"),
+        "pass_rate": row.get("pass_rate"),
+        "borderline": (row.get("borderline") or ["-"])[0],
+        "verdict": row.get("verdict"),
+        "round": row.get("round"),
+        "benchmark": contamination.get("benchmark") if contamination else None,
+    }
+    label = VERDICT_LABEL.get(str(row.get("verdict")))
+    agent = re.sub(r"[^a-zA-Z0-9\-_:./ ]", "-", f"curate {row.get('verifier') or 'verifier'}")
+    suggestions = [rg.Suggestion("correct", label, score=row.get("agreement"), agent=agent)]
+    return rg.Record(
+        id=record_id(row),
+        fields={name: str(values.get(name) or "-") for name in task["fields"]},
+        metadata={k: v for k, v in meta.items() if k in task["metadata"] and v is not None},
+        suggestions=suggestions if label else [],
+    )
+
+
+def dataset_for(connection: Connection, run_dir: Path, task: dict[str, Any]) -> Any:
+    """The run's review dataset, created with the task's settings when missing."""
+    import argilla as rg
+
+    client = rg.Argilla(api_url=connection.url, api_key=connection.key)
+    name = f"{task['name']}-{run_dir.resolve().name}"
+    workspace = os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
+    dataset = client.datasets(name=name, workspace=workspace)
+    if dataset is None:
+        dataset = rg.Dataset(name=name, workspace=workspace, settings=settings(task), client=client)
+        dataset.create()
+    return dataset
+
+
+def existing_ids(connection: Connection, dataset_id: str) -> set[str]:
+    return {item["external_id"] for item in list_records(connection, dataset_id, False)}
+
+
+def list_records(connection: Connection, dataset_id: str, responses: bool) -> list[dict[str, Any]]:
+    """Every record of a dataset, paged in database order (stable while reviewers work)."""
+    import httpx
+
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": PAGE, "include": ["responses"] if responses else []}
+    while True:
+        params["offset"] = len(found)
+        answer = httpx.get(
+            f"{connection.url}/api/v1/datasets/{dataset_id}/records",
+            params=params,
+            headers=connection.headers(),
+            timeout=60,
+        )
+        _check(answer, "list records")
+        items = answer.json()["items"]
+        found += items
+        if len(items) < PAGE:
+            return found
+
+
+def _check(answer: Any, what: str) -> None:
+    if answer.status_code in (401, 403):
+        raise ReviewError(f"Argilla refused the key ({what}: HTTP {answer.status_code})")
+    if answer.status_code >= 400:
+        raise ReviewError(f"Argilla {what}: HTTP {answer.status_code} {answer.text[:200]}")
+
+
+def push(run_dir: Path, task_path: Path | None = None) -> dict[str, int]:
+    """Send the run's borderline traces that are not there yet; returns counts."""
+    task = load_task(task_path)
+    connection = connect()
+    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
+    have = existing_ids(connection, str(dataset.id))
+    rows = borderline_rows(run_dir)
+    new = [row for row in rows.iter_rows(named=True) if record_id(row) not in have]
+    for start in range(0, len(new), PAGE):
+        batch = [to_record(r, task) for r in new[start : start + PAGE]]
+        _guarded(lambda batch=batch: dataset.records.log(batch), connection)
+    folder = RunStore(run_dir).review
+    folder.mkdir(parents=True, exist_ok=True)
+    sent = sorted(have | {record_id(r) for r in new})
+    (folder / "sent.json").write_text(json.dumps({"dataset": dataset.name, "records": sent}))
+    return {"borderline": rows.height, "new": len(new), "already_there": rows.height - len(new)}
+
+
+def _guarded(call: Any, connection: Connection) -> Any:
+    """An SDK call, its connection failures turned into one clear error."""
+    import httpx
+
+    try:
+        return call()
+    except httpx.TransportError as exc:
+        raise ReviewError(f"cannot reach Argilla at {connection.url} ({exc})") from None
+    except Exception as exc:  # the SDK's exception tree: one line, never a traceback
+        text = str(exc)
+        if "401" in text or "Unauthorized" in text or "403" in text:
+            raise ReviewError(f"Argilla at {connection.url} refused the key") from None
+        raise ReviewError(f"Argilla: {text[:300]}") from None
+
+
+def usernames(connection: Connection) -> dict[str, str]:
+    import httpx
+
+    answer = httpx.get(f"{connection.url}/api/v1/users", headers=connection.headers(), timeout=30)
+    _check(answer, "list users")
+    return {user["id"]: user["username"] for user in answer.json()["items"]}
+
+
+def answers_of(record: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for response in record.get("responses") or []:
+        values = response.get("values") or {}  # a discarded response may have none
+        out.append(
+            {
+                "reviewer": names.get(response["user_id"], response["user_id"]),
+                "status": response["status"],
+                **{name: (value or {}).get("value") for name, value in values.items()},
+            }
+        )
+    return out
+
+
+def resolve(answers: list[dict[str, Any]], rule: str, overlap: int) -> tuple[str, str | None]:
+    """(accept | reject | undecided, corrected reference) from the submitted answers."""
+    submitted = [a for a in answers if a["status"] == "submitted"]
+    votes = Counter(a.get("correct") for a in submitted)
+    corrections = Counter(
+        str(a["corrected_reference"]).strip() for a in submitted if a.get("corrected_reference")
+    )
+    corrected = corrections.most_common(1)[0][0] if corrections else None
+    if rule == "any_incorrect" and votes["incorrect"]:
+        return "reject", corrected
+    if len(submitted) < overlap:
+        return "undecided", corrected
+    if rule == "unanimous":
+        if set(votes) == {"correct"} and votes["correct"] == len(submitted):
+            return "accept", corrected
+        if set(votes) == {"incorrect"} and votes["incorrect"] == len(submitted):
+            return "reject", corrected
+        return "undecided", corrected
+    if votes["correct"] > votes["incorrect"]:
+        return "accept", corrected
+    if votes["incorrect"] > votes["correct"]:
+        return "reject", corrected
+    return "undecided", corrected
+
+
+def pull(run_dir: Path, task_path: Path | None = None) -> dict[str, int]:
+    """Read every answer back, resolve each record, write RUN/review/decisions.jsonl."""
+    task = load_task(task_path)
+    connection = connect()
+    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
+    names = usernames(connection)
+    lines: list[str] = []
+    counts: Counter[str] = Counter()
+    for record in list_records(connection, str(dataset.id), True):
+        answers = answers_of(record, names)
+        decision, corrected = resolve(answers, task["resolve"], int(task["overlap"]))
+        counts[decision] += 1
+        counts["corrected_reference"] += corrected is not None
+        lines.append(
+            json.dumps(
+                {
+                    "record": record["external_id"],
+                    "decision": decision,
+                    "corrected_reference": corrected,
+                    "answers": answers,
+                }
+            )
+        )
+    folder = RunStore(run_dir).review
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "decisions.jsonl").write_text("".join(line + "\n" for line in lines))
+    return {"records": len(lines), **counts}
+
+
+def status(run_dir: Path, task_path: Path | None = None) -> dict[str, Any]:
+    """Progress per reviewer and per borderline reason."""
+    task = load_task(task_path)
+    connection = connect()
+    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
+    names = usernames(connection)
+    per_reviewer: dict[str, Counter[str]] = {}
+    per_reason: dict[str, Counter[str]] = {}
+    for record in list_records(connection, str(dataset.id), True):
+        reason = str((record.get("metadata") or {}).get("borderline", "-"))
+        answers = answers_of(record, names)
+        per_reason.setdefault(reason, Counter())["records"] += 1
+        done = sum(a["status"] == "submitted" for a in answers) >= int(task["overlap"])
+        per_reason[reason]["complete"] += done
+        for answer in answers:
+            per_reviewer.setdefault(answer["reviewer"], Counter())[answer["status"]] += 1
+    return {"reviewers": per_reviewer, "reasons": per_reason}
