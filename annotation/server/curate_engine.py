@@ -10,7 +10,8 @@ document's sequence number so that a concurrent write is retried, not lost.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from argilla_server.constants import SEARCH_ENGINE_OPENSEARCH
 from argilla_server.search_engine.base import SearchEngine

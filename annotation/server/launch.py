@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import curate_engine  # noqa: E402,F401  (registers the engine before the app starts)
-import uvicorn  # noqa: E402
+import curate_engine  # noqa: F401  (registers the engine before the app starts)
+import uvicorn
 
 if __name__ == "__main__":
     host, port = sys.argv[1], int(sys.argv[2])
