@@ -39,16 +39,33 @@ class Connection:
 
 
 def connect() -> Connection:
-    """ARGILLA_API_URL / ARGILLA_API_KEY, else the local server `curate argilla up` started."""
+    """ARGILLA_API_URL / ARGILLA_API_KEY, else the local server `curate argilla up` started;
+    checked with one request, so a wrong key or an absent server is one clear error."""
     url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
     if url and key:
-        return Connection(url.rstrip("/"), key)
-    started = local.running()
-    if started is not None:
-        return Connection(started.url, started.owner_key)
-    raise ReviewError(
-        "no Argilla server: set ARGILLA_API_URL and ARGILLA_API_KEY, or run `curate argilla up`"
-    )
+        connection = Connection(url.rstrip("/"), key)
+    else:
+        started = local.running()
+        if started is None:
+            raise ReviewError(
+                "no Argilla server: set ARGILLA_API_URL and ARGILLA_API_KEY, "
+                "or run `curate argilla up`"
+            )
+        connection = Connection(started.url, started.owner_key)
+    check(connection)
+    return connection
+
+
+def check(connection: Connection) -> None:
+    import httpx
+
+    try:
+        answer = httpx.get(f"{connection.url}/api/v1/me", headers=connection.headers(), timeout=10)
+    except httpx.TransportError as exc:
+        raise ReviewError(f"cannot reach Argilla at {connection.url} ({exc})") from None
+    if answer.status_code in (401, 403):
+        raise ReviewError(f"Argilla at {connection.url} refused the key (ARGILLA_API_KEY)")
+    _check(answer, "who am I")
 
 
 def load_task(path: Path | None = None) -> dict[str, Any]:

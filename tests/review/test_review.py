@@ -1,0 +1,146 @@
+"""Review against a real argilla-server started by `curate argilla up` (Debian's redis-server,
+osmem-server, argilla-server in its own venv): push, answers from two reviewers through the
+REST API, pull, resolution, status, and the errors a user meets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import add_stage_commands, app
+
+pytestmark = pytest.mark.extras
+pytest.importorskip("argilla")
+httpx = pytest.importorskip("httpx")
+if shutil.which("redis-server") is None:
+    pytest.skip("Debian's redis-server is not installed", allow_module_level=True)
+
+add_stage_commands()
+runner = CliRunner()
+SHARED = Path.home() / ".cache" / "curate"  # argilla-server's venv, kept between sessions
+
+
+@pytest.fixture(scope="module")
+def argilla_server(tmp_path_factory):
+    from curate.review import local
+
+    old = os.environ.get("CURATE_HOME")
+    os.environ["CURATE_HOME"] = str(SHARED)
+    local.server_python()  # made once, then reused
+    home = tmp_path_factory.mktemp("curate-home")
+    os.environ["CURATE_HOME"] = str(home)
+    (home / "argilla").mkdir()
+    (home / "argilla" / "venv").symlink_to(SHARED / "argilla" / "venv")
+    for name in ("ARGILLA_API_URL", "ARGILLA_API_KEY"):
+        os.environ.pop(name, None)
+    started = runner.invoke(app, ["argilla", "up"])
+    assert started.exit_code == 0, started.output
+    yield local.running()
+    runner.invoke(app, ["argilla", "down"])
+    if old is None:
+        os.environ.pop("CURATE_HOME", None)
+    else:
+        os.environ["CURATE_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    from tests.conftest import math_rows, write_jsonl
+
+    root = tmp_path_factory.mktemp("review-run")
+    problems = write_jsonl(root / "p.jsonl", math_rows(30))
+    recipe = root / "r.yaml"
+    recipe.write_text(
+        "name: rv\n"
+        f"source: {{kind: files, path: {problems}, columns: {{problem: question, id: uid}}}}\n"
+        "teacher: {backend: simulated, samples: 4, max_tokens: 512, unboxed_rate: 0.2}\n"
+        "verify: {kind: math, workers: 1}\n"
+        "select: {policy: all_correct}\n"
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--run-dir", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def answer(server, record_id: str, reviewer: str, body: dict) -> None:
+    key = server.reviewers[reviewer]["api_key"]
+    reply = httpx.post(
+        f"{server.url}/api/v1/records/{record_id}/responses",
+        json=body,
+        headers={"X-Argilla-Api-Key": key},
+    )
+    assert reply.status_code == 201, reply.text
+
+
+def test_push_twice_then_answers_come_back_resolved(argilla_server, run_dir: Path):
+    from curate.review.argilla import connect, dataset_for, list_records, load_task
+
+    first = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert first.exit_code == 0, first.output
+    sent = int(first.output.split("traces, ")[1].split(" sent")[0])
+    assert sent > 3
+    again = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert f", 0 sent, {sent} already there" in again.output  # nothing twice, nothing touched
+    connection = connect()
+    dataset = dataset_for(connection, run_dir, load_task())
+    records = list_records(connection, str(dataset.id), False)
+    assert len(records) == sent and len({r["external_id"] for r in records}) == sent
+    first_id, second_id, third_id = (r["id"] for r in records[:3])
+    yes = {"status": "submitted", "values": {"correct": {"value": "correct"}}}
+    no = {
+        "status": "submitted",
+        "values": {"correct": {"value": "incorrect"}, "corrected_reference": {"value": "42"}},
+    }
+    answer(argilla_server, first_id, "reviewer1", yes)
+    answer(argilla_server, first_id, "reviewer2", yes)
+    answer(argilla_server, second_id, "reviewer1", no)
+    answer(argilla_server, second_id, "reviewer2", no)
+    answer(argilla_server, third_id, "reviewer1", yes)
+    answer(argilla_server, third_id, "reviewer2", {"status": "discarded", "values": None})
+    pulled = runner.invoke(app, ["review", "pull", str(run_dir)])
+    assert pulled.exit_code == 0, pulled.output
+    decisions = {
+        d["record"]: d
+        for d in map(json.loads, (run_dir / "review" / "decisions.jsonl").read_text().splitlines())
+    }
+    by_id = {r["id"]: r["external_id"] for r in records}
+    assert decisions[by_id[first_id]]["decision"] == "accept"
+    assert decisions[by_id[second_id]]["decision"] == "reject"
+    assert decisions[by_id[second_id]]["corrected_reference"] == "42"
+    assert decisions[by_id[third_id]]["decision"] == "undecided"  # one submitted of two
+    assert {a["status"] for a in decisions[by_id[third_id]]["answers"]} == {
+        "submitted",
+        "discarded",
+    }
+    status = runner.invoke(app, ["review", "status", str(run_dir)]).output
+    assert "reviewer1: submitted 3" in status and "reviewer2: discarded 1, submitted 2" in status
+
+
+def test_a_wrong_key_and_an_absent_server_are_one_clear_error(argilla_server, run_dir, monkeypatch):
+    monkeypatch.setenv("ARGILLA_API_URL", argilla_server.url)
+    monkeypatch.setenv("ARGILLA_API_KEY", "not-a-key")
+    refused = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert refused.exit_code == 1 and "refused the key" in refused.output
+    assert "Traceback" not in refused.output and "not-a-key" not in refused.output
+    monkeypatch.setenv("ARGILLA_API_URL", "http://127.0.0.1:9")
+    absent = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert absent.exit_code == 1 and "cannot reach Argilla at http://127.0.0.1:9" in absent.output
+
+
+def test_the_resolution_rules():
+    from curate.review.argilla import resolve
+
+    yes = {"status": "submitted", "correct": "correct"}
+    no = {"status": "submitted", "correct": "incorrect", "corrected_reference": " 7 "}
+    unsure = {"status": "submitted", "correct": "unsure"}
+    assert resolve([yes, yes], "majority", 2) == ("accept", None)
+    assert resolve([yes, no], "majority", 2) == ("undecided", "7")
+    assert resolve([yes, no, no], "majority", 2) == ("reject", "7")
+    assert resolve([yes, unsure], "unanimous", 2) == ("undecided", None)
+    assert resolve([no], "any_incorrect", 2) == ("reject", "7")
+    assert resolve([yes], "majority", 2) == ("undecided", None)  # not enough reviewers yet
