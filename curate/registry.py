@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "curate.filters",
     "curate.dedup",
     "curate.decontam.stage",
+    "curate.review.stage",
 )
 
 

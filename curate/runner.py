@@ -122,7 +122,13 @@ def run_recipe(
     """
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
-    context = StageContext(store.cache, seed=recipe.seed, round=recipe.round, progress=progress)
+    context = StageContext(
+        store.cache,
+        seed=recipe.seed,
+        round=recipe.round,
+        progress=progress,
+        review_dir=store.review,
+    )
     stages = build_stages(recipe, context)
     source: Source = registry.sources.get(recipe.source.kind)(recipe.source)
     try:

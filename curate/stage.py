@@ -36,6 +36,7 @@ class StageContext:
     seed: int = 0
     round: int = 0
     progress: Progress = field(default_factory=QuietProgress)
+    review_dir: Path | None = None  # where review decisions are read from (RUN/review)
 
 
 class Stage(ABC):

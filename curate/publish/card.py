@@ -91,6 +91,7 @@ def card_text(
         _rounds(every),
         _verifiers(every),
         "## Funnel\n\n" + funnel_markdown(stats),
+        _review(stats.get("review")),
         "## Verdicts\n\n" + _verdicts(every),
         "## Pass rate per problem\n\n" + _pass_rates(frames.get("rl", pl.DataFrame())),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
@@ -156,6 +157,24 @@ def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
         f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
         f"sampling: {sampling or '-'}.\n"
     )
+
+
+def _review(stage: dict[str, Any] | None) -> str:
+    """What human reviewers decided (the review stage's counts)."""
+    if not stage:
+        return ""
+    counts = stage.get("counts") or {}
+    keys = (
+        "sent",
+        "decided",
+        "accepted",
+        "rejected",
+        "references_corrected",
+        "dropped_by_corrected_reference",
+    )
+    lines = ["## Human review\n", "| | traces |", "|---|---:|"]
+    lines += [f"| {k.replace('_', ' ')} | {int(counts.get(k, 0)):,} |" for k in keys]
+    return "\n".join(lines) + "\n"
 
 
 def _plots(plots: list[str]) -> str:
