@@ -1,9 +1,11 @@
 """The review stage: reviewers' decisions (RUN/review/decisions.jsonl, from `curate review
 pull`) applied inside the pipeline, so the funnel counts them and a re-run applies them again.
 
-A rejected trace is dropped; an undecided one is kept or held back, as the recipe says; a
-corrected reference replaces the problem's reference and every live trace of that problem is
-verified again against it (a trace the new reference makes incorrect is dropped).
+It runs right after verification, so selection works on the reviewed verdicts: a corrected
+reference replaces the problem's reference and every trace of the problem is verified again
+against it; then an accepted trace is correct and a rejected one incorrect (a reviewer's word
+on one trace wins over the verifier), so an unverifiable trace a reviewer accepts can be
+selected; an undecided one is kept as it is or held back, as the recipe says.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ class ReviewStage(Stage):
 
     name = "review"
     section = "review"
-    order = 90
+    order = 42  # after verify, before selection
     config_class = ReviewConfig
-    reads = ("problem_id", "sample_idx", "reference", "completion")
     writes = ("review", "reference", "verdict", "verdict_reason")
+    reads = ("problem_id", "sample_idx", "reference", "completion", "verdict")
     config: ReviewConfig
 
     def __init__(self, config: ReviewConfig, context: StageContext) -> None:
@@ -79,30 +81,33 @@ class ReviewStage(Stage):
         ]
         found = [self.decisions.get(key) for key in keys]
         frame = frame.with_columns(pl.Series("review", [_review(d) for d in found]))
-        frame = self._decide(frame, found)
         if self.config.apply_corrections:
             frame = self._corrected(frame, found)
-        return frame
+        return self._decide(frame, found)
 
     def _decide(self, frame: pl.DataFrame, found: list[dict[str, Any] | None]) -> pl.DataFrame:
-        dropped: list[str | None] = []
-        for decision in found:
+        """A reviewer's word on a trace: accepted is correct, rejected incorrect; undecided
+        is kept as it is, or held back."""
+        verdict = frame["verdict"].to_list()
+        reason = frame["verdict_reason"].to_list()
+        dropped = frame["dropped"].to_list() if "dropped" in frame.columns else [None] * len(found)
+        for index, decision in enumerate(found):
             outcome = decision["decision"] if decision else None
             self.counts["sent"] += decision is not None
             self.counts["decided"] += outcome in ("accept", "reject")
             self.counts["accepted"] += outcome == "accept"
             self.counts["rejected"] += outcome == "reject"
-            if outcome == "reject":
-                dropped.append("review_rejected")
+            if outcome == "accept":
+                verdict[index], reason[index] = "correct", None
+            elif outcome == "reject":
+                verdict[index], reason[index] = "incorrect", "review_rejected"
             elif outcome == "undecided" and self.config.undecided == "hold":
-                dropped.append("review_pending")
-            else:
-                dropped.append(None)
-        existing = (
-            frame["dropped"] if "dropped" in frame.columns else pl.Series([None] * len(dropped))
+                dropped[index] = dropped[index] or "review_pending"
+        return frame.with_columns(
+            pl.Series("verdict", verdict, pl.String),
+            pl.Series("verdict_reason", reason, pl.String),
+            pl.Series("dropped", dropped, pl.String),
         )
-        merged = [old or new for old, new in zip(existing.to_list(), dropped, strict=True)]
-        return frame.with_columns(pl.Series("dropped", merged, pl.String))
 
     def _corrected(self, frame: pl.DataFrame, found: list[dict[str, Any] | None]) -> pl.DataFrame:
         """Every trace of a problem with a corrected reference, verified against it again."""
@@ -143,19 +148,15 @@ def _apply(
     reference = frame["reference"].to_list()
     verdict = frame["verdict"].to_list()
     reason = frame["verdict_reason"].to_list()
-    dropped = frame["dropped"].to_list()
     problems = frame["problem_id"].to_list()
     for position, (result, _) in zip(positions, judged, strict=True):
         reference[position] = corrections[problems[position]]
+        counts["verdicts_changed_by_corrected_reference"] += verdict[position] != result.verdict
         verdict[position], reason[position] = result.verdict, result.reason
-        if result.verdict != "correct" and dropped[position] is None:
-            dropped[position] = "review_reference_corrected"
-            counts["dropped_by_corrected_reference"] += 1
     return frame.with_columns(
         pl.Series("reference", reference, pl.String),
         pl.Series("verdict", verdict, pl.String),
         pl.Series("verdict_reason", reason, pl.String),
-        pl.Series("dropped", dropped, pl.String),
     )
 
 

@@ -119,6 +119,12 @@ def test_push_twice_then_answers_come_back_resolved(argilla_server, run_dir: Pat
     }
     status = runner.invoke(app, ["review", "status", str(run_dir)]).output
     assert "reviewer1: submitted 3" in status and "reviewer2: discarded 1, submitted 2" in status
+    recipe = run_dir.parent / "r.yaml"  # the decisions, applied by the pipeline
+    recipe.write_text(recipe.read_text() + "review: {undecided: keep}\n")
+    applied = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    assert applied.exit_code == 0, applied.output
+    counts = json.loads((run_dir / "stats.json").read_text())["review"]["counts"]
+    assert (counts["accepted"], counts["rejected"], counts["references_corrected"]) == (1, 1, 1)
 
 
 def test_a_wrong_key_and_an_absent_server_are_one_clear_error(argilla_server, run_dir, monkeypatch):

@@ -16,11 +16,10 @@ add_stage_commands()
 runner = CliRunner()
 
 
-def decide(run_dir: Path, rows: list[tuple[str, str | None]], ledger: pl.DataFrame) -> None:
-    """Write decisions as `curate review pull` does, for the first live traces."""
-    live = ledger.filter(pl.col("dropped").is_null()).sort("problem_id", "sample_idx")
+def decide(run_dir: Path, rows: list[tuple[dict, str, str | None]]) -> None:
+    """Write decisions for these traces as `curate review pull` does."""
     lines = []
-    for (decision, corrected), row in zip(rows, live.iter_rows(named=True), strict=False):
+    for row, decision, corrected in rows:
         key = record_key(row["problem_id"], row["round"], row["sample_idx"])
         answers = [{"reviewer": "reviewer1", "status": "submitted"}]
         lines.append(
@@ -42,40 +41,61 @@ def test_decisions_change_the_data_through_the_pipeline(make_recipe, tmp_path: P
     recipe = str(make_recipe(review={"undecided": "hold"}))
     assert runner.invoke(app, ["run", recipe, "--run-dir", str(run_dir)]).exit_code == 0
     before = pl.read_parquet(run_dir / "ledger")
-    live = before.filter(pl.col("dropped").is_null()).sort("problem_id", "sample_idx")
-    corrected_problem = live.row(2, named=True)["problem_id"]
-    same_problem = live.filter(pl.col("problem_id") == corrected_problem).height
+    traces = before.filter(pl.col("sample_idx").is_not_null())
+    unverifiable = traces.filter(pl.col("verdict") == "unverifiable").row(0, named=True)
+    correct = traces.filter(pl.col("verdict") == "correct").sort("problem_id", "sample_idx")
+    kept, rejected = correct.row(0, named=True), correct.row(1, named=True)
+    others = correct.filter(
+        ~pl.col("problem_id").is_in([kept["problem_id"], rejected["problem_id"]])
+    )
+    corrected, pending = others.row(0, named=True), others.row(-1, named=True)
     decide(
         run_dir,
-        [("accept", None), ("reject", None), ("accept", "999999"), ("undecided", None)],
-        before,
+        [
+            (unverifiable, "accept", None),  # a human rescues what the verifier could not settle
+            (rejected, "reject", None),
+            (corrected, "accept", None),
+            (
+                others.filter(pl.col("problem_id") == corrected["problem_id"]).row(-1, named=True),
+                "undecided",
+                "999999",
+            ),
+            (pending, "undecided", None),
+        ],
     )
     result = runner.invoke(app, ["run", recipe, "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
+    assert "reused (unchanged since the last run): source, generate, verify\n" in result.output
     stats = json.loads((run_dir / "stats.json").read_text())
-    review = stats["review"]
-    assert review["counts"]["sent"] == 4, review
-    assert review["counts"]["decided"] == 3
-    assert review["counts"]["accepted"] == 2 and review["counts"]["rejected"] == 1
-    assert review["counts"]["references_corrected"] == 1
-    assert review["dropped"]["review_rejected"] == 1
-    assert review["dropped"]["review_pending"] == 1
-    # the corrected reference (999999) makes every live trace of that problem incorrect
+    counts = stats["review"]["counts"]
+    assert (counts["sent"], counts["decided"], counts["accepted"], counts["rejected"]) == (
+        5,
+        3,
+        2,
+        1,
+    )
+    assert counts["references_corrected"] == 1
+    assert stats["review"]["dropped"] == {"review_pending": 2}
     after = pl.read_parquet(run_dir / "ledger")
-    fixed = after.filter(
-        (pl.col("problem_id") == corrected_problem) & (pl.col("dropped_at") == "review")
-    )
-    assert fixed.height == same_problem
-    flipped = fixed.filter(pl.col("dropped") == "review_reference_corrected")
-    assert review["dropped"]["review_reference_corrected"] == flipped.height >= 1
-    assert set(flipped["reference"]) == {"999999"} and set(flipped["verdict"]) == {"incorrect"}
-    assert "reused (unchanged since the last run): source, generate, verify, select" in (
-        result.output
-    )
+
+    def trace(row):
+        same = (pl.col("problem_id") == row["problem_id"]) & (
+            pl.col("sample_idx") == row["sample_idx"]
+        )
+        return after.filter(same).row(0, named=True)
+
+    assert trace(unverifiable)["verdict"] == "correct"
+    assert trace(unverifiable)["dropped"] is None  # selected after the review
+    assert trace(rejected)["verdict_reason"] == "review_rejected"
+    assert trace(rejected)["dropped"] == "incorrect"  # selection drops it
+    assert trace(corrected)["verdict"] == "correct"  # the reviewer's word on this trace wins
+    problem = after.filter(pl.col("problem_id") == corrected["problem_id"])
+    assert set(problem["reference"]) == {"999999"}
+    others_of_problem = problem.filter(pl.col("sample_idx") != corrected["sample_idx"])
+    assert set(others_of_problem["verdict"]) <= {"incorrect", "unverifiable"}
+    assert trace(pending)["dropped"] == "review_pending"
     again = runner.invoke(app, ["run", recipe, "--run-dir", str(run_dir)])
     assert again.output.strip().startswith("nothing to do")  # the same decisions, applied once
-    card = (
-        runner.invoke(app, ["publish", str(run_dir), "--dry-run", "--repo-id", "o/n"]).exit_code,
-        (run_dir / "publish" / "README.md").read_text(),
-    )
-    assert card[0] == 0 and "## Human review" in card[1] and "| rejected | 1 |" in card[1]
+    staged = runner.invoke(app, ["publish", str(run_dir), "--dry-run", "--repo-id", "o/n"])
+    card = (run_dir / "publish" / "README.md").read_text()
+    assert staged.exit_code == 0 and "## Human review" in card and "| rejected | 1 |" in card
