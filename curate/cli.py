@@ -139,6 +139,7 @@ def report_run(result: RunResult, target: Path) -> None:
         typer.echo(f"recipe:  {target / 'recipe.yaml'} (resolved; --verbose prints it)")
         typer.echo(f"ledger:  {target / 'ledger'}    stats: {target / 'stats.json'}")
         typer.echo(f"dataset: {target / 'dataset'} ({result.dataset_rows:,} rows)")
+        review_hint(target)
     failures = generation_failures(result.stats)
     if failures:
         fail(
@@ -148,6 +149,20 @@ def report_run(result: RunResult, target: Path) -> None:
     if result.dataset_rows == 0:
         fail(f"the dataset is empty: {why_empty(result.stats)}")
         raise typer.Exit(1)
+
+
+def review_hint(target: Path) -> None:
+    """Where the traces a verifier could not settle are, and how to get them reviewed."""
+    waiting = review_argilla.write_borderline(target)
+    if not waiting:
+        return
+    where = target / "review" / "borderline.jsonl"
+    server = (
+        "`curate review push`"
+        if os.environ.get("ARGILLA_API_URL")
+        else ("`curate argilla up`, then `curate review push`")
+    )
+    typer.echo(f"review:  {waiting:,} borderline traces in {where}; for people to judge: {server}")
 
 
 def interrupted_note(run_dir: Path) -> str:

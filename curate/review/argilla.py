@@ -335,3 +335,30 @@ def status(run_dir: Path, task_path: Path | None = None) -> dict[str, Any]:
         for answer in answers:
             per_reviewer.setdefault(answer["reviewer"], Counter())[answer["status"]] += 1
     return {"reviewers": per_reviewer, "reasons": per_reason}
+
+
+def write_borderline(run_dir: Path) -> int:
+    """RUN/review/borderline.jsonl: the traces a person should look at, for those without an
+    Argilla server; returns how many there are."""
+    rows = borderline_rows(run_dir)
+    if rows.is_empty():
+        return 0
+    folder = RunStore(run_dir).review
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = [
+        "problem_id",
+        "round",
+        "sample_idx",
+        "problem",
+        "reference",
+        "completion",
+        "verdict",
+        "verdict_reason",
+        "borderline",
+    ]
+    lines = [
+        json.dumps({"record": record_id(row), **{c: row.get(c) for c in columns}})
+        for row in rows.iter_rows(named=True)
+    ]
+    (folder / "borderline.jsonl").write_text("".join(line + "\n" for line in lines))
+    return len(lines)

@@ -99,3 +99,18 @@ def test_decisions_change_the_data_through_the_pipeline(make_recipe, tmp_path: P
     staged = runner.invoke(app, ["publish", str(run_dir), "--dry-run", "--repo-id", "o/n"])
     card = (run_dir / "publish" / "README.md").read_text()
     assert staged.exit_code == 0 and "## Human review" in card and "| rejected | 1 |" in card
+
+
+def test_a_run_says_where_its_borderline_traces_are(make_recipe, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("ARGILLA_API_URL", raising=False)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(make_recipe()), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("review:"))
+    written = (run_dir / "review" / "borderline.jsonl").read_text().splitlines()
+    assert f"review:  {len(written):,} borderline traces in " in line
+    assert "`curate argilla up`, then `curate review push`" in line
+    first = json.loads(written[0])
+    assert first["borderline"] and first["record"] == record_key(
+        first["problem_id"], first["round"], first["sample_idx"]
+    )
