@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass
@@ -35,9 +36,7 @@ class Faults:
         self.rng = random.Random(self.seed)
 
 
-class FakeChatServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class FakeChatServer(LoopbackServer):
     def __init__(
         self,
         faults: Faults | None = None,
@@ -45,27 +44,17 @@ class FakeChatServer(ThreadingHTTPServer):
         models: tuple[str, ...] = (),
         api_key: str | None = None,
     ) -> None:
-        super().__init__(("127.0.0.1", 0), FakeHandler)
+        super().__init__(FakeHandler)
         self.models = models  # what GET /models lists
         self.api_key = api_key  # when set, requests without it get 401
         self.faults = faults or Faults()
         self.style = style  # "field": reasoning_content; "inline": <think> tags
         self.requests = 0
         self.chunks_sent = 0
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeChatServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
+        return f"{self.root}/v1"
 
     def draw(self) -> str:
         """Which fault (or 'ok') this request gets."""

@@ -13,39 +13,28 @@ import base64
 import hashlib
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 
 def blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\x00" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-class FakeHubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class FakeHubServer(LoopbackServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), FakeHubHandler)
+        super().__init__(FakeHubHandler)
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> branch -> files
         self.tags: dict[str, dict[str, str]] = {}
         self.commits: list[dict[str, Any]] = []  # every commit that landed
         self.fail_commits: list[int] = []  # statuses to answer the next commits with
         self.requests: list[tuple[str, str, str]] = []  # (method, path, headers + body)
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> FakeHubServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
+        return self.root
 
 
 ROUTES = [
