@@ -11,10 +11,9 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -69,12 +68,8 @@ class FakeChatServer(LoopbackServer):
         return "ok"
 
 
-class FakeHandler(BaseHTTPRequestHandler):
+class FakeHandler(QuietHandler):
     server: FakeChatServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def refused(self) -> bool:
         expected = self.server.api_key

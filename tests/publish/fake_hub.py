@@ -13,10 +13,9 @@ import base64
 import hashlib
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 def blob_oid(data: bytes) -> str:
@@ -52,12 +51,8 @@ ROUTES = [
 ]
 
 
-class FakeHubHandler(BaseHTTPRequestHandler):
+class FakeHubHandler(QuietHandler):
     server: FakeHubServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self.route("GET")
