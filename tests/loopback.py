@@ -3,6 +3,7 @@ a `with` block: the base of the tests' stand-ins (FakeChatServer, FakeHubServer)
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -36,3 +37,14 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def reply(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """A JSON answer; a client that gave up waiting (a hang fault) is not an error."""
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(payload)

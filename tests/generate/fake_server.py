@@ -155,14 +155,3 @@ class FakeHandler(QuietHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
-
-    def reply(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        # the client may have given up waiting (a hang fault): then there is no one to tell
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(payload)

@@ -180,11 +180,4 @@ class FakeHubHandler(QuietHandler):
         return self.reply(200, {})
 
     def reply(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        super().reply(status, json.dumps(data).encode(), headers)
