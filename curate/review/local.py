@@ -117,15 +117,16 @@ def up(
         reviewers=saved.get("reviewers") or _new_reviewers(reviewers),
         pids={},
     )
-    env = _server_env(data, free_port(), free_port())
+    redis_port, osmem_port = free_port(), free_port()
+    env = _server_env(data, redis_port, osmem_port)
     local.pids["redis"] = _spawn(
-        [redis, "--port", env["_REDIS_PORT"], "--save", "", "--appendonly", "no"], "redis"
+        [redis, "--port", str(redis_port), "--save", "", "--appendonly", "no"], "redis"
     )
     osmem = Path(_site(python)) / "osmem_server" / "bin" / "osmem-server"
     local.pids["osmem"] = _spawn(
-        [str(osmem), "-addr", f"127.0.0.1:{env['_OSMEM_PORT']}", "-no-stdin-watch"], "osmem"
+        [str(osmem), "-addr", f"127.0.0.1:{osmem_port}", "-no-stdin-watch"], "osmem"
     )
-    _wait_port(int(env["_OSMEM_PORT"]), "osmem-server")
+    _wait_port(osmem_port, "osmem-server")
     _manage(python, env, ["database", "migrate"])
     _accounts(python, env, local)
     _manage(python, env, ["search-engine", "reindex"], check=False)
@@ -196,8 +197,6 @@ def _server_env(data: Path, redis_port: int, osmem_port: int) -> dict[str, str]:
         "ARGILLA_ELASTICSEARCH": f"http://127.0.0.1:{osmem_port}",
         "ARGILLA_SEARCH_ENGINE": "opensearch",
         "HF_HUB_DISABLE_TELEMETRY": "1",
-        "_REDIS_PORT": str(redis_port),
-        "_OSMEM_PORT": str(osmem_port),
     }
     env.pop("ARGILLA_API_KEY", None)  # the server has no use for a client's key
     return env
