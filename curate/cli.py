@@ -18,7 +18,7 @@ from curate import __version__, registry
 from curate.decontam.benchmarks import BenchmarkUnavailable
 from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
-from curate.errors import CurateError, CurateWarning
+from curate.errors import CurateError, CurateWarning, ReviewError
 from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
@@ -152,17 +152,32 @@ def report_run(result: RunResult, target: Path) -> None:
 
 
 def review_hint(target: Path) -> None:
-    """Where the traces a verifier could not settle are, and how to get them reviewed."""
+    """Borderline traces go to Argilla when a server is configured or running (recipe
+    `review.push: auto`); otherwise RUN/review/borderline.jsonl and how to get them reviewed."""
     waiting = review_argilla.write_borderline(target)
     if not waiting:
         return
     where = target / "review" / "borderline.jsonl"
-    server = (
-        "`curate review push`"
-        if os.environ.get("ARGILLA_API_URL")
-        else ("`curate argilla up`, then `curate review push`")
+    config = review_argilla.review_config(target)
+    if config.push == "auto" and review_argilla.configured(config):
+        try:
+            counts = review_argilla.push(target)
+        except ReviewError as exc:
+            warnings.warn(
+                f"review: {waiting:,} borderline traces not sent ({exc}); they are in {where}",
+                CurateWarning,
+                stacklevel=1,
+            )
+            return
+        typer.echo(
+            f"review:  {waiting:,} borderline traces in Argilla ({counts['new']:,} new); "
+            f"`curate review pull {target}` brings the decisions back"
+        )
+        return
+    typer.echo(
+        f"review:  {waiting:,} borderline traces in {where}; for people to judge: "
+        f"`curate argilla up`, then `curate review push {target}`"
     )
-    typer.echo(f"review:  {waiting:,} borderline traces in {where}; for people to judge: {server}")
 
 
 def interrupted_note(run_dir: Path) -> str:

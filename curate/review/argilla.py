@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ import yaml
 
 from curate.errors import ReviewError
 from curate.review import local
+from curate.review.stage import ReviewConfig, record_key
 from curate.store import RunStore
 
 DEFAULT_TASK = Path(__file__).resolve().parents[2] / "annotation" / "review_task.yaml"
 PAGE = 500
+PUSH_BATCH = 100  # records per bulk upsert (the server takes up to 500)
 VERDICT_LABEL = {"correct": "correct", "incorrect": "incorrect", "unverifiable": "unsure"}
 
 
@@ -33,25 +36,52 @@ VERDICT_LABEL = {"correct": "correct", "incorrect": "incorrect", "unverifiable":
 class Connection:
     url: str
     key: str
+    key_name: str = "ARGILLA_API_KEY"  # what to name in errors, never the key itself
 
     def headers(self) -> dict[str, str]:
         return {"X-Argilla-Api-Key": self.key}
 
 
-def connect() -> Connection:
-    """ARGILLA_API_URL / ARGILLA_API_KEY, else the local server `curate argilla up` started;
+def review_config(run_dir: Path) -> ReviewConfig:
+    """The `review:` section of the run's saved recipe (defaults when it has none)."""
+    path = run_dir / "recipe.yaml"
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReviewError(f"{path}: cannot read the run's recipe ({exc})") from None
+    section = (recipe or {}).get("review") or {}
+    try:
+        return ReviewConfig(**section)
+    except ValueError as exc:
+        raise ReviewError(f"{path}: review: {exc}") from None
+
+
+def configured(config: ReviewConfig) -> bool:
+    """Whether a server is named (recipe or environment) or the local one is running."""
+    return bool(config.url or os.environ.get("ARGILLA_API_URL") or local.running())
+
+
+def connect(config: ReviewConfig | None = None) -> Connection:
+    """The recipe's review.url (key from the variable review.api_key_env names), else
+    ARGILLA_API_URL / ARGILLA_API_KEY, else the local server `curate argilla up` started;
     checked with one request, so a wrong key or an absent server is one clear error."""
-    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
-    if url and key:
-        connection = Connection(url.rstrip("/"), key)
+    config = config or ReviewConfig()
+    url = config.url or os.environ.get("ARGILLA_API_URL")
+    if url:
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise ReviewError(
+                f"Argilla at {url} needs an API key: set the variable {config.api_key_env}"
+            )
+        connection = Connection(url.rstrip("/"), key, config.api_key_env)
     else:
         started = local.running()
         if started is None:
             raise ReviewError(
-                "no Argilla server: set ARGILLA_API_URL and ARGILLA_API_KEY, "
-                "or run `curate argilla up`"
+                "no Argilla server: set ARGILLA_API_URL and ARGILLA_API_KEY (or review.url in "
+                "the recipe), or run `curate argilla up`"
             )
-        connection = Connection(started.url, started.owner_key)
+        connection = Connection(started.url, started.owner_key, "the local server's owner key")
     check(connection)
     return connection
 
@@ -64,7 +94,7 @@ def check(connection: Connection) -> None:
     except httpx.TransportError as exc:
         raise ReviewError(f"cannot reach Argilla at {connection.url} ({exc})") from None
     if answer.status_code in (401, 403):
-        raise ReviewError(f"Argilla at {connection.url} refused the key (ARGILLA_API_KEY)")
+        raise ReviewError(f"Argilla at {connection.url} refused the key ({connection.key_name})")
     _check(answer, "who am I")
 
 
@@ -117,7 +147,7 @@ def settings(task: dict[str, Any]) -> Any:
 
 
 def record_id(row: dict[str, Any]) -> str:
-    return f"{row['problem_id']}-r{row['round'] or 0}-s{row['sample_idx']}"
+    return record_key(row["problem_id"], row["round"], row["sample_idx"])
 
 
 def borderline_rows(run_dir: Path) -> pl.DataFrame:
@@ -131,9 +161,10 @@ def borderline_rows(run_dir: Path) -> pl.DataFrame:
     return ledger.filter(pl.col("sample_idx").is_not_null() & (pl.col("borderline").list.len() > 0))
 
 
-def to_record(row: dict[str, Any], task: dict[str, Any]) -> Any:
-    import argilla as rg
-
+def to_record(
+    row: dict[str, Any], task: dict[str, Any], questions: dict[str, str]
+) -> dict[str, Any]:
+    """One trace as the body of Argilla's bulk upsert, keyed by its stable record id."""
     why = ", ".join(row.get("borderline") or [])
     values = {
         "problem": row.get("problem"),
@@ -154,23 +185,33 @@ def to_record(row: dict[str, Any], task: dict[str, Any]) -> Any:
     }
     label = VERDICT_LABEL.get(str(row.get("verdict")))
     agent = re.sub(r"[^a-zA-Z0-9\-_:./ ]", "-", f"curate {row.get('verifier') or 'verifier'}")
-    suggestions = [rg.Suggestion("correct", label, score=row.get("agreement"), agent=agent)]
-    return rg.Record(
-        id=record_id(row),
-        fields={name: str(values.get(name) or "-") for name in task["fields"]},
-        metadata={k: v for k, v in meta.items() if k in task["metadata"] and v is not None},
-        suggestions=suggestions if label else [],
-    )
+    suggestion: dict[str, Any] = {
+        "question_id": questions.get("correct"),
+        "value": label,
+        "agent": agent,
+    }
+    if row.get("agreement") is not None:
+        suggestion["score"] = row["agreement"]
+    return {
+        "external_id": record_id(row),
+        "fields": {name: str(values.get(name) or "-") for name in task["fields"]},
+        "metadata": {k: v for k, v in meta.items() if k in task["metadata"] and v is not None},
+        "suggestions": [suggestion] if label and suggestion["question_id"] else [],
+    }
 
 
-def dataset_for(connection: Connection, run_dir: Path, task: dict[str, Any]) -> Any:
+def dataset_for(
+    connection: Connection, run_dir: Path, task: dict[str, Any], workspace: str | None = None
+) -> Any:
     """The run's review dataset, created with the task's settings when missing."""
     import argilla as rg
 
     client = rg.Argilla(api_url=connection.url, api_key=connection.key)
     name = f"{task['name']}-{run_dir.resolve().name}"
-    workspace = os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
-    dataset = client.datasets(name=name, workspace=workspace)
+    workspace = workspace or os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
+    with warnings.catch_warnings():  # "not found" is the normal first push
+        warnings.simplefilter("ignore")
+        dataset = client.datasets(name=name, workspace=workspace)
     if dataset is None:
         dataset = rg.Dataset(name=name, workspace=workspace, settings=settings(task), client=client)
         dataset.create()
@@ -183,23 +224,46 @@ def existing_ids(connection: Connection, dataset_id: str) -> set[str]:
 
 def list_records(connection: Connection, dataset_id: str, responses: bool) -> list[dict[str, Any]]:
     """Every record of a dataset, paged in database order (stable while reviewers work)."""
-    import httpx
-
     found: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": PAGE, "include": ["responses"] if responses else []}
     while True:
         params["offset"] = len(found)
-        answer = httpx.get(
-            f"{connection.url}/api/v1/datasets/{dataset_id}/records",
-            params=params,
-            headers=connection.headers(),
-            timeout=60,
-        )
+        answer = _request(connection, "GET", f"datasets/{dataset_id}/records", params=params)
         _check(answer, "list records")
         items = answer.json()["items"]
         found += items
         if len(items) < PAGE:
             return found
+
+
+def question_ids(connection: Connection, dataset_id: str) -> dict[str, str]:
+    answer = _request(connection, "GET", f"datasets/{dataset_id}/questions")
+    _check(answer, "list questions")
+    return {item["name"]: item["id"] for item in answer.json()["items"]}
+
+
+def upsert(connection: Connection, dataset_id: str, items: list[dict[str, Any]]) -> None:
+    """One batch through the bulk endpoint: records are matched by external id, so a batch
+    sent twice (a reply lost to a crash) updates them rather than adding copies."""
+    answer = _request(
+        connection, "PUT", f"datasets/{dataset_id}/records/bulk", json={"items": items}
+    )
+    _check(answer, "add records")
+
+
+def _request(connection: Connection, method: str, path: str, **options: Any) -> Any:
+    import httpx
+
+    try:
+        return httpx.request(
+            method,
+            f"{connection.url}/api/v1/{path}",
+            headers=connection.headers(),
+            timeout=120,
+            **options,
+        )
+    except httpx.TransportError as exc:
+        raise ReviewError(f"cannot reach Argilla at {connection.url} ({exc})") from None
 
 
 def _check(answer: Any, what: str) -> None:
@@ -209,22 +273,54 @@ def _check(answer: Any, what: str) -> None:
         raise ReviewError(f"Argilla {what}: HTTP {answer.status_code} {answer.text[:200]}")
 
 
+@dataclass
+class Session:
+    """What push, pull and status share: the task, the checked connection, the dataset."""
+
+    task: dict[str, Any]
+    connection: Connection
+    dataset_id: str
+    dataset_name: str
+
+
+def open_session(run_dir: Path, task_path: Path | None = None) -> Session:
+    try:
+        import argilla  # noqa: F401
+    except ImportError:
+        raise ReviewError("review needs the Argilla client: pip install 'curate[review]'") from None
+    config = review_config(run_dir)
+    task = load_task(task_path or (Path(config.task) if config.task else None))
+    connection = connect(config)
+    dataset = _guarded(lambda: dataset_for(connection, run_dir, task, config.workspace), connection)
+    return Session(task, connection, str(dataset.id), str(dataset.name))
+
+
 def push(run_dir: Path, task_path: Path | None = None) -> dict[str, int]:
-    """Send the run's borderline traces that are not there yet; returns counts."""
-    task = load_task(task_path)
-    connection = connect()
-    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
-    have = existing_ids(connection, str(dataset.id))
+    """Send the run's borderline traces that are not there yet; returns counts. Each batch
+    is recorded in RUN/review/sent.json as soon as the server has it."""
     rows = borderline_rows(run_dir)
+    session = open_session(run_dir, task_path)
+    have = existing_ids(session.connection, session.dataset_id)
     new = [row for row in rows.iter_rows(named=True) if record_id(row) not in have]
-    for start in range(0, len(new), PAGE):
-        batch = [to_record(r, task) for r in new[start : start + PAGE]]
-        _guarded(lambda batch=batch: dataset.records.log(batch), connection)
+    questions = question_ids(session.connection, session.dataset_id)
+    for start in range(0, len(new), PUSH_BATCH):
+        batch = new[start : start + PUSH_BATCH]
+        upsert(
+            session.connection,
+            session.dataset_id,
+            [to_record(r, session.task, questions) for r in batch],
+        )
+        have |= {record_id(r) for r in batch}
+        _write_sent(run_dir, session.dataset_name, have)
+    _write_sent(run_dir, session.dataset_name, have)
+    return {"borderline": rows.height, "new": len(new), "already_there": rows.height - len(new)}
+
+
+def _write_sent(run_dir: Path, dataset: str, records: set[str]) -> None:
     folder = RunStore(run_dir).review
     folder.mkdir(parents=True, exist_ok=True)
-    sent = sorted(have | {record_id(r) for r in new})
-    (folder / "sent.json").write_text(json.dumps({"dataset": dataset.name, "records": sent}))
-    return {"borderline": rows.height, "new": len(new), "already_there": rows.height - len(new)}
+    body = json.dumps({"dataset": dataset, "records": sorted(records)})
+    (folder / "sent.json").write_text(body, encoding="utf-8")
 
 
 def _guarded(call: Any, connection: Connection) -> Any:
@@ -238,14 +334,14 @@ def _guarded(call: Any, connection: Connection) -> Any:
     except Exception as exc:  # the SDK's exception tree: one line, never a traceback
         text = str(exc)
         if "401" in text or "Unauthorized" in text or "403" in text:
-            raise ReviewError(f"Argilla at {connection.url} refused the key") from None
+            raise ReviewError(
+                f"Argilla at {connection.url} refused the key ({connection.key_name})"
+            ) from None
         raise ReviewError(f"Argilla: {text[:300]}") from None
 
 
 def usernames(connection: Connection) -> dict[str, str]:
-    import httpx
-
-    answer = httpx.get(f"{connection.url}/api/v1/users", headers=connection.headers(), timeout=30)
+    answer = _request(connection, "GET", "users")
     _check(answer, "list users")
     return {user["id"]: user["username"] for user in answer.json()["items"]}
 
@@ -289,29 +385,46 @@ def resolve(answers: list[dict[str, Any]], rule: str, overlap: int) -> tuple[str
     return "undecided", corrected
 
 
+def reasoning_score(answers: list[dict[str, Any]]) -> float | None:
+    """The mean rating submitted reviewers gave the reasoning (None when nobody rated it)."""
+    ratings = [
+        float(a["reasoning_sound"])
+        for a in answers
+        if a["status"] == "submitted" and a.get("reasoning_sound") is not None
+    ]
+    return sum(ratings) / len(ratings) if ratings else None
+
+
+def decide(answers: list[dict[str, Any]], task: dict[str, Any]) -> dict[str, Any]:
+    """A record's decision: the task's resolve rule over the answers, then its reasoning
+    floor (a right answer reached by reasoning rated below the floor is a lucky hit)."""
+    decision, corrected = resolve(answers, task["resolve"], int(task["overlap"]))
+    score = reasoning_score(answers)
+    floor = task.get("reasoning_floor")
+    reason = "rejected" if decision == "reject" else None
+    if decision == "accept" and floor is not None and score is not None and score < floor:
+        decision, reason = "reject", "reasoning_unsound"
+    return {
+        "decision": decision,
+        "reason": reason,
+        "corrected_reference": corrected,
+        "reasoning_score": score,
+    }
+
+
 def pull(run_dir: Path, task_path: Path | None = None) -> dict[str, int]:
     """Read every answer back, resolve each record, write RUN/review/decisions.jsonl."""
-    task = load_task(task_path)
-    connection = connect()
-    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
-    names = usernames(connection)
+    session = open_session(run_dir, task_path)
+    names = usernames(session.connection)
     lines: list[str] = []
     counts: Counter[str] = Counter()
-    for record in list_records(connection, str(dataset.id), True):
+    for record in list_records(session.connection, session.dataset_id, True):
         answers = answers_of(record, names)
-        decision, corrected = resolve(answers, task["resolve"], int(task["overlap"]))
-        counts[decision] += 1
-        counts["corrected_reference"] += corrected is not None
-        lines.append(
-            json.dumps(
-                {
-                    "record": record["external_id"],
-                    "decision": decision,
-                    "corrected_reference": corrected,
-                    "answers": answers,
-                }
-            )
-        )
+        decided = decide(answers, session.task)
+        counts[decided["decision"]] += 1
+        counts["corrected_reference"] += decided["corrected_reference"] is not None
+        counts["reasoning_unsound"] += decided["reason"] == "reasoning_unsound"
+        lines.append(json.dumps({"record": record["external_id"], **decided, "answers": answers}))
     folder = RunStore(run_dir).review
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "decisions.jsonl").write_text("".join(line + "\n" for line in lines))
@@ -320,17 +433,15 @@ def pull(run_dir: Path, task_path: Path | None = None) -> dict[str, int]:
 
 def status(run_dir: Path, task_path: Path | None = None) -> dict[str, Any]:
     """Progress per reviewer and per borderline reason."""
-    task = load_task(task_path)
-    connection = connect()
-    dataset = _guarded(lambda: dataset_for(connection, run_dir, task), connection)
-    names = usernames(connection)
+    session = open_session(run_dir, task_path)
+    names = usernames(session.connection)
     per_reviewer: dict[str, Counter[str]] = {}
     per_reason: dict[str, Counter[str]] = {}
-    for record in list_records(connection, str(dataset.id), True):
+    for record in list_records(session.connection, session.dataset_id, True):
         reason = str((record.get("metadata") or {}).get("borderline", "-"))
         answers = answers_of(record, names)
         per_reason.setdefault(reason, Counter())["records"] += 1
-        done = sum(a["status"] == "submitted" for a in answers) >= int(task["overlap"])
+        done = sum(a["status"] == "submitted" for a in answers) >= int(session.task["overlap"])
         per_reason[reason]["complete"] += done
         for answer in answers:
             per_reviewer.setdefault(answer["reviewer"], Counter())[answer["status"]] += 1

@@ -11,7 +11,7 @@ selected; an undecided one is kept as it is or held back, as the recipe says.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
@@ -33,6 +33,26 @@ class ReviewConfig(Config):
     )
     apply_corrections: bool = Field(
         True, description="Re-verify a problem's traces against a reviewer-corrected reference."
+    )
+    url: str | None = Field(
+        None,
+        description="Argilla server (else ARGILLA_API_URL, else the one `curate argilla up` ran).",
+    )
+    api_key_env: str = Field(
+        "ARGILLA_API_KEY", description="Name of the variable holding the Argilla API key."
+    )
+    workspace: str | None = Field(None, description="Argilla workspace (default 'review').")
+    task: str | None = Field(
+        None, description="Review task file (default annotation/review_task.yaml)."
+    )
+    push: Literal["auto", "never"] = Field(
+        "auto",
+        description="auto: `curate run` sends borderline traces when a server is configured.",
+    )
+
+    # where reviewers work, not what their decisions do to the data
+    volatile: ClassVar[frozenset[str]] = frozenset(
+        {"url", "api_key_env", "workspace", "task", "push"}
     )
 
 
@@ -97,10 +117,14 @@ class ReviewStage(Stage):
             self.counts["decided"] += outcome in ("accept", "reject")
             self.counts["accepted"] += outcome == "accept"
             self.counts["rejected"] += outcome == "reject"
+            self.counts["rejected_for_reasoning"] += (decision or {}).get("reason") == (
+                "reasoning_unsound"
+            )
             if outcome == "accept":
                 verdict[index], reason[index] = "correct", None
             elif outcome == "reject":
-                verdict[index], reason[index] = "incorrect", "review_rejected"
+                why = (decision or {}).get("reason") or "rejected"
+                verdict[index], reason[index] = "incorrect", f"review_{why}"
             elif outcome == "undecided" and self.config.undecided == "hold":
                 dropped[index] = dropped[index] or "review_pending"
         return frame.with_columns(

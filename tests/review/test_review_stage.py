@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli import add_stage_commands, app
+from curate.errors import ReviewError
 from curate.review.stage import record_key
 
 add_stage_commands()
@@ -103,14 +105,59 @@ def test_decisions_change_the_data_through_the_pipeline(make_recipe, tmp_path: P
 
 def test_a_run_says_where_its_borderline_traces_are(make_recipe, tmp_path: Path, monkeypatch):
     monkeypatch.delenv("ARGILLA_API_URL", raising=False)
+    monkeypatch.setenv("CURATE_HOME", str(tmp_path / "home"))  # no local server either
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["run", str(make_recipe()), "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("review:"))
     written = (run_dir / "review" / "borderline.jsonl").read_text().splitlines()
     assert f"review:  {len(written):,} borderline traces in " in line
-    assert "`curate argilla up`, then `curate review push`" in line
+    assert f"`curate argilla up`, then `curate review push {run_dir}`" in line
     first = json.loads(written[0])
     assert first["borderline"] and first["record"] == record_key(
         first["problem_id"], first["round"], first["sample_idx"]
     )
+
+
+def test_a_configured_server_that_is_down_costs_the_run_nothing(
+    make_recipe, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("REVIEW_KEY", "secret-review-key")
+    review = {"url": "http://127.0.0.1:9", "api_key_env": "REVIEW_KEY", "undecided": "keep"}
+    recipe = make_recipe(review=review)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    waiting = len((run_dir / "review" / "borderline.jsonl").read_text().splitlines())
+    assert f"warning: review: {waiting} borderline traces not sent (" in result.output
+    assert "secret-review-key" not in result.output
+    pushed = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert pushed.exit_code == 1 and "secret-review-key" not in pushed.output
+
+
+def test_the_recipe_names_the_key_variable_and_an_unset_one_is_named(tmp_path: Path, monkeypatch):
+    from curate.review.argilla import connect, review_config
+
+    monkeypatch.delenv("REVIEW_KEY", raising=False)
+    (tmp_path / "recipe.yaml").write_text(
+        "review: {url: 'http://argilla.example:6900/', api_key_env: REVIEW_KEY}\n"
+    )
+    config = review_config(tmp_path)
+    assert config.url == "http://argilla.example:6900/"
+    with pytest.raises(ReviewError, match="set the variable REVIEW_KEY"):
+        connect(config)
+
+
+def test_a_right_answer_with_reasoning_rated_unsound_is_rejected():
+    from curate.review.argilla import decide as decide_record
+
+    task = {"resolve": "majority", "overlap": 2, "reasoning_floor": 3}
+    sound = {"status": "submitted", "correct": "correct", "reasoning_sound": 4}
+    lucky = {"status": "submitted", "correct": "correct", "reasoning_sound": 1}
+    unrated = {"status": "submitted", "correct": "correct"}
+    assert decide_record([sound, sound], task)["decision"] == "accept"
+    assert decide_record([sound, unrated], task)["decision"] == "accept"  # one rating, 4
+    both_low = decide_record([lucky, lucky], task)
+    assert (both_low["decision"], both_low["reason"]) == ("reject", "reasoning_unsound")
+    assert decide_record([lucky, sound], task)["reasoning_score"] == 2.5
+    assert decide_record([lucky, lucky], {**task, "reasoning_floor": None})["decision"] == "accept"
