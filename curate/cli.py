@@ -159,7 +159,14 @@ def review_hint(target: Path) -> None:
         return
     where = target / "review" / "borderline.jsonl"
     config = review_argilla.review_config(target)
-    if config.push == "auto" and review_argilla.configured(config):
+    server = review_argilla.configured(config)
+    if server and config.push == "never":
+        typer.echo(
+            f"review:  {waiting:,} borderline traces in {where}; not sent (review.push: never): "
+            f"`curate review push {target}` sends them"
+        )
+        return
+    if server:
         try:
             counts = review_argilla.push(target)
         except ReviewError as exc:

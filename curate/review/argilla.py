@@ -9,6 +9,7 @@ status changes meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import polars as pl
 import yaml
 
 from curate.errors import ReviewError
+from curate.records import stable_hash
 from curate.review import local
 from curate.review.stage import ReviewConfig, record_key
 from curate.store import RunStore
@@ -200,6 +202,18 @@ def to_record(
     }
 
 
+def dataset_name(run_dir: Path, task: dict[str, Any]) -> str:
+    """The name the run's first push chose (kept in RUN/review/sent.json, so a moved run
+    finds its dataset), else the task's and the run's names with a hash of the run's path
+    (two loops' `round-1` are two datasets)."""
+    sent = RunStore(run_dir).review / "sent.json"
+    if sent.exists():
+        with contextlib.suppress(ValueError, KeyError, OSError):
+            return str(json.loads(sent.read_text(encoding="utf-8"))["dataset"])
+    where = stable_hash(str(run_dir.resolve()), size=6)
+    return f"{task['name']}-{run_dir.resolve().name}-{where}"
+
+
 def dataset_for(
     connection: Connection, run_dir: Path, task: dict[str, Any], workspace: str | None = None
 ) -> Any:
@@ -207,7 +221,7 @@ def dataset_for(
     import argilla as rg
 
     client = rg.Argilla(api_url=connection.url, api_key=connection.key)
-    name = f"{task['name']}-{run_dir.resolve().name}"
+    name = dataset_name(run_dir, task)
     workspace = workspace or os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
     with warnings.catch_warnings():  # "not found" is the normal first push
         warnings.simplefilter("ignore")

@@ -104,6 +104,7 @@ def up(
     already = running()
     if already is not None:
         return already
+    down()  # what is left of a stack whose server died: stopped before starting afresh
     redis = shutil.which("redis-server")
     if redis is None:
         raise ReviewError("redis-server is not installed (Debian: apt-get install redis-server)")

@@ -129,6 +129,42 @@ def test_push_twice_then_answers_come_back_resolved(argilla_server, run_dir: Pat
     assert (counts["accepted"], counts["rejected"], counts["references_corrected"]) == (1, 1, 1)
 
 
+def test_a_reviewer_answers_in_the_web_ui(argilla_server, run_dir: Path):
+    """Headless Debian chromium driven by Playwright (from PyPI; it downloads no browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed")
+    from curate.review import argilla
+
+    session = argilla.open_session(run_dir)
+    password = argilla_server.reviewers["reviewer1"]["password"]
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{argilla_server.url}/sign-in")
+        page.locator("input[type=text]").first.fill("reviewer1")
+        page.locator("input[type=password]").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text(session.dataset_name).first.click()
+        page.locator("label[for=correct_correct]").click()
+        page.locator("label[for=reasoning_sound_5]").click()
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_load_state("networkidle")
+        browser.close()
+    names = argilla.usernames(session.connection)
+    records = argilla.list_records(session.connection, session.dataset_id, True)
+    from_ui = [
+        answer
+        for record in records
+        for answer in argilla.answers_of(record, names)
+        if answer["reviewer"] == "reviewer1" and answer.get("reasoning_sound") == 5
+    ]
+    assert from_ui == [
+        {"reviewer": "reviewer1", "status": "submitted", "correct": "correct", "reasoning_sound": 5}
+    ]
+
+
 def test_a_wrong_key_and_an_absent_server_are_one_clear_error(argilla_server, run_dir, monkeypatch):
     monkeypatch.setenv("ARGILLA_API_URL", argilla_server.url)
     monkeypatch.setenv("ARGILLA_API_KEY", "not-a-key")
@@ -152,3 +188,57 @@ def test_the_resolution_rules():
     assert resolve([yes, unsure], "unanimous", 2) == ("undecided", None)
     assert resolve([no], "any_incorrect", 2) == ("reject", "7")
     assert resolve([yes], "majority", 2) == ("undecided", None)  # not enough reviewers yet
+
+
+def test_a_server_killed_mid_push_loses_nothing_and_duplicates_nothing(
+    argilla_server, tmp_path: Path, monkeypatch
+):
+    """Last in this file: it restarts the module's server (new port, same data and accounts)."""
+    import signal
+
+    from curate.review import argilla, local
+    from tests.conftest import math_rows, write_jsonl
+
+    problems = write_jsonl(tmp_path / "p.jsonl", math_rows(40))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: killed\n"
+        f"source: {{kind: files, path: {problems}, columns: {{problem: question, id: uid}}}}\n"
+        "teacher: {backend: simulated, samples: 4, max_tokens: 512, unboxed_rate: 0.3}\n"
+        "verify: {kind: math, workers: 1}\n"
+        "select: {policy: all_correct}\n"
+        "review: {push: never}\n"
+    )
+    run_dir = tmp_path / "run"
+    made = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    assert made.exit_code == 0 and "not sent (review.push: never)" in made.output, made.output
+    total = len((run_dir / "review" / "borderline.jsonl").read_text().splitlines())
+    assert total > 9
+    monkeypatch.setattr(argilla, "PUSH_BATCH", 3)
+    sent_batches: list[list[dict]] = []
+    real_upsert = argilla.upsert
+
+    def killed_before_the_third_batch(connection, dataset_id, items):
+        if len(sent_batches) == 2:
+            os.killpg(local.running().pids["server"], signal.SIGKILL)
+        real_upsert(connection, dataset_id, items)
+        sent_batches.append(items)
+
+    monkeypatch.setattr(argilla, "upsert", killed_before_the_third_batch)
+    broken = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert broken.exit_code == 1 and "cannot reach Argilla" in broken.output, broken.output
+    assert "Traceback" not in broken.output
+    recorded = json.loads((run_dir / "review" / "sent.json").read_text())["records"]
+    assert len(recorded) == 6  # the two batches the server took, written as they landed
+    restarted = runner.invoke(app, ["argilla", "up"])
+    assert restarted.exit_code == 0, restarted.output
+    monkeypatch.setattr(argilla, "upsert", real_upsert)
+    resumed = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert f"{total - 6} sent, 6 already there" in resumed.output, resumed.output
+    session = argilla.open_session(run_dir)
+    argilla.upsert(session.connection, session.dataset_id, sent_batches[0])  # a lost reply
+    records = argilla.list_records(session.connection, session.dataset_id, False)
+    assert sorted(r["external_id"] for r in records) == sorted(
+        json.loads(line)["record"]
+        for line in (run_dir / "review" / "borderline.jsonl").read_text().splitlines()
+    )
