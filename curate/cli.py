@@ -22,6 +22,7 @@ from curate.errors import CurateError, CurateWarning, ReviewError
 from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
+from curate.loop.driver import loop_lines, open_loop, run_loop
 from curate.progress import progress_for
 from curate.publish.repo import publish_staged, stage_repository
 from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
@@ -241,6 +242,46 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> N
     with cli_errors():
         page = write_report(run_dir)
         typer.echo(f"report: {page} ({len(list(page.parent.glob('*.png')))} plots)")
+
+
+@app.command("loop")
+def loop_command(
+    target: Annotated[str, typer.Argument(help="A recipe, or `status` to show a loop.")],
+    directory: Annotated[
+        Path | None, typer.Argument(help="With `status`: the loop directory.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds to run (0 .. N-1).")] = 3,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Loop directory (default runs/NAME-loop).")
+    ] = None,
+    round_: Annotated[
+        int | None, typer.Option("--round", help="Run only this round (earlier ones done).")
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Self-improvement rounds: sample, verify, select, train; later rounds sample the
+    trained policy. `curate loop RECIPE --rounds N` runs (and resumes) them;
+    `curate loop status DIR` shows them."""
+    with cli_errors(), shown_warnings():
+        if target == "status":
+            if directory is None:
+                raise CurateError("curate loop status DIR: name the loop directory")
+            show_loop(directory)
+            return
+        loop = open_loop(Path(target), set_ or [], run_dir)
+        try:
+            with progress_for(err) as progress:
+                run_loop(loop, rounds, round_, progress, say=lambda text: err.print(text))
+        except KeyboardInterrupt:
+            fail("interrupted: finished rounds and samples are kept; run it again to resume")
+            raise typer.Exit(130) from None
+        show_loop(loop.root)
+
+
+def show_loop(root: Path) -> None:
+    """One line a round: what it sampled, solved and kept, training, held-out pass@k."""
+    for line in loop_lines(root):
+        typer.echo(line)
 
 
 @app.command()

@@ -35,3 +35,7 @@ class StoreError(CurateError):
 
 class CurateWarning(UserWarning):
     """Something looks wrong but work can go on (an unset key variable, an unlisted model)."""
+
+
+class LoopError(CurateError):
+    """A self-improvement loop cannot go on (training failed, a server did not start)."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from curate import registry
 from curate.errors import RecipeError
+from curate.loop.settings import LoopConfig
 from curate.publish.settings import PublishConfig
 from curate.stage import Config
 
@@ -22,8 +23,13 @@ class RunConfig(Config):
     """How the runner lays out work."""
 
     shard_size: int = Field(256, ge=1, description="Problems per ledger shard (resume unit).")
+    problems: str | None = Field(
+        None,
+        description="A file of problem ids, one per line: only these problems are read "
+        "(the loop's rounds use it).",
+    )
 
-    volatile = frozenset({"shard_size"})
+    volatile = frozenset({"shard_size", "problems"})  # the ids themselves count, not the path
 
 
 def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:
@@ -45,6 +51,10 @@ def recipe_model() -> type[BaseModel]:
         "publish": (
             PublishConfig,
             Field(default_factory=PublishConfig, description="Hub repository and card."),
+        ),
+        "loop": (
+            LoopConfig | None,
+            Field(None, description="Self-improvement rounds (`curate loop`)."),
         ),
         "source": (union_of(sources, "kind"), Field(description="Where problems come from.")),
         "stages": (

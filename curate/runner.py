@@ -155,7 +155,12 @@ def plan_run(
     store: RunStore, recipe: Any, source: Source, stages: list[Stage], retry_failed: bool
 ) -> RunPlan:
     """Each step's identity and whether its earlier output can be kept; writes nothing."""
-    identity = stable_hash("source", source.identity(), str(recipe.run.shard_size))
+    identity = stable_hash(
+        "source",
+        source.identity(),
+        str(recipe.run.shard_size),
+        *sorted(only_problems(recipe) or []),
+    )
     identities = [identity]
     complete = [store.is_complete(store.stage_dir(0, "source"), identity)]
     for index, stage in enumerate(stages, start=1):
@@ -205,7 +210,9 @@ def _execute(
     path = store.stage_dir(0, "source")
     # once a step produces new output, every later stage runs again
     rerun = not store.open_stage(path, identity).complete
-    stats["source"] = run_source(store, path, identity, source, recipe.run.shard_size, progress)
+    stats["source"] = run_source(
+        store, path, identity, source, recipe.run.shard_size, progress, only_problems(recipe)
+    )
     store.save_stats(stats)
     used = {path}
     for index, stage in enumerate(stages, start=1):
@@ -236,10 +243,28 @@ def _must_retry(
     return retry_failed or state.stats.get("out") == 0
 
 
+def only_problems(recipe: Any) -> set[str] | None:
+    """The problem ids `run.problems` names (None: every problem of the source)."""
+    if recipe.run.problems is None:
+        return None
+    path = Path(recipe.run.problems)
+    try:
+        return {line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()}
+    except OSError as exc:
+        raise RecipeError(f"run.problems: cannot read {path} ({exc.strerror})") from None
+
+
 def run_source(
-    store: RunStore, path: Path, identity: str, source: Source, shard_size: int, progress: Progress
+    store: RunStore,
+    path: Path,
+    identity: str,
+    source: Source,
+    shard_size: int,
+    progress: Progress,
+    only: set[str] | None = None,
 ) -> Stats:
-    """Read the source into problem shards, marking repeated problems as duplicates."""
+    """Read the source into problem shards, marking repeated problems as duplicates; with
+    `only`, just those problems."""
     state = store.open_stage(path, identity)
     if state.complete:
         return state.stats
@@ -248,7 +273,10 @@ def run_source(
     seen: set[str] = set()
     read = 0
     dropped: Counter[str] = Counter()
-    for index, batch in enumerate(_batches(source.problems(), shard_size)):
+    problems = source.problems()
+    if only is not None:
+        problems = (p for p in problems if p["problem_id"] in only)
+    for index, batch in enumerate(_batches(problems, shard_size)):
         for problem in batch:
             read += 1
             repeated = problem["problem_id"] in seen

@@ -42,7 +42,9 @@ class TeacherConfig(Config):
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
     system_prompt: str | None = Field(None, description="System message sent before the problem.")
     prompt_template: str = Field(
-        DEFAULT_TEMPLATE, description="User message; '{problem}' is replaced by the problem."
+        DEFAULT_TEMPLATE,
+        description="User message; '{problem}' is replaced by the problem ('{reference}', by "
+        "the reference answer: a hint, for rationalisation only).",
     )
     think_tags: tuple[str, str] = Field(
         ("<think>", "</think>"), description="Tags around inline reasoning."
@@ -72,14 +74,14 @@ class TeacherConfig(Config):
             raise ValueError("must contain '{problem}'")
         return value
 
-    def messages(self, problem: str) -> list[Message]:
-        """The exact chat messages sent for a problem."""
+    def messages(self, problem: str, reference: str | None = None) -> list[Message]:
+        """The exact chat messages sent for a problem ('{reference}' in the template, for
+        rationalisation hints, is replaced by the reference answer)."""
         messages = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        messages.append(
-            {"role": "user", "content": self.prompt_template.replace("{problem}", problem)}
-        )
+        text = self.prompt_template.replace("{problem}", problem)
+        messages.append({"role": "user", "content": text.replace("{reference}", reference or "")})
         return messages
 
     def sampling(self) -> dict[str, Any]:

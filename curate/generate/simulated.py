@@ -59,6 +59,19 @@ class SimulatedConfig(TeacherConfig):
     )
     mean_steps: int = Field(8, ge=1, description="Median number of reasoning steps.")
     latency_ms: float = Field(0, ge=0, description="Pretend latency per request.")
+    gain_per_round: float = Field(
+        0,
+        ge=0,
+        le=1,
+        description="wrong_rate falls by this much per training round behind the sampler: a "
+        "stand-in for a policy that improves, to test the loop's plumbing (not a model).",
+    )
+    trained_rounds: int = Field(
+        0, ge=0, description="Training rounds behind this sampler (the loop sets it)."
+    )
+
+    def effective_wrong_rate(self) -> float:
+        return max(0.0, self.wrong_rate - self.gain_per_round * self.trained_rounds)
 
     volatile = TeacherConfig.volatile | frozenset({"latency_ms"})
 
@@ -70,6 +83,12 @@ class SimulatedTeacher(Backend):
     name = "simulated"
     config_class = SimulatedConfig
     config: SimulatedConfig
+
+    def endpoint_identity(self) -> str:
+        config = self.config
+        if not config.gain_per_round:
+            return self.name
+        return f"{self.name}:wrong={config.effective_wrong_rate():.6f}"
 
     async def sample(self, request: Request) -> list[Sample]:
         if self.config.latency_ms:
@@ -134,7 +153,7 @@ class SimulatedTeacher(Backend):
     def _wrong_chance(self, problem_id: str) -> float:
         """Problems differ in difficulty: an even spread around the configured mean."""
         difficulty = int(stable_hash(problem_id, str(self.config.seed), size=4), 16) / 2**32
-        return min(1.0, self.config.wrong_rate * 2 * difficulty)
+        return min(1.0, self.config.effective_wrong_rate() * 2 * difficulty)
 
     def _truncated(
         self, reasoning: str, rng: random.Random, sample_idx: int, prompt_tokens: int

@@ -106,7 +106,7 @@ class GenerateStage(Stage):
         requests = []
         indices = list(range(self.config.samples))
         for row in frame.select("problem_id", "problem", "reference").iter_rows(named=True):
-            messages = self.config.messages(row["problem"])
+            messages = self.config.messages(row["problem"], row["reference"])
             requests.append(
                 Request(
                     row["problem_id"],
