@@ -30,6 +30,7 @@ BUILTIN_MODULES = (
     "curate.generate.simulated",
     "curate.generate.openai",
     "curate.generate.vllm",
+    "curate.generate.local",
     "curate.generate.stage",
     "curate.verify.math",
     "curate.verify.exact",

@@ -59,6 +59,13 @@ class SimulatedConfig(TeacherConfig):
     )
     mean_steps: int = Field(8, ge=1, description="Median number of reasoning steps.")
     latency_ms: float = Field(0, ge=0, description="Pretend latency per request.")
+    style: Literal["filler", "column_addition", "reversed_addition"] = Field(
+        "filler",
+        description="filler: generic steps around the answer; column_addition: for a problem "
+        "'What is A + B?', the digit-by-digit sum with carries (a procedure a small model can "
+        "learn); reversed_addition: the same with A, B and the answer written units first "
+        "(the easy-to-hard setting of Lee et al. 2025); filler for anything else.",
+    )
     gain_per_round: float = Field(
         0,
         ge=0,
@@ -134,7 +141,18 @@ class SimulatedTeacher(Backend):
     def _reasoning(self, request: Request, rng: random.Random) -> tuple[str, str]:
         config = self.config
         answer = request.reference or "unknown"
-        if rng.random() < self._wrong_chance(request.problem_id):
+        wrong = rng.random() < self._wrong_chance(request.problem_id)
+        operands = SUM.search(request.messages[-1]["content"]) if config.style != "filler" else None
+        if operands:
+            units_first = config.style == "reversed_addition"
+            left, right = operands.group(1), operands.group(2)
+            if units_first:
+                left, right = left[::-1], right[::-1]
+            steps, total = column_addition(left, right)
+            if units_first:
+                total = column_total(steps)
+            return steps, wrong_answer(total, rng) if wrong else total
+        if wrong:
             answer = wrong_answer(answer, rng)
         count = max(1, round(rng.lognormvariate(math.log(config.mean_steps), 0.5)))
         lines = ["Okay, let me work through this carefully."]
@@ -168,6 +186,30 @@ class SimulatedTeacher(Backend):
             length += len(parts[-1]) + 2
         text = "\n\n".join(parts)[:budget]
         return Sample(sample_idx, text, "", "length", prompt_tokens, self.config.max_tokens)
+
+
+SUM = re.compile(r"What is (\d+) \+ (\d+)\?")
+
+
+def column_addition(left: str, right: str) -> tuple[str, str]:
+    """The written sum, one line a column from the units up: 'digit+digit+carry=sum'."""
+    width = max(len(left), len(right))
+    a, b = left.zfill(width)[::-1], right.zfill(width)[::-1]
+    carry, lines, digits = 0, [], []
+    for x, y in zip(a, b, strict=True):
+        total = int(x) + int(y) + carry
+        lines.append(f"{x}+{y}+{carry}={total}")
+        digits.append(str(total % 10))
+        carry = total // 10
+    if carry:
+        digits.append("1")
+    return "\n".join(lines), "".join(reversed(digits)).lstrip("0") or "0"
+
+
+def column_total(steps: str) -> str:
+    """The sum written units first: each column's digit in order, then a final carry."""
+    sums = [int(line.rsplit("=", 1)[1]) for line in steps.splitlines()]
+    return "".join(str(v % 10) for v in sums) + ("1" if sums and sums[-1] >= 10 else "")
 
 
 def wrong_answer(answer: str, rng: random.Random) -> str:

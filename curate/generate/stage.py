@@ -145,10 +145,14 @@ class GenerateStage(Stage):
     def _generate_offline(
         self, backend: Any, requests: list[Request]
     ) -> dict[tuple[str, int], Sample]:
-        """A backend that batches everything itself (vLLM offline)."""
+        """A backend that batches itself: vLLM takes every request at once; one with a
+        `chunk` takes that many at a time, so progress and the cache advance as it goes."""
         results: dict[tuple[str, int], Sample] = {}
-        for request, samples in zip(requests, backend.sample_batch(requests), strict=True):
-            self._record(request, samples, results)
+        size = getattr(backend, "chunk", None) or max(1, len(requests))
+        for start in range(0, len(requests), size):
+            part = requests[start : start + size]
+            for request, samples in zip(part, backend.sample_batch(part), strict=True):
+                self._record(request, samples, results)
         return results
 
     def _record(
