@@ -76,6 +76,7 @@ def card_text(
     frames: dict[str, pl.DataFrame],
     contamination: dict[str, Any],
     plots: list[str] | None = None,
+    loop: dict[str, Any] | None = None,
 ) -> str:
     sizes = {name: frame.height for name, frame in frames.items()}
     name = str(recipe.get("name", "dataset"))
@@ -89,6 +90,7 @@ def card_text(
         _how_to_train(settings.repo_id or f"ORG/{name}"),
         _teacher(recipe, every),
         _rounds(every),
+        _loop_rounds(loop or {}),
         _verifiers(every),
         "## Funnel\n\n" + funnel_markdown(stats),
         _review(stats.get("review")),
@@ -193,6 +195,31 @@ def _rounds(every: pl.DataFrame) -> str:
     kept = every["dropped"].is_null() if "dropped" in every.columns else None
     for (number,), group in every.with_columns(_kept=kept).group_by(["round"], maintain_order=True):
         lines.append(f"| {number} | {group.height:,} | {int(group['_kept'].sum()):,} |")
+    return "\n".join(lines) + "\n"
+
+
+def _loop_rounds(loop: dict[str, Any]) -> str:
+    """Every round of the self-improvement loop this run belongs to, as `curate loop status`
+    shows them: what was sampled and kept, and the held-out pass@1 after training."""
+    rounds = loop.get("rounds") or {}
+    if not rounds:
+        return ""
+    lines = [
+        "## Self-improvement loop\n",
+        "| round | sampler | problems | solved (all rounds) | accepted | rationalised "
+        "| training rows | held-out pass@1 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for number in sorted(rounds, key=int):
+        record = rounds[number]
+        sampled = record.get("sampled", {})
+        score = record.get("eval", {}).get("pass@1")
+        lines.append(
+            f"| {number} | {sampled.get('sampler', '-')} | {sampled.get('problems', 0):,} "
+            f"| {sampled.get('solved_total', 0):,} | {sampled.get('accepted', 0):,} "
+            f"| {sampled.get('rationalized', 0):,} | {record.get('training_rows', 0):,} "
+            f"| {'-' if score is None else f'{score:.3f}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -76,7 +76,8 @@ def stage_repository(run_dir: Path, overrides: dict[str, Any] | None = None) -> 
     (target / "report").mkdir()
     for plot in plots:
         shutil.copy2(plot, target / "report" / plot.name)
-    card = card_text(recipe, settings, stats, frames, report, [p.name for p in plots])
+    loop = read_json(run_dir.resolve().parent / "loop.json")  # a round of `curate loop`
+    card = card_text(recipe, settings, stats, frames, report, [p.name for p in plots], loop)
     (target / "README.md").write_text(card, encoding="utf-8")
     (target / "curate").mkdir()
     (target / "curate" / "recipe.yaml").write_text(

@@ -68,6 +68,13 @@ def test_three_rounds_resample_only_what_is_unsolved(recipe: Path, tmp_path: Pat
     status = runner.invoke(app, ["loop", "status", str(root)])
     assert status.exit_code == 0 and len(status.output.splitlines()) == 5
     assert (root / "report" / "rounds.png").stat().st_size > 0
+    staged = runner.invoke(app, ["publish", str(root / "round-1"), "--dry-run", "--repo-id", "o/n"])
+    assert staged.exit_code == 0, staged.output
+    card = (root / "round-1" / "publish" / "README.md").read_text()
+    section = card.split("## Self-improvement loop")[1].split("##")[0]
+    assert [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][
+        1:
+    ] == ["0", "1", "2"]  # the card of a round lists every round
     again = loop(recipe, root, "--rounds", "3")  # all done: nothing sampled or trained again
     assert "sampling" not in again.output and "training on" not in again.output
 
