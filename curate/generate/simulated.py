@@ -144,13 +144,7 @@ class SimulatedTeacher(Backend):
         wrong = rng.random() < self._wrong_chance(request.problem_id)
         operands = SUM.search(request.messages[-1]["content"]) if config.style != "filler" else None
         if operands:
-            units_first = config.style == "reversed_addition"
-            left, right = operands.group(1), operands.group(2)
-            if units_first:
-                left, right = left[::-1], right[::-1]
-            steps, total = column_addition(left, right)
-            if units_first:
-                total = column_total(steps)
+            steps, total = self._addition(operands.group(1), operands.group(2))
             return steps, wrong_answer(total, rng) if wrong else total
         if wrong:
             answer = wrong_answer(answer, rng)
@@ -167,6 +161,22 @@ class SimulatedTeacher(Backend):
             return "\n\n".join(lines)[: config.max_tokens * 4], answer
         lines.append(f"So the answer is {answer}.")
         return "\n\n".join(lines), answer
+
+    def _addition(self, left: str, right: str) -> tuple[str, str]:
+        """Column addition of two written numbers. reversed_addition: units first, where
+        each digit may carry an index hint, a letter before it ('c2d4' is 42), named again
+        on each step's line (Zhou et al. 2023)."""
+        if self.config.style == "column_addition":
+            return column_addition(left, right)
+        hints = re.findall(r"[a-z]", left)
+        left, right = re.sub(r"[a-z]", "", left)[::-1], re.sub(r"[a-z]", "", right)[::-1]
+        steps, _ = column_addition(left, right)
+        total = column_total(steps)
+        if len(hints) == len(steps.splitlines()):
+            steps = "\n".join(
+                f"{h}:{line}" for h, line in zip(hints, steps.splitlines(), strict=True)
+            )
+        return steps, total
 
     def _wrong_chance(self, problem_id: str) -> float:
         """Problems differ in difficulty: an even spread around the configured mean."""
@@ -188,7 +198,7 @@ class SimulatedTeacher(Backend):
         return Sample(sample_idx, text, "", "length", prompt_tokens, self.config.max_tokens)
 
 
-SUM = re.compile(r"What is (\d+) \+ (\d+)\?")
+SUM = re.compile(r"What is ([a-z0-9]*\d) \+ ([a-z0-9]*\d)\?")
 
 
 def column_addition(left: str, right: str) -> tuple[str, str]:

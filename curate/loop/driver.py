@@ -124,7 +124,20 @@ def run_round(
     loop.save(number, training_rows=rounds.row_count(data_file))
     train(loop, number, data_file, say)
     evaluate(loop, number, catalogue, progress, say)
+    publish(loop, number, say)
     return True
+
+
+def publish(loop: Loop, number: int, say: Say) -> None:
+    """The round's run on the Hub, branch round-R; its card lists every round so far."""
+    if not loop.config.publish or "published" in loop.record(number):
+        return
+    from curate.publish.repo import publish_staged, stage_repository
+
+    staged = stage_repository(loop.round_dir(number))
+    done = publish_staged(staged, f"round-{number}", None, None)
+    loop.save(number, published={"repo_id": done.repo_id, "revision": done.revision})
+    say(f"round {number}: published to {done.repo_id}@{done.revision}")
 
 
 def _digest(raw: dict[str, Any]) -> str:

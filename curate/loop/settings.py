@@ -106,3 +106,8 @@ class LoopConfig(Config):
     rationalize: Rationalize | None = Field(
         None, description="STaR rationalisation of failed problems (null: off)."
     )
+    publish: bool = Field(
+        False,
+        description="Publish each round to publish.repo_id, on the branch round-R (token from "
+        "HF_TOKEN; endpoint from HF_ENDPOINT).",
+    )

@@ -192,3 +192,24 @@ def test_a_model_policy_without_training_says_what_is_missing(recipe: Path, tmp_
     assert sampler_section(loop_, 1)["model"] == "/models/round-1"
     result = runner.invoke(app, ["loop", str(recipe), "--run-dir", str(tmp_path / "other")])
     assert result.exit_code == 1 and "cannot reach the teacher" in result.output
+
+
+def test_each_round_is_published_on_its_branch(recipe: Path, tmp_path: Path, monkeypatch):
+    import huggingface_hub.constants
+
+    from tests.publish.fake_hub import FakeHubServer
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_loop_secret_token")
+    raw = yaml.safe_load(recipe.read_text())
+    raw["loop"]["publish"] = True
+    raw["publish"] = {"repo_id": "org/loop"}
+    recipe.write_text(yaml.safe_dump(raw))
+    with FakeHubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        result = loop(recipe, tmp_path / "loop", "--rounds", "2")
+        assert result.exit_code == 0, result.output
+        branches = hub.repos["org/loop"]
+        assert {"round-0", "round-1"} <= set(branches)
+        card = branches["round-1"]["README.md"].decode()
+        assert "## Self-improvement loop" in card and "hf_loop_secret_token" not in card
