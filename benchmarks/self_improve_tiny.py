@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import string
 import subprocess
 import sys
 import time
@@ -30,11 +31,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "self-improve-tiny.yaml"
-COUNTS = {1: 100, 2: 3000, 3: 4000, 4: 1500, 5: 1500, 6: 1000}
+COUNTS = {1: 100, 2: 3000, 3: 4000, 4: 800, 5: 600, 6: 600}
+TEACHER_THREE_DIGIT = 1000  # the teacher's data covers all 1-2 digit sums and this many of 3
+
+
+def hinted(number: int, start: int) -> str:
+    """The number units first, each digit after an index hint: 427, start 2 -> 'c7d2e4'."""
+    return "".join(string.ascii_lowercase[start + i] + d for i, d in enumerate(str(number)[::-1]))
 
 
 def make_problems(path: Path, seed: int = 0) -> Path:
-    """Distinct sums a + b, both numbers with d digits, for each d in COUNTS."""
+    """Distinct sums a + b of two d-digit numbers for each d in COUNTS, written units first
+    with index hints (the answer units first too); `tier` is the curriculum level: 0 for
+    what the teacher covers, then one tier per digit count."""
     rng = random.Random(seed)
     rows = []
     for digits, count in COUNTS.items():
@@ -46,11 +55,30 @@ def make_problems(path: Path, seed: int = 0) -> Path:
             if pair not in seen:
                 seen.add(pair)
                 pairs.append(pair)
-        for a, b in pairs:  # numbers and answer written units first
-            question = f"What is {str(a)[::-1]} + {str(b)[::-1]}?"
-            rows.append({"question": question, "answer": str(a + b)[::-1], "digits": digits})
+        for a, b in pairs:
+            start = rng.randint(0, 20)
+            question = f"What is {hinted(a, start)} + {hinted(b, start)}?"
+            tier = 0 if digits <= 2 else digits - 2
+            answer = str(a + b)[::-1]
+            rows.append({"question": question, "answer": answer, "digits": digits, "tier": tier})
+    for row in [r for r in rows if r["digits"] == 3][:TEACHER_THREE_DIGIT]:
+        row["tier"] = 0
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def per_digit(run_dir: Path) -> dict[str, float]:
+    """pass@1 per digit count of a generate + verify run (the eval of one policy)."""
+    import polars as pl
+
+    rows = pl.read_parquet(run_dir / "ledger").filter(pl.col("sample_idx").is_not_null())
+    digits = rows["metadata"].str.json_path_match("$.digits").alias("digits")
+    table = (
+        rows.with_columns(digits, (pl.col("verdict") == "correct").alias("ok"))
+        .group_by("digits")
+        .agg(pl.col("ok").mean())
+    )
+    return {d: round(float(v), 3) for d, v in sorted(table.iter_rows())}
 
 
 def curate(*args: str, cwd: Path) -> None:
@@ -66,11 +94,9 @@ def train(data: Path, start: Path, output: Path, max_steps: int, cwd: Path) -> d
     return dict(json.loads((output / "training.json").read_text()))
 
 
-def evaluate(model: Path, work: Path, name: str, loop_dir: Path) -> dict[str, Any]:
-    """Held-out pass@1 per digit count of a model, with the loop's own held-out set and
-    sampling settings (a plain `curate run` of generate + verify)."""
-    from curate.loop import rounds
-
+def evaluate(model: Path, work: Path, name: str, loop_dir: Path) -> dict[str, float]:
+    """Held-out pass@1 per digit count of a model, on the loop's own held-out problems with
+    its sampling settings (a plain `curate run` of generate + verify)."""
     loop = yaml.safe_load(PIPELINE.read_text())
     held = loop["loop"]["held_out"]
     policy = {**loop["loop"]["policy"], "model": str(model), "samples": held["samples"]}
@@ -85,10 +111,7 @@ def evaluate(model: Path, work: Path, name: str, loop_dir: Path) -> dict[str, An
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     curate("run", str(path), "--run-dir", str(work / name), cwd=work)
-    import polars as pl
-
-    catalogue = pl.read_parquet(loop_dir / "problems.parquet")
-    return rounds.pass_at_k(work / name, catalogue, held["samples"])
+    return per_digit(work / name)
 
 
 def main() -> None:
@@ -101,48 +124,46 @@ def main() -> None:
     started = time.monotonic()
     make_problems(work / "problems.jsonl")
     if not (work / "base" / "config.json").exists():
-        curate_module = [sys.executable, "-m", "curate.loop.tiny", "build", "base"]
-        subprocess.run([*curate_module, "problems.jsonl"], cwd=work, check=True)
+        build = [sys.executable, "-m", "curate.loop.tiny", "build", "base", "problems.jsonl"]
+        subprocess.run(build, cwd=work, check=True)
     loop_dir = work / "loop"
-    curate(
-        "loop", str(PIPELINE), "--rounds", str(args.rounds), "--run-dir", str(loop_dir), cwd=work
-    )
-    state = json.loads((loop_dir / "loop.json").read_text())["rounds"]
-    looped = {int(n): r for n, r in state.items()}
-    control: dict[int, dict[str, Any]] = {0: looped[0]["eval"]}
+    rounds_ = str(args.rounds)
+    curate("loop", str(PIPELINE), "--rounds", rounds_, "--run-dir", str(loop_dir), cwd=work)
+    looped = {
+        int(n): r for n, r in json.loads((loop_dir / "loop.json").read_text())["rounds"].items()
+    }
+    scores = {("loop", n): per_digit(loop_dir / f"round-{n}" / "eval") for n in looped}
     start = Path(looped[0]["train"]["output"])
     teacher_data = loop_dir / "round-0" / "train" / "data" / "train-00000-of-00001.parquet"
-    for number in range(1, args.rounds):
+    for number in range(1, len(looped)):
         steps = json.loads((Path(looped[number]["train"]["output"]) / "training.json").read_text())
         output = work / "control" / f"round-{number}"
         train(teacher_data, start, output, int(steps["steps"]), work)
-        control[number] = evaluate(output, work, f"control-eval-{number}", loop_dir)
+        scores[("control", number)] = evaluate(output, work, f"control-eval-{number}", loop_dir)
         start = output
-    report(looped, control, time.monotonic() - started)
+    report(looped, scores, time.monotonic() - started)
 
 
 def report(
-    looped: dict[int, dict[str, Any]], control: dict[int, dict[str, Any]], seconds: float
+    looped: dict[int, dict[str, Any]],
+    scores: dict[tuple[str, int], dict[str, float]],
+    seconds: float,
 ) -> None:
     """pass@1 per digit count for both arms, round by round."""
-    levels = sorted(
-        {level for r in looped.values() for level in r.get("eval", {}).get("by_level", {})},
-        key=float,
-    )
+    digits = sorted({d for found in scores.values() for d in found}, key=int)
     print("\nheld-out pass@1 by digit count, after each round's training")
-    head = " ".join(f"{level + 'd':>6}" for level in levels)
-    print(f"{'round':>5} {'arm':>8} {head}  solved (loop)")
+    head = " ".join(f"{d + 'd':>6}" for d in digits)
+    print(f"{'round':>5} {'arm':>8} {head}   solved  own traces")
     for number in sorted(looped):
-        arms = (("loop", looped[number].get("eval", {})), ("control", control.get(number, {})))
-        for arm, scores in arms:
-            if not scores:
+        sampled = looped[number].get("sampled", {})
+        for arm in ("loop", "control"):
+            found = scores.get((arm, number))
+            if found is None:
                 continue
-            by = scores.get("by_level", {})
-            cells = " ".join(f"{by.get(lv, {}).get('pass@1', float('nan')):>6.3f}" for lv in levels)
-            solved = (
-                looped[number].get("sampled", {}).get("solved_total", "") if arm == "loop" else ""
-            )
-            print(f"{number:>5} {arm:>8} {cells}  {solved}")
+            cells = " ".join(f"{found.get(d, float('nan')):>6.3f}" for d in digits)
+            extra = f"{sampled.get('solved_total', 0):>8}  {sampled.get('accepted', 0):>10}"
+            print(f"{number:>5} {arm:>8} {cells}" + (f" {extra}" if arm == "loop" else ""))
+    print("(round 0: both arms are the model trained on the teacher's data)")
     print(f"\nwall time {seconds / 60:.1f} min on this machine")
 
 
