@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -88,7 +89,7 @@ def serving(config: ServeConfig | None, policy: str, log: Path) -> Iterator[int 
         yield None
         return
     port = free_port()
-    command = fill(config.command, {"policy": policy, "port": port})
+    command = fill(config.command, {"policy": policy, "port": port, "python": sys.executable})
     log.parent.mkdir(parents=True, exist_ok=True)
     sink = log.open("w", encoding="utf-8")
     process = subprocess.Popen(

@@ -31,8 +31,8 @@ class ServeConfig(Config):
     """A server curate starts for a round's sampling and stops after it."""
 
     command: str = Field(
-        description="Shell command; placeholders {policy} and {port}, e.g. "
-        "`transformers serve {policy} --port {port}`."
+        description="Shell command; placeholders {policy}, {port} and {python}, e.g. "
+        "`vllm serve {policy} --port {port}`; the policy section's base_url may use {port}."
     )
     ready_timeout_s: float = Field(300, gt=0, description="Wait this long for /v1/models.")
 

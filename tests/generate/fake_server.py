@@ -42,8 +42,9 @@ class FakeChatServer(LoopbackServer):
         style: str = "field",
         models: tuple[str, ...] = (),
         api_key: str | None = None,
+        port: int = 0,
     ) -> None:
-        super().__init__(FakeHandler)
+        super().__init__(FakeHandler, port)
         self.models = models  # what GET /models lists
         self.api_key = api_key  # when set, requests without it get 401
         self.faults = faults or Faults()

@@ -213,3 +213,37 @@ def test_each_round_is_published_on_its_branch(recipe: Path, tmp_path: Path, mon
         assert {"round-0", "round-1"} <= set(branches)
         card = branches["round-1"]["README.md"].decode()
         assert "## Self-improvement loop" in card and "hf_loop_secret_token" not in card
+
+
+def test_a_served_policy_is_started_for_its_round_and_stopped_after(
+    recipe: Path, tmp_path: Path, monkeypatch
+):
+    import socket
+
+    monkeypatch.setenv("POLICY_KEY", "sk-policy-secret")
+    server = Path(__file__).with_name("fake_policy_server.py")
+    raw = yaml.safe_load(recipe.read_text())
+    raw["loop"]["serve"] = {"command": f"{{python}} {server} {{policy}} {{port}}"}
+    raw["loop"]["policy"] = {
+        "backend": "openai",
+        "model": "{policy}",
+        "base_url": "http://127.0.0.1:{port}/v1",
+        "api_key_env": "POLICY_KEY",
+        "samples": 2,
+        "max_tokens": 64,
+    }
+    raw["loop"]["rationalize"] = None
+    recipe.write_text(yaml.safe_dump(raw))
+    root = tmp_path / "loop"
+    result = loop(recipe, root, "--rounds", "2")
+    assert result.exit_code == 0, result.output
+    sampled = pl.read_parquet(root / "round-1" / "ledger").filter(
+        pl.col("sample_idx").is_not_null()
+    )
+    assert set(sampled["model"]) == {str(root / "round-0" / "policy")}
+    assert sampled["error"].null_count() == sampled.height  # every request answered
+    saved = (root / "round-1" / "recipe.yaml").read_text()
+    port = int(saved.split("127.0.0.1:")[1].split("/")[0])
+    with socket.socket() as probe:  # stopped once the round was done
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert "sk-policy-secret" not in result.output + saved
