@@ -29,6 +29,7 @@ CONTAMINATION = pa.struct(
         ("score", pa.float64()),
         ("run", pa.int64()),  # longest run of the item's n-grams, in words
         ("excerpt", pa.string()),  # the item's text, for audit (never for private benchmarks)
+        ("rule", pa.string()),  # what decided: text, same_answer, different_answer
     ]
 )
 REVIEW = pa.struct(

@@ -57,6 +57,27 @@ class Item:
     benchmark: str
     item_id: str
     text: str
+    answer: str | None = None  # the final answer, where the benchmark gives one
+
+
+ANSWER_COLUMNS = ("answer", "final_answer", "Answer", "expected_answer")
+
+
+def answer_of(row: dict[str, Any]) -> str | None:
+    """A row's final answer: GSM8K's after '####', OlympiadBench's first of a list."""
+    for column in ANSWER_COLUMNS:
+        value = row.get(column)
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if value is None or isinstance(value, bool):
+            continue
+        text = str(value)
+        if "####" in text:
+            text = text.rsplit("####", 1)[1]
+        text = text.strip()
+        if text:
+            return text
+    return None
 
 
 def benchmark(name: str) -> Benchmark:
@@ -78,7 +99,8 @@ def load_items(name: str, path: str | None = None) -> list[Item]:
                 f"(looked for {', '.join(TEXT_COLUMNS)})"
             )
         item_id = next((str(row[c]) for c in ID_COLUMNS if row.get(c) is not None), str(index))
-        items.append(Item(name, item_id, INSTRUCTION.sub("", text)))
+        answer = None if spec.private else answer_of(row)
+        items.append(Item(name, item_id, INSTRUCTION.sub("", text), answer))
     return items
 
 

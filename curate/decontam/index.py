@@ -1,8 +1,10 @@
 """The benchmark index: hashed n-grams with postings, exact and number-masked text hashes.
 
-It holds no benchmark text, so an index pack (`curate decontam build`) can be shared and
-used offline without redistributing any test set. Texts, when the index was built from
-files here, are kept in memory only, for the audit excerpts of the report.
+It holds no problem text, so an index pack (`curate decontam build`) can be shared and used
+offline without redistributing any test set; it keeps the final answers of public benchmarks
+(short strings, for the answer rule: a match with another answer is a sibling, not a copy),
+never of private ones. Texts, when the index was built from files here, are kept in memory
+only, for the audit excerpts of the report.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +54,7 @@ class BenchmarkIndex:
     texts: list[str] | None = None  # only when built from files in this process
     vectors: np.ndarray | None = None  # unit embeddings per item (semantic method)
     vector_model: str | None = None
+    answers: np.ndarray | None = None  # str per item, "" where none (or private)
     _filter: np.ndarray | None = None
     _tables: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _sequence_positions: np.ndarray | None = None
@@ -79,6 +83,7 @@ class BenchmarkIndex:
             seq_offsets,
             hashes,
             texts=texts,
+            answers=np.array([(i.answer or "") for i in items], dtype=str),
         )
         for position, key in enumerate(sequence_hashes(words).tolist()):
             index.exact.setdefault(key, position)
@@ -96,6 +101,12 @@ class BenchmarkIndex:
             return None
         text = self.texts[item]
         return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def answer(self, item: int) -> str | None:
+        """The item's final answer, where its benchmark gives one."""
+        if self.answers is None or item < 0 or self.private(item):
+            return None
+        return str(self.answers[item]) or None
 
     def save(self, path: Path) -> None:
         """Write an index pack: hashes and ids only, no benchmark text."""
@@ -124,6 +135,7 @@ class BenchmarkIndex:
                 exact=exact,
                 masked=masked,
                 vectors=vectors.astype(np.float16),
+                answers=self.answers if self.answers is not None else np.array([], dtype=str),
             )
 
     @classmethod
@@ -154,6 +166,7 @@ class BenchmarkIndex:
             masked={int(k): int(v) for k, v in data["masked"]},
             vectors=data["vectors"].astype(np.float32) if data["vectors"].size else None,
             vector_model=meta.get("vector_model"),
+            answers=_answers(data, len(data["item_ids"])),
         )
 
     def filter(self) -> np.ndarray:
@@ -274,3 +287,10 @@ def distinct_pairs(hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np
     fresh = np.ones(len(order), bool)
     fresh[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
     return hashes[fresh], rows[fresh]
+
+
+def _answers(data: Any, items: int) -> np.ndarray | None:
+    """The pack's answers; None for a pack written before they were kept."""
+    if "answers" not in data.files or len(data["answers"]) != items:
+        return None
+    return np.asarray(data["answers"])

@@ -22,7 +22,13 @@ def build_report(table: pa.Table) -> dict[str, Any]:
         if c in table.column_names
     ]
     per: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"contaminated": 0, "borderline": 0, "by_method": Counter(), "matches": []}
+        lambda: {
+            "contaminated": 0,
+            "borderline": 0,
+            "by_method": Counter(),
+            "by_rule": Counter(),
+            "matches": [],
+        }
     )
     for row in table.select(columns).to_pylist():
         match = row.get("contamination")
@@ -32,9 +38,10 @@ def build_report(table: pa.Table) -> dict[str, Any]:
         flagged = bool(row.get("contaminated"))
         entry["contaminated" if flagged else "borderline"] += 1
         entry["by_method"][match["method"]] += 1
+        entry["by_rule"][match.get("rule") or "text"] += 1
         entry["matches"].append(_pair(row, match, flagged))
     return {
-        name: {**entry, "by_method": dict(entry["by_method"])}
+        name: {**entry, "by_method": dict(entry["by_method"]), "by_rule": dict(entry["by_rule"])}
         for name, entry in sorted(per.items())
     }
 
@@ -47,6 +54,7 @@ def _pair(row: dict[str, Any], match: dict[str, Any], flagged: bool) -> dict[str
         "problem_id": row.get("problem_id"),
         "verdict": "contaminated" if flagged else "borderline",
         "method": match["method"],
+        "rule": match.get("rule") or "text",  # what decided: the text, or the answers
         "score": match["score"],
         "run": match["run"],
         "item": match["item"],

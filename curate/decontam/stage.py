@@ -39,6 +39,7 @@ CONTAMINATION = pl.Struct(
         "score": pl.Float64,
         "run": pl.Int64,
         "excerpt": pl.String,
+        "rule": pl.String,
     }
 )
 
@@ -91,6 +92,16 @@ class DecontamConfig(Config):
     exact: bool = Field(True, description="Exact match after normalisation.")
     masked_numbers: Literal["contaminated", "borderline", "off"] = Field(
         "contaminated", description="What an exact match with every number masked means."
+    )
+    answers: Literal["decide", "off"] = Field(
+        "decide",
+        description="decide: where the problem and its benchmark match both have a final "
+        "answer, a strong text match with the same answer is contaminated and one with a "
+        "different answer is a sibling (same template, another problem); off: text alone.",
+    )
+    siblings: Literal["keep", "drop"] = Field(
+        "keep",
+        description="A sibling is kept and marked borderline (benchmark_sibling), or dropped.",
     )
     masked_min_words: int = Field(
         12,
@@ -312,24 +323,67 @@ class DecontaminateStage(Stage):
             for row, match in enumerate(checker.matches(texts)):
                 if match is not None and (best[row] is None or _stronger(match, best[row])):
                     best[row] = match
-        verdicts = [checker.verdict(m) for m in best]
-        for verdict in verdicts:
+        verdicts: list[str] = [checker.verdict(m) for m in best]
+        rules = self._rules(frame, best, verdicts)
+        siblings = [rule == "different_answer" for rule in rules]
+        for index, sibling in enumerate(siblings):
+            if sibling:  # a sibling, not a copy: another problem on the same template
+                verdicts[index] = "borderline"
+        for verdict, rule in zip(verdicts, rules, strict=True):
             self.counts[verdict] += 1
+            self.counts[f"rule_{rule}"] += rule is not None
+        flags = _append_flag(
+            frame,
+            [v == "borderline" and not s for v, s in zip(verdicts, siblings, strict=True)],
+            "contamination",
+        )
         return frame.with_columns(
             pl.Series("contaminated", [v == "contaminated" for v in verdicts], pl.Boolean),
-            pl.Series("contamination", [self._record(m) for m in best], CONTAMINATION),
-            _append_flag(frame, [v == "borderline" for v in verdicts], "contamination"),
             pl.Series(
-                "dropped",
-                [
-                    f"contaminated_{m.benchmark}" if v == "contaminated" and m else None
-                    for v, m in zip(verdicts, best, strict=True)
-                ],
-                pl.String,
+                "contamination",
+                [self._record(m, r) for m, r in zip(best, rules, strict=True)],
+                CONTAMINATION,
             ),
+            _append_flag(frame.with_columns(flags), siblings, "benchmark_sibling"),
+            pl.Series("dropped", self._dropped(verdicts, best, siblings), pl.String),
         )
 
-    def _record(self, match: Match | None) -> dict[str, Any] | None:
+    def _dropped(
+        self, verdicts: list[str], best: list[Match | None], siblings: list[bool]
+    ) -> list[str | None]:
+        drop_siblings = self.config.siblings == "drop"
+        return [
+            f"contaminated_{m.benchmark}"
+            if v == "contaminated" and m
+            else (f"benchmark_sibling_{m.benchmark}" if sibling and drop_siblings and m else None)
+            for v, m, sibling in zip(verdicts, best, siblings, strict=True)
+        ]
+
+    def _rules(
+        self, frame: pl.DataFrame, best: list[Match | None], verdicts: list[str]
+    ) -> list[str | None]:
+        """What decides each match: the text alone, or (answers: decide) a strong non-exact
+        match whose problem and benchmark item both have answers, by whether they agree."""
+        rules: list[str | None] = [None if m is None else "text" for m in best]
+        if self.config.answers == "off" or "reference" not in frame.columns:
+            return rules
+        index = self.checker().index
+        pairs: list[tuple[int, str, str]] = []
+        for row, (match, verdict, reference) in enumerate(
+            zip(best, verdicts, frame["reference"].to_list(), strict=True)
+        ):
+            gold = index.answer(match.item_index) if match is not None else None
+            strong = verdict == "contaminated" and match is not None and match.method != "exact"
+            if strong and gold and reference and str(reference).strip():
+                pairs.append((row, str(reference), gold))
+        for (row, _, _), same in zip(
+            pairs, same_answers([(a, b) for _, a, b in pairs]), strict=True
+        ):
+            if same is not None:
+                rules[row] = "same_answer" if same else "different_answer"
+        return rules
+
+    def _record(self, match: Match | None, rule: str | None) -> dict[str, Any] | None:
         if match is None:
             return None
         excerpt = self.checker().index.excerpt(match.item_index)
@@ -340,7 +394,27 @@ class DecontaminateStage(Stage):
             "score": match.score,
             "run": match.run,
             "excerpt": excerpt,
+            "rule": rule,
         }
+
+
+def same_answers(pairs: list[tuple[str, str]]) -> list[bool | None]:
+    """For each (problem's reference, benchmark item's answer): whether they are the same
+    answer (math-verify equivalence, in the verifiers' worker processes), or None when the
+    checker cannot tell."""
+    if not pairs:
+        return []
+    from curate.verify.dispatch import Dispatcher, Item
+
+    dispatcher = Dispatcher("math", workers=1)
+    try:
+        judged = dispatcher.judge(
+            [Item(f"The final answer is $\\boxed{{{ours}}}$.", theirs) for ours, theirs in pairs]
+        )
+    finally:
+        dispatcher.close()
+    verdicts = [result.verdict for result, _ in judged]
+    return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
 
 
 def _stronger(new: Match, old: Match | None) -> bool:
