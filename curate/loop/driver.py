@@ -110,7 +110,8 @@ def run_round(
     recipe = round_recipe(loop, number, sampler, problems)
     done = loop.record(number)
     if done.get("recipe") != _digest(recipe) or "sampled" not in done:
-        say(f"round {number}: sampling {len(ids):,} problems with {describe(sampler)}")
+        who = "the teacher" if number == 0 else describe(sampler)
+        say(f"round {number}: sampling {len(ids):,} problems with {who}")
         serve = _serve(loop, number)
         with commands.serving(serve, str(sampler.get("model")), folder / "serve.log") as port:
             run_recipe(_with_port(recipe, port), folder, progress)
