@@ -7,8 +7,8 @@ but round 0 only covers sums of up to 3 digits. A ~1M-parameter
 Qwen2 built here (no download) is trained on those traces by TRL's SFTTrainer; then each
 round the model samples the next level's problems, curate verifies and selects, and the
 model is trained again on what it got right. The control arm starts from the same round-0
-model and trains the same number of steps on teacher data only. Held-out pass@1 per digit
-count is printed for both arms after every round.
+model and trains the same number of steps on teacher data only (on the other core, while the
+loop goes on). Held-out pass@1 per digit count is printed for both arms after every round.
 
     python benchmarks/self_improve_tiny.py [--rounds 4] [--work DIR]
 
@@ -35,15 +35,20 @@ COUNTS = {1: 100, 2: 3000, 3: 4000, 4: 800, 5: 600, 6: 600}
 TEACHER_THREE_DIGIT = 1000  # the teacher's data covers all 1-2 digit sums and this many of 3
 
 
-def hinted(number: int, start: int) -> str:
-    """The number units first, each digit after an index hint: 427, start 2 -> 'c7d2e4'."""
-    return "".join(string.ascii_lowercase[start + i] + d for i, d in enumerate(str(number)[::-1]))
+def hinted(number: int, width: int, start: int) -> str:
+    """The number units first, zero-padded to width, each digit after an index hint
+    (Zhou et al. 2023): 427, width 4, start 2 -> 'c7d2e4f0'."""
+    digits = str(number).zfill(width)[::-1]
+    return "".join(string.ascii_lowercase[start + i] + d for i, d in enumerate(digits))
 
 
 def make_problems(path: Path, seed: int = 0) -> Path:
-    """Distinct sums a + b of two d-digit numbers for each d in COUNTS, written units first
-    with index hints (the answer units first too); `tier` is the curriculum level: 0 for
-    what the teacher covers, then one tier per digit count."""
+    """Distinct sums a + b of two d-digit numbers for each d in COUNTS, written units first,
+    zero-padded by 0 to 2 places and with index hints; the answer units first at the same
+    width. `tier` is the curriculum level: 0 for what the teacher covers (sums of up to 2
+    digits and a few of 3), then one tier per digit count. Padding makes the number of
+    columns vary apart from the number of digits, so a longer sum is not a longer trace than
+    the teacher's; what is new in a harder tier is nonzero digits in the high columns."""
     rng = random.Random(seed)
     rows = []
     for digits, count in COUNTS.items():
@@ -56,11 +61,12 @@ def make_problems(path: Path, seed: int = 0) -> Path:
                 seen.add(pair)
                 pairs.append(pair)
         for a, b in pairs:
-            start = rng.randint(0, 20)
-            question = f"What is {hinted(a, start)} + {hinted(b, start)}?"
+            width = digits + rng.randint(0, 2)
+            start = rng.randint(0, 26 - width - 1)
+            question = f"What is {hinted(a, width, start)} + {hinted(b, width, start)}?"
+            total = str(a + b).zfill(width)[::-1]
             tier = 0 if digits <= 2 else digits - 2
-            answer = str(a + b)[::-1]
-            rows.append({"question": question, "answer": answer, "digits": digits, "tier": tier})
+            rows.append({"question": question, "answer": total, "digits": digits, "tier": tier})
     for row in [r for r in rows if r["digits"] == 3][:TEACHER_THREE_DIGIT]:
         row["tier"] = 0
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -86,12 +92,17 @@ def curate(*args: str, cwd: Path) -> None:
     subprocess.run(command, cwd=cwd, check=True)
 
 
-def train(data: Path, start: Path, output: Path, max_steps: int, cwd: Path) -> dict[str, Any]:
-    if not (output / "training.json").exists():
-        command = [sys.executable, "-m", "curate.loop.tiny", "train", str(data), str(start)]
-        command += [str(output), "--max-steps", str(max_steps)]
-        subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return dict(json.loads((output / "training.json").read_text()))
+def start_training(
+    data: Path, start: Path, output: Path, max_steps: int, cwd: Path
+) -> subprocess.Popen[bytes] | None:
+    """The control arm's training for one round, in the background (None: already done)."""
+    if (output / "training.json").exists():
+        return None
+    command = [sys.executable, "-m", "curate.loop.tiny", "train", str(data), str(start)]
+    command += [str(output), "--max-steps", str(max_steps)]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log = (output.parent / f"{output.name}.log").open("w")
+    return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def evaluate(model: Path, work: Path, name: str, loop_dir: Path) -> dict[str, float]:
@@ -127,21 +138,34 @@ def main() -> None:
         build = [sys.executable, "-m", "curate.loop.tiny", "build", "base", "problems.jsonl"]
         subprocess.run(build, cwd=work, check=True)
     loop_dir = work / "loop"
-    rounds_ = str(args.rounds)
-    curate("loop", str(PIPELINE), "--rounds", rounds_, "--run-dir", str(loop_dir), cwd=work)
+    teacher_data = loop_dir / "round-0" / "train" / "data" / "train-00000-of-00001.parquet"
+    control: list[Path] = []
+    running: subprocess.Popen[bytes] | None = None
+    for number in range(args.rounds):  # the control arm trains on the other core meanwhile
+        rounds_ = str(number + 1)
+        curate("loop", str(PIPELINE), "--rounds", rounds_, "--run-dir", str(loop_dir), cwd=work)
+        if number == 0:
+            continue
+        steps = training_steps(loop_dir, number)
+        if running is not None:
+            running.wait()  # the control arm's models follow one another, like the loop's
+        start = control[-1] if control else loop_dir / "round-0" / "policy"
+        control.append(work / "control" / f"round-{number}")
+        running = start_training(teacher_data, start, control[-1], steps, work)
+    if running is not None:
+        running.wait()
     looped = {
         int(n): r for n, r in json.loads((loop_dir / "loop.json").read_text())["rounds"].items()
     }
     scores = {("loop", n): per_digit(loop_dir / f"round-{n}" / "eval") for n in looped}
-    start = Path(looped[0]["train"]["output"])
-    teacher_data = loop_dir / "round-0" / "train" / "data" / "train-00000-of-00001.parquet"
-    for number in range(1, len(looped)):
-        steps = json.loads((Path(looped[number]["train"]["output"]) / "training.json").read_text())
-        output = work / "control" / f"round-{number}"
-        train(teacher_data, start, output, int(steps["steps"]), work)
-        scores[("control", number)] = evaluate(output, work, f"control-eval-{number}", loop_dir)
-        start = output
+    for number, model in enumerate(control, start=1):
+        scores[("control", number)] = evaluate(model, work, f"control-eval-{number}", loop_dir)
     report(looped, scores, time.monotonic() - started)
+
+
+def training_steps(loop_dir: Path, number: int) -> int:
+    output = loop_dir / f"round-{number}" / "policy" / "training.json"
+    return int(json.loads(output.read_text())["steps"])
 
 
 def report(
