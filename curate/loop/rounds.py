@@ -204,7 +204,7 @@ def merge(root: Path, number: int, config: MergeConfig, sampler: Any) -> Path:
     if not parts:
         pl.DataFrame({"messages": [], "prompt": [], "completion": []}).write_parquet(path)
         return path
-    merged = _capped(pl.concat(parts, how="diagonal_relaxed"), config)
+    merged = _capped(_unflagged(pl.concat(parts, how="diagonal_relaxed"), config), config)
     rows = [
         sft_config(merged.filter(pl.col("rationalized") == flag)).with_columns(
             pl.lit(flag).alias("rationalized")
@@ -221,6 +221,14 @@ def _kept(rows: pl.DataFrame, rationalized: bool) -> pl.DataFrame:
         return rows
     kept = rows.filter(pl.col("dropped").is_null() & (pl.col("verdict") == "correct"))
     return kept.with_columns(pl.lit(rationalized).alias("rationalized"))
+
+
+def _unflagged(rows: pl.DataFrame, config: MergeConfig) -> pl.DataFrame:
+    """Rows without any of the borderline reasons the merge leaves out."""
+    if not config.exclude_flags or "borderline" not in rows.columns:
+        return rows
+    flagged = pl.col("borderline").list.eval(pl.element().is_in(config.exclude_flags)).list.any()
+    return rows.filter(~flagged.fill_null(False))
 
 
 def _capped(rows: pl.DataFrame, config: MergeConfig) -> pl.DataFrame:

@@ -68,6 +68,11 @@ class MergeConfig(Config):
         ge=0,
         description="Teacher (round 0) rows per policy row at most; null keeps them all.",
     )
+    exclude_flags: list[str] = Field(
+        default_factory=list,
+        description="Leave out traces marked borderline for these reasons, e.g. lucky_hit "
+        "(the only correct sample of several: often a right answer from wrong steps).",
+    )
 
 
 class Rationalize(Config):

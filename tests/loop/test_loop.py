@@ -247,3 +247,25 @@ def test_a_served_policy_is_started_for_its_round_and_stopped_after(
     with socket.socket() as probe:  # stopped once the round was done
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert "sk-policy-secret" not in result.output + saved
+
+
+def test_the_merge_can_leave_lucky_hits_out(recipe: Path, tmp_path: Path):
+    root = tmp_path / "loop"
+    assert loop(recipe, root, "--rounds", "1").exit_code == 0
+    ledger = pl.read_parquet(root / "round-0" / "ledger")
+    lucky = ledger.filter(
+        pl.col("dropped").is_null() & pl.col("borderline").list.contains("lucky_hit")
+    )
+    assert lucky.height > 0
+    every = pl.read_parquet(root / "round-0" / "train" / "data").height
+    raw = yaml.safe_load(recipe.read_text())
+    raw["loop"]["merge"]["exclude_flags"] = ["lucky_hit"]
+    recipe.write_text(yaml.safe_dump(raw))
+    assert loop(recipe, root, "--rounds", "1").exit_code == 0
+    left = pl.read_parquet(root / "round-0" / "train" / "data")
+    assert left.height < every
+    assert (
+        not set(left["problem_id"])
+        & set(lucky.filter(pl.col("round") == 0)["problem_id"].to_list())
+        or left.height == every - lucky.height
+    )
