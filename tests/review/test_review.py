@@ -129,6 +129,18 @@ def test_push_twice_then_answers_come_back_resolved(argilla_server, run_dir: Pat
     assert (counts["accepted"], counts["rejected"], counts["references_corrected"]) == (1, 1, 1)
 
 
+def choose(page, option: str, seconds: float = 60) -> None:
+    """Click an answer until the page shows it taken: on a busy machine a click can land
+    before the page is ready for it (clicking a taken answer again would clear it)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not page.locator(f"#{option}").is_checked():
+        assert time.monotonic() < deadline, f"the UI never took the answer {option}"
+        page.locator(f"label[for={option}]").click()
+        page.wait_for_timeout(300)
+
+
 def test_a_reviewer_answers_in_the_web_ui(argilla_server, run_dir: Path):
     """Headless Debian chromium driven by Playwright (from PyPI; it downloads no browser)."""
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -147,9 +159,11 @@ def test_a_reviewer_answers_in_the_web_ui(argilla_server, run_dir: Path):
         page.locator("input[type=password]").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_text(session.dataset_name).first.click()
-        page.locator("label[for=correct_correct]").click()
-        page.locator("label[for=reasoning_sound_5]").click()
-        page.get_by_role("button", name="Submit").click()
+        page.wait_for_load_state("networkidle")
+        submit = page.get_by_role("button", name="Submit")
+        choose(page, "correct_correct")  # over the verifier's suggestion, if there is one
+        choose(page, "reasoning_sound_5")
+        submit.click()
         page.wait_for_load_state("networkidle")
         browser.close()
     names = argilla.usernames(session.connection)
