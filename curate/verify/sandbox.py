@@ -154,6 +154,14 @@ def sweep(uid: int) -> None:
     """Kill every process running as a run's private uid (daemons, escaped forks, bombs);
     raise if some survive rather than let a later run share the user with them."""
     deadline = time.monotonic() + SWEEP_LIMIT_S
+    while True:
+        _kill_all(uid, deadline)
+        time.sleep(0.05)  # a fork caught mid-way shows up a moment later: look twice
+        if not processes_of(uid):
+            return
+
+
+def _kill_all(uid: int, deadline: float) -> None:
     while processes_of(uid):
         if time.monotonic() > deadline:
             left = processes_of(uid)
