@@ -48,20 +48,26 @@ def argilla_server(tmp_path_factory):
         os.environ["CURATE_HOME"] = old
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def write_recipe(root: Path, name: str, count: int, unboxed: float, extra: str = "") -> Path:
+    """A recipe over `count` math problems whose unboxed answers make borderline traces."""
     from tests.conftest import math_rows, write_jsonl
 
-    root = tmp_path_factory.mktemp("review-run")
-    problems = write_jsonl(root / "p.jsonl", math_rows(30))
+    problems = write_jsonl(root / "p.jsonl", math_rows(count))
     recipe = root / "r.yaml"
     recipe.write_text(
-        "name: rv\n"
+        f"name: {name}\n"
         f"source: {{kind: files, path: {problems}, columns: {{problem: question, id: uid}}}}\n"
-        "teacher: {backend: simulated, samples: 4, max_tokens: 512, unboxed_rate: 0.2}\n"
+        f"teacher: {{backend: simulated, samples: 4, max_tokens: 512, unboxed_rate: {unboxed}}}\n"
         "verify: {kind: math, workers: 1}\n"
-        "select: {policy: all_correct}\n"
+        "select: {policy: all_correct}\n" + extra
     )
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("review-run")
+    recipe = write_recipe(root, "rv", 30, 0.2)
     result = runner.invoke(app, ["run", str(recipe), "--run-dir", str(root / "run")])
     assert result.exit_code == 0, result.output
     waiting = len((root / "run" / "review" / "borderline.jsonl").read_text().splitlines())
@@ -211,18 +217,8 @@ def test_a_server_killed_mid_push_loses_nothing_and_duplicates_nothing(
     import signal
 
     from curate.review import argilla, local
-    from tests.conftest import math_rows, write_jsonl
 
-    problems = write_jsonl(tmp_path / "p.jsonl", math_rows(40))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(
-        "name: killed\n"
-        f"source: {{kind: files, path: {problems}, columns: {{problem: question, id: uid}}}}\n"
-        "teacher: {backend: simulated, samples: 4, max_tokens: 512, unboxed_rate: 0.3}\n"
-        "verify: {kind: math, workers: 1}\n"
-        "select: {policy: all_correct}\n"
-        "review: {push: never}\n"
-    )
+    recipe = write_recipe(tmp_path, "killed", 40, 0.3, "review: {push: never}\n")
     run_dir = tmp_path / "run"
     made = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
     assert made.exit_code == 0 and "not sent (review.push: never)" in made.output, made.output
