@@ -30,10 +30,11 @@ class Match:
 
     benchmark: str
     item: str
-    method: str  # ngram | exact | exact_masked
+    method: str  # ngram | exact | exact_masked | semantic
     score: float
     run: int = 0  # longest run of the item's n-grams found in the text, in words
     item_index: int = -1
+    rule: str | None = None  # set when the answers already decided the match
 
 
 @dataclass
@@ -52,10 +53,12 @@ class BenchmarkIndex:
     exact: dict[int, int] = field(default_factory=dict)  # text hash -> item
     masked: dict[int, int] = field(default_factory=dict)
     texts: list[str] | None = None  # only when built from files in this process
-    vectors: np.ndarray | None = None  # unit embeddings per item (semantic method)
+    vectors: np.ndarray | None = None  # unit embeddings of item parts (semantic method)
+    vector_items: np.ndarray | None = None  # the item of each vector (an item's are adjacent)
     vector_model: str | None = None
     answers: np.ndarray | None = None  # str per item, "" where none (or private)
     _filter: np.ndarray | None = None
+    _answer_counts: dict[str, int] | None = None
     _tables: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _sequence_positions: np.ndarray | None = None
 
@@ -135,6 +138,7 @@ class BenchmarkIndex:
                 exact=exact,
                 masked=masked,
                 vectors=vectors.astype(np.float16),
+                vector_items=self.vector_owners(),
                 answers=self.answers if self.answers is not None else np.array([], dtype=str),
             )
 
@@ -165,9 +169,29 @@ class BenchmarkIndex:
             exact={int(k): int(v) for k, v in data["exact"]},
             masked={int(k): int(v) for k, v in data["masked"]},
             vectors=data["vectors"].astype(np.float32) if data["vectors"].size else None,
+            vector_items=data["vector_items"] if "vector_items" in data.files else None,
             vector_model=meta.get("vector_model"),
             answers=_answers(data, len(data["item_ids"])),
         )
+
+    def vector_owners(self) -> np.ndarray:
+        """The item of each vector (one vector per item in packs that predate parts)."""
+        if self.vector_items is not None:
+            return self.vector_items
+        rows = 0 if self.vectors is None else len(self.vectors)
+        return np.arange(rows, dtype=np.int32)
+
+    def answer_counts(self) -> dict[str, int]:
+        """Items per answer spelling (an answer many items share says little)."""
+        if self._answer_counts is None:
+            from curate.decontam.answers import spelling
+
+            found = [spelling(str(a)) for a in (self.answers if self.answers is not None else [])]
+            self._answer_counts = {}
+            for text in found:
+                if text:
+                    self._answer_counts[text] = self._answer_counts.get(text, 0) + 1
+        return self._answer_counts
 
     def filter(self) -> np.ndarray:
         """A bitmap over the low bits of the index's n-grams (built once)."""

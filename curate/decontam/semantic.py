@@ -1,20 +1,27 @@
 """Semantic matching for paraphrased copies: sentence embeddings and cosine similarity.
 
 Needs the `semantic` extra (sentence-transformers and torch); imported only when used.
-N-gram methods miss nearly every rephrased copy; this one catches them, at the cost of
-an embedding model.
+N-gram methods miss nearly every rephrased copy; this one retrieves the nearest benchmark
+items, and the answers decide (a rephrase keeps its answer, an innocent neighbour
+does not).
+
+Each benchmark item is embedded whole and by its closing sentences (a rephrase often keeps
+the question and drops a long passage before it); an item's score is its best part's.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from curate.errors import RecipeError
 from curate.stage import Config
+
+SENTENCE_END = re.compile(r"(?<=[.?!:\"])\s+")
 
 
 class SemanticMethod(Config):
@@ -24,48 +31,111 @@ class SemanticMethod(Config):
         "sentence-transformers/all-MiniLM-L6-v2",
         description="Sentence-transformers model: a local folder or a Hub id.",
     )
-    threshold: float = Field(0.9, gt=0, le=1, description="Cosine that marks contamination.")
+    threshold: float = Field(
+        0.9, gt=0, le=1, description="Cosine that marks contamination by itself."
+    )
     borderline: float = Field(0.8, gt=0, le=1, description="Cosine that marks a row for review.")
+    same_answer: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Cosine at which a near item with the same distinctive answer is a copy "
+        "(answers: decide, and the row has a reference).",
+    )
+    common_answer: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="The same, for an answer that says little (two characters or fewer, or "
+        "shared by several benchmark items).",
+    )
+    candidates: int = Field(3, ge=1, description="Nearest benchmark items compared per text.")
     batch_size: int = Field(64, ge=1, description="Texts embedded at once.")
 
     volatile = frozenset({"batch_size"})
 
+    def floor(self) -> float:
+        """The lowest cosine any rule acts on."""
+        return min(self.same_answer, self.common_answer, self.borderline)
+
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+
+class SentenceEncoder:
+    def __init__(self, name: str) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise RecipeError(
+                "decontaminate.semantic needs the semantic extra: pip install 'curate[semantic]'"
+            ) from None
+        try:
+            self.model: Any = SentenceTransformer(name, device="cpu")
+        except (OSError, ValueError) as exc:
+            raise RecipeError(
+                f"decontaminate.semantic.model: cannot load {name!r} ({exc})"
+            ) from None
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
 
 @cache
-def load_model(name: str) -> Any:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise RecipeError(
-            "decontaminate.semantic needs the semantic extra: pip install 'curate[semantic]'"
-        ) from None
-    try:
-        return SentenceTransformer(name, device="cpu")
-    except (OSError, ValueError) as exc:
-        raise RecipeError(f"decontaminate.semantic.model: cannot load {name!r} ({exc})") from None
+def load_model(name: str) -> Encoder:
+    return SentenceEncoder(name)
 
 
 def embed(method: SemanticMethod, texts: list[str]) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text."""
-    model = load_model(method.model)
-    vectors = model.encode(
-        texts,
-        batch_size=method.batch_size,
-        normalize_embeddings=True,
-        show_progress_bar=False,
-        convert_to_numpy=True,
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    if not texts:
+        return np.empty((0, 0), np.float32)
+    return load_model(method.model).encode(texts, method.batch_size)
+
+
+def segments(text: str) -> list[str]:
+    """The parts of a benchmark item that are embedded: the whole text, and, when it has
+    several sentences, its last two and its last one."""
+    sentences = [part for part in SENTENCE_END.split(text.strip()) if part.strip()]
+    if len(sentences) < 2:
+        return [text]
+    return [text, " ".join(sentences[-2:]), sentences[-1]]
+
+
+def embed_items(method: SemanticMethod, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, owner item of each vector) for every part of every item."""
+    owners = [item for item, text in enumerate(texts) for _ in segments(text)]
+    parts = [part for text in texts for part in segments(text)]
+    return embed(method, parts), np.array(owners, np.int32)
 
 
 def nearest(
-    queries: np.ndarray, items: np.ndarray, chunk: int = 4096
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    count: int = 1,
+    chunk: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(best item, cosine) per query row."""
-    best = np.empty(len(queries), np.int64)
-    score = np.empty(len(queries), np.float32)
-    for start in range(0, len(queries), chunk):
-        sims = queries[start : start + chunk] @ items.T
-        best[start : start + chunk] = sims.argmax(axis=1)
-        score[start : start + chunk] = sims.max(axis=1)
+    """(items, cosines), each of shape (queries, count): the nearest items per query, best
+    first, an item scored by its best part. Parts of one item must be consecutive."""
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    items_of = owners[starts]
+    count = min(count, len(starts))
+    best = np.empty((len(queries), count), np.int64)
+    score = np.empty((len(queries), count), np.float32)
+    for first in range(0, len(queries), chunk):
+        sims = np.maximum.reduceat(queries[first : first + chunk] @ vectors.T, starts, axis=1)
+        top = np.argpartition(-sims, count - 1, axis=1)[:, :count]
+        top_scores = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_scores, axis=1)
+        best[first : first + chunk] = items_of[np.take_along_axis(top, order, axis=1)]
+        score[first : first + chunk] = np.take_along_axis(top_scores, order, axis=1)
     return best, score

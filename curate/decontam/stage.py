@@ -21,10 +21,11 @@ from pydantic import Field
 
 from curate import registry
 from curate.cores import available_cores
+from curate.decontam.answers import common, math_verify_same, same_answers
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
-from curate.decontam.semantic import SemanticMethod, embed, nearest
+from curate.decontam.semantic import SemanticMethod, embed, embed_items, nearest
 from curate.errors import RecipeError
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
@@ -126,7 +127,7 @@ def build_index(config: DecontamConfig) -> BenchmarkIndex:
     ngram = config.ngram or NgramMethod()
     index = BenchmarkIndex.build(items, ngram.n, ngram.tokens)
     if config.semantic is not None:
-        index.vectors = embed(config.semantic, [item.text for item in items])
+        index.vectors, index.vector_items = embed_items(config.semantic, [i.text for i in items])
         index.vector_model = config.semantic.model
     return index
 
@@ -161,11 +162,14 @@ class Decontaminator:
             self._counts[share] = self.index.informative_counts(share)
         return self._counts[share]
 
-    def matches(self, texts: list[str]) -> list[Match | None]:
-        """Each text's strongest match by any method, or None."""
+    def matches(
+        self, texts: list[str], references: list[str | None] | None = None
+    ) -> list[Match | None]:
+        """Each text's strongest match by any method, or None. With references (the texts'
+        final answers), near benchmark items with the same answer are copies."""
         best = self.lexical_matches(texts)
         if self.config.semantic is not None:
-            for row, match in self.semantic_matches(texts).items():
+            for row, match in self.semantic_matches(texts, references).items():
                 if RANK[self.verdict(match)] > RANK[self.verdict(best[row])]:
                     best[row] = match
         return best
@@ -196,7 +200,11 @@ class Decontaminator:
                 best[row] = match
         return best
 
-    def semantic_matches(self, texts: list[str]) -> dict[int, Match]:
+    def semantic_matches(
+        self, texts: list[str], references: list[str | None] | None = None
+    ) -> dict[int, Match]:
+        """The nearest item of each text within the borderline cosine and, where the text
+        has a reference, a near item (any of the candidates) with the same answer."""
         method = self.config.semantic
         assert method is not None
         index = self.index
@@ -205,17 +213,51 @@ class Decontaminator:
                 f"the benchmark index has no {method.model} vectors: rebuild it with "
                 "decontaminate.semantic set (curate decontam build --semantic)"
             )
-        items, scores = nearest(embed(method, texts), index.vectors)
-        return {
-            row: Match(
-                *index.item_label(int(item)),
-                "semantic",
-                round(float(score), 4),
-                item_index=int(item),
-            )
-            for row, (item, score) in enumerate(zip(items, scores, strict=True))
-            if score >= method.borderline
+        items, scores = nearest(
+            embed(method, texts), index.vectors, index.vector_owners(), method.candidates
+        )
+        found = {
+            row: self._semantic_match(int(items[row, 0]), float(scores[row, 0]))
+            for row in np.flatnonzero(scores[:, 0] >= method.borderline).tolist()
         }
+        if references is not None and self.config.answers == "decide":
+            found.update(self.same_answer_matches(items, scores, references))
+        return found
+
+    def same_answer_matches(
+        self, items: np.ndarray, scores: np.ndarray, references: list[str | None]
+    ) -> dict[int, Match]:
+        """Rows with a near item whose answer is the row's reference, nearest first; an
+        answer that says little needs a nearer item (common_answer) than one that says much
+        (same_answer). Spelling and numbers decide at once; math-verify looks at the rest
+        of the pairs only from common_answer up (it is slow, and far pairs are many)."""
+        method = self.config.semantic
+        assert method is not None
+        counts = self.index.answer_counts()
+        pairs: list[tuple[int, int, float, str, str]] = []
+        for row, reference in enumerate(references):
+            ours = str(reference or "").strip()
+            for item, score in zip(items[row].tolist(), scores[row].tolist(), strict=True):
+                gold = self.index.answer(item)
+                if ours and gold:
+                    needed = method.common_answer if common(gold, counts) else method.same_answer
+                    if score >= needed:
+                        pairs.append((row, item, score, ours, gold))
+        same = same_answers([(ours, gold) for *_, ours, gold in pairs], careful=False)
+        near = method.common_answer
+        open_near = [k for k, p in enumerate(pairs) if same[k] is None and p[2] >= near]
+        judged = math_verify_same([(pairs[k][3], pairs[k][4]) for k in open_near])
+        for k, verdict in zip(open_near, judged, strict=True):
+            same[k] = verdict
+        found: dict[int, Match] = {}
+        for (row, item, score, _, _), agree in zip(pairs, same, strict=True):
+            if agree and row not in found:
+                found[row] = self._semantic_match(item, score, "same_answer")
+        return found
+
+    def _semantic_match(self, item: int, score: float, rule: str | None = None) -> Match:
+        label = self.index.item_label(item)
+        return Match(*label, "semantic", round(score, 4), item_index=item, rule=rule)
 
     def exact_matches(self, words: Words) -> dict[int, Match]:
         index, found = self.index, {}
@@ -277,7 +319,8 @@ class Decontaminator:
         if match.method == "semantic":
             semantic = self.config.semantic
             assert semantic is not None
-            return "contaminated" if match.score >= semantic.threshold else "borderline"
+            strong = match.rule == "same_answer" or match.score >= semantic.threshold
+            return "contaminated" if strong else "borderline"
         if method.rule == "any" or match.score >= method.threshold:
             return "contaminated"
         return "borderline"
@@ -318,9 +361,15 @@ class DecontaminateStage(Stage):
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         checker = self.checker()
         best: list[Match | None] = [None] * frame.height
+        references = (
+            frame["reference"].cast(pl.String).to_list()
+            if self.config.answers == "decide" and "reference" in frame.columns
+            else None
+        )
         for field in self.config.fields:
             texts = frame[field].fill_null("").to_list()
-            for row, match in enumerate(checker.matches(texts)):
+            answers = references if field == "problem" else None
+            for row, match in enumerate(checker.matches(texts, answers)):
                 if match is not None and (best[row] is None or _stronger(match, best[row])):
                     best[row] = match
         verdicts: list[str] = [checker.verdict(m) for m in best]
@@ -364,7 +413,7 @@ class DecontaminateStage(Stage):
     ) -> list[str | None]:
         """What decides each match: the text alone, or (answers: decide) a strong non-exact
         match whose problem and benchmark item both have answers, by whether they agree."""
-        rules: list[str | None] = [None if m is None else "text" for m in best]
+        rules: list[str | None] = [None if m is None else (m.rule or "text") for m in best]
         if self.config.answers == "off" or "reference" not in frame.columns:
             return rules
         index = self.checker().index
@@ -374,6 +423,7 @@ class DecontaminateStage(Stage):
         ):
             gold = index.answer(match.item_index) if match is not None else None
             strong = verdict == "contaminated" and match is not None and match.method != "exact"
+            strong = strong and match is not None and match.rule is None
             if strong and gold and reference and str(reference).strip():
                 pairs.append((row, str(reference), gold))
         for (row, _, _), same in zip(
@@ -396,25 +446,6 @@ class DecontaminateStage(Stage):
             "excerpt": excerpt,
             "rule": rule,
         }
-
-
-def same_answers(pairs: list[tuple[str, str]]) -> list[bool | None]:
-    """For each (problem's reference, benchmark item's answer): whether they are the same
-    answer (math-verify equivalence, in the verifiers' worker processes), or None when the
-    checker cannot tell."""
-    if not pairs:
-        return []
-    from curate.verify.dispatch import Dispatcher, Item
-
-    dispatcher = Dispatcher("math", workers=1)
-    try:
-        judged = dispatcher.judge(
-            [Item(f"The final answer is $\\boxed{{{ours}}}$.", theirs) for ours, theirs in pairs]
-        )
-    finally:
-        dispatcher.close()
-    verdicts = [result.verdict for result, _ in judged]
-    return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
 
 
 def _stronger(new: Match, old: Match | None) -> bool:

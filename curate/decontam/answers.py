@@ -1,0 +1,85 @@
+"""Whether two final answers are the same: the decontamination and dedup answer rule.
+
+Two problems are one problem only if they also produce the same answer (the rule the LLM
+Decontaminator and NeMo-Skills use). Equal spellings and equal numbers are decided here at
+once; the rest goes to math-verify, the same equivalence the math verifier applies.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+NOISE = re.compile(r"\s+|\$|\\[!,;: ]|\\left|\\right|\\displaystyle|\^\\circ|\\%|%|\.$")
+WRAPPER = re.compile(r"^\\(?:boxed|text|mathrm|textbf)\{(.*)\}$")
+FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
+NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:/\d+)?$")
+
+
+def spelling(answer: str) -> str:
+    """The answer with layout, dollars, a box or text wrapper and case left out."""
+    text = NOISE.sub("", answer.strip())
+    while (inner := WRAPPER.match(text)) is not None:
+        text = inner.group(1)
+    return text.replace(",", "") if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text) else text.lower()
+
+
+def number(answer: str) -> Fraction | None:
+    """The answer as an exact number, when it is a plain integer, decimal or fraction."""
+    text = spelling(answer)
+    fraction = FRACTION.match(text)
+    if fraction:
+        sign, top, bottom = fraction.groups()
+        text = f"{sign}{top}/{bottom}"
+    if not NUMBER.match(text):
+        return None
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def quick_same(ours: str, theirs: str) -> bool | None:
+    """True or False where spelling or exact numbers decide, else None."""
+    if spelling(ours) == spelling(theirs):
+        return True
+    left, right = number(ours), number(theirs)
+    if left is not None and right is not None:
+        return left == right
+    return None
+
+
+def same_answers(pairs: list[tuple[str, str]], careful: bool = True) -> list[bool | None]:
+    """For each (ours, theirs): whether they are the same answer, or None when nothing can
+    tell. careful: what spelling and numbers leave open goes to math-verify (in the
+    verifiers' worker processes); otherwise it stays open."""
+    found = [quick_same(ours, theirs) for ours, theirs in pairs]
+    open_rows = [row for row, same in enumerate(found) if same is None]
+    if careful and open_rows:
+        judged = math_verify_same([pairs[row] for row in open_rows])
+        for row, same in zip(open_rows, judged, strict=True):
+            found[row] = same
+    return found
+
+
+def math_verify_same(pairs: list[tuple[str, str]]) -> list[bool | None]:
+    if not pairs:
+        return []
+    from curate.verify.dispatch import Dispatcher, Item
+
+    dispatcher = Dispatcher("math", workers=1)
+    try:
+        judged = dispatcher.judge(
+            [Item(f"The final answer is $\\boxed{{{ours}}}$.", theirs) for ours, theirs in pairs]
+        )
+    finally:
+        dispatcher.close()
+    verdicts = [result.verdict for result, _ in judged]
+    return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
+
+
+def common(answer: str, counts: dict[str, int], shared_by: int = 3) -> bool:
+    """An answer that says little on its own: one or two characters, or one that several
+    benchmark items share (counts: items per spelling)."""
+    text = spelling(answer)
+    return len(text) <= 2 or counts.get(text, 0) >= shared_by
