@@ -78,8 +78,14 @@ def math_verify_same(pairs: list[tuple[str, str]]) -> list[bool | None]:
     return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
 
 
-def common(answer: str, counts: dict[str, int], shared_by: int = 3) -> bool:
-    """An answer that says little on its own: one or two characters, or one that several
-    benchmark items share (counts: items per spelling)."""
+def strength(answer: str, counts: dict[str, int], common_from: int = 3, none_from: int = 10) -> str:
+    """How much an answer says on its own (counts: benchmark items per spelling):
+    "none" when many items share it ("True, False"; "2" in MATH-500), "common" for an
+    integer, two characters or fewer, or one a few items share, "distinctive" otherwise."""
     text = spelling(answer)
-    return len(text) <= 2 or counts.get(text, 0) >= shared_by
+    shared = counts.get(text, 0)
+    if shared >= none_from:
+        return "none"
+    if len(text) <= 2 or re.fullmatch(r"-?\d+", text) or shared >= common_from:
+        return "common"
+    return "distinctive"

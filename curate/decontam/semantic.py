@@ -36,7 +36,7 @@ class SemanticMethod(Config):
     )
     borderline: float = Field(0.8, gt=0, le=1, description="Cosine that marks a row for review.")
     same_answer: float = Field(
-        0.5,
+        0.45,
         gt=0,
         le=1,
         description="Cosine at which a near item with the same distinctive answer is a copy "
@@ -46,10 +46,10 @@ class SemanticMethod(Config):
         0.7,
         gt=0,
         le=1,
-        description="The same, for an answer that says little (two characters or fewer, or "
-        "shared by several benchmark items).",
+        description="The same, for an answer that says little (an integer, two characters "
+        "or fewer, or one 3 to 9 benchmark items share; from 10 items on, the borderline cosine).",
     )
-    candidates: int = Field(3, ge=1, description="Nearest benchmark items compared per text.")
+    candidates: int = Field(5, ge=1, description="Nearest benchmark items compared per text.")
     batch_size: int = Field(64, ge=1, description="Texts embedded at once.")
 
     volatile = frozenset({"batch_size"})

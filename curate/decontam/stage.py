@@ -21,7 +21,7 @@ from pydantic import Field
 
 from curate import registry
 from curate.cores import available_cores
-from curate.decontam.answers import common, math_verify_same, same_answers
+from curate.decontam.answers import math_verify_same, same_answers, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
@@ -229,20 +229,25 @@ class Decontaminator:
     ) -> dict[int, Match]:
         """Rows with a near item whose answer is the row's reference, nearest first; an
         answer that says little needs a nearer item (common_answer) than one that says much
-        (same_answer). Spelling and numbers decide at once; math-verify looks at the rest
-        of the pairs only from common_answer up (it is slow, and far pairs are many)."""
+        (same_answer), and one that many items share only turns a borderline match into a
+        copy. Spelling and numbers
+        decide at once; math-verify looks at the rest of the pairs only from common_answer up
+        (it is slow, and far pairs are many)."""
         method = self.config.semantic
         assert method is not None
         counts = self.index.answer_counts()
+        needed = {
+            "distinctive": method.same_answer,
+            "common": method.common_answer,
+            "none": method.borderline,
+        }
         pairs: list[tuple[int, int, float, str, str]] = []
         for row, reference in enumerate(references):
             ours = str(reference or "").strip()
             for item, score in zip(items[row].tolist(), scores[row].tolist(), strict=True):
                 gold = self.index.answer(item)
-                if ours and gold:
-                    needed = method.common_answer if common(gold, counts) else method.same_answer
-                    if score >= needed:
-                        pairs.append((row, item, score, ours, gold))
+                if ours and gold and score >= needed[strength(gold, counts)]:
+                    pairs.append((row, item, score, ours, gold))
         same = same_answers([(ours, gold) for *_, ours, gold in pairs], careful=False)
         near = method.common_answer
         open_near = [k for k, p in enumerate(pairs) if same[k] is None and p[2] >= near]
