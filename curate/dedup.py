@@ -39,6 +39,11 @@ class DedupConfig(Config):
     near: NearDuplicates | None = Field(
         default_factory=NearDuplicates, description="Near-duplicate removal (null: off)."
     )
+    answers: bool = Field(
+        True,
+        description="Near-duplicates whose references are both there and differ (by "
+        "spelling, number or math-verify) are two problems and stay apart.",
+    )
 
 
 def signatures(texts: list[str], near: NearDuplicates, chunk: int = 4096) -> np.ndarray:
@@ -119,6 +124,37 @@ def number_keys(texts: list[str]) -> list[tuple[str, ...]]:
     return [tuple(NUMBER.findall(text)) for text in texts]
 
 
+def agreeing(pairs: list[tuple[int, int]], references: list[str | None]) -> list[tuple[int, int]]:
+    """The pairs whose answers do not contradict each other (a pair where either lacks a
+    reference, or where nothing can tell, stays a pair)."""
+    from curate.decontam.answers import same_answers
+
+    both = [k for k, (a, b) in enumerate(pairs) if references[a] and references[b]]
+    same = same_answers(
+        [(str(references[pairs[k][0]]), str(references[pairs[k][1]])) for k in both]
+    )
+    apart = {k for k, verdict in zip(both, same, strict=True) if verdict is False}
+    return [pair for k, pair in enumerate(pairs) if k not in apart]
+
+
+def merge_agreeing(
+    groups: UnionFind, pairs: list[tuple[int, int]], references: list[str | None]
+) -> None:
+    """Union the pairs, except where the two groups already hold answers that differ (a
+    row without a reference must not join two problems with different answers)."""
+    from curate.decontam.answers import quick_same
+
+    answer: dict[int, str] = {}
+    for first, other in pairs:
+        a, b = groups.find(first), groups.find(other)
+        ours = answer.get(a) or references[a] or ""
+        theirs = answer.get(b) or references[b] or ""
+        if a == b or (ours and theirs and quick_same(ours, theirs) is False):
+            continue
+        groups.union(a, b)
+        answer[groups.find(a)] = ours or theirs
+
+
 @registry.stages.register("dedup")
 class DedupStage(Stage):
     """Exact and near-duplicate problems (numbers kept); the best copy stays, others get dup_of."""
@@ -143,8 +179,12 @@ class DedupStage(Stage):
         if self.config.near is not None and len(texts) > 1:
             near = self.config.near
             pairs = near_duplicate_pairs(signatures(texts, near), near, number_keys(texts))
-            for first, other in pairs:
-                groups.union(first, other)
+            if self.config.answers and "reference" in frame.columns:
+                references = frame["reference"].cast(pl.String).to_list()
+                merge_agreeing(groups, agreeing(pairs, references), references)
+            else:
+                for first, other in pairs:
+                    groups.union(first, other)
         return self._mark(frame, groups, hashes)
 
     def _mark(self, frame: pl.DataFrame, groups: UnionFind, hashes: list[int]) -> pl.DataFrame:

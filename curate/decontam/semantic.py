@@ -11,8 +11,10 @@ the question and drops a long passage before it); an item's score is its best pa
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,6 +59,19 @@ class SemanticMethod(Config):
     def floor(self) -> float:
         """The lowest cosine any rule acts on."""
         return min(self.same_answer, self.common_answer, self.borderline)
+
+
+def unavailable(model: str) -> str | None:
+    """Why the model cannot be used here without a download, or None when it can."""
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return "sentence-transformers is not installed (pip install 'curate[semantic]')"
+    if Path(model).expanduser().is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return None
+    return f"{model} is not on this machine (download it once, or name a local folder)"
 
 
 class Encoder(Protocol):

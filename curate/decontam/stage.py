@@ -11,6 +11,7 @@ row borderline, for review.
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -25,8 +26,8 @@ from curate.decontam.answers import math_verify_same, same_answers, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
-from curate.decontam.semantic import SemanticMethod, embed, embed_items, nearest
-from curate.errors import RecipeError
+from curate.decontam.semantic import SemanticMethod, embed, embed_items, nearest, unavailable
+from curate.errors import CurateWarning, RecipeError
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
 
@@ -74,6 +75,22 @@ class NgramMethod(Config):
 class DecontamConfig(Config):
     """Which benchmarks to check against, how, and in which columns."""
 
+    def method(self) -> SemanticMethod | None:
+        """The semantic method, once `auto` is resolved (unresolved: off)."""
+        return self.semantic if isinstance(self.semantic, SemanticMethod) else None
+
+    def resolved(self, index: str | None = None) -> tuple[DecontamConfig, str | None]:
+        """This config with `auto` replaced by the semantic method or by off, and why off."""
+        if self.semantic != "auto":
+            return self, None
+        method = SemanticMethod()
+        reason = unavailable(method.model)
+        if reason is None and index is not None:
+            vector_model = BenchmarkIndex.load(Path(index)).vector_model
+            if vector_model != method.model:
+                reason = f"the index pack {index} has no {method.model} vectors"
+        return self.model_copy(update={"semantic": None if reason else method}), reason
+
     benchmarks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BENCHMARKS), description="Benchmark names."
     )
@@ -87,8 +104,11 @@ class DecontamConfig(Config):
         default_factory=lambda: list[Field_](["problem"]), description="Columns checked."
     )
     ngram: NgramMethod | None = Field(default_factory=NgramMethod, description="N-gram method.")
-    semantic: SemanticMethod | None = Field(
-        None, description="Embedding similarity for paraphrases (extra: semantic; null: off)."
+    semantic: SemanticMethod | Literal["auto"] | None = Field(
+        "auto",
+        description="Embedding similarity for paraphrases (extra: semantic). auto: on with "
+        "the default model when it is on this machine, else off with a warning; a mapping: "
+        "on; null: off.",
     )
     exact: bool = Field(True, description="Exact match after normalisation.")
     masked_numbers: Literal["contaminated", "borderline", "off"] = Field(
@@ -126,9 +146,10 @@ def build_index(config: DecontamConfig) -> BenchmarkIndex:
         raise BenchmarkUnavailable(names, missing[0].reason)
     ngram = config.ngram or NgramMethod()
     index = BenchmarkIndex.build(items, ngram.n, ngram.tokens)
-    if config.semantic is not None:
-        index.vectors, index.vector_items = embed_items(config.semantic, [i.text for i in items])
-        index.vector_model = config.semantic.model
+    method = config.method()
+    if method is not None:
+        index.vectors, index.vector_items = embed_items(method, [i.text for i in items])
+        index.vector_model = method.model
     return index
 
 
@@ -168,7 +189,7 @@ class Decontaminator:
         """Each text's strongest match by any method, or None. With references (the texts'
         final answers), near benchmark items with the same answer are copies."""
         best = self.lexical_matches(texts)
-        if self.config.semantic is not None:
+        if self.config.method() is not None:
             for row, match in self.semantic_matches(texts, references).items():
                 if RANK[self.verdict(match)] > RANK[self.verdict(best[row])]:
                     best[row] = match
@@ -205,7 +226,7 @@ class Decontaminator:
     ) -> dict[int, Match]:
         """The nearest item of each text within the borderline cosine and, where the text
         has a reference, a near item (any of the candidates) with the same answer."""
-        method = self.config.semantic
+        method = self.config.method()
         assert method is not None
         index = self.index
         if index.vectors is None or index.vector_model != method.model:
@@ -233,7 +254,7 @@ class Decontaminator:
         copy. Spelling and numbers
         decide at once; math-verify looks at the rest of the pairs only from common_answer up
         (it is slow, and far pairs are many)."""
-        method = self.config.semantic
+        method = self.config.method()
         assert method is not None
         counts = self.index.answer_counts()
         needed = {
@@ -322,7 +343,7 @@ class Decontaminator:
             return "contaminated" if self.config.masked_numbers == "contaminated" else "borderline"
         method = self.config.ngram or NgramMethod()
         if match.method == "semantic":
-            semantic = self.config.semantic
+            semantic = self.config.method()
             assert semantic is not None
             strong = match.rule == "same_answer" or match.score >= semantic.threshold
             return "contaminated" if strong else "borderline"
@@ -356,11 +377,21 @@ class DecontaminateStage(Stage):
             for p in paths
             if Path(p).exists()
         ]
+        if self.config.semantic == "auto":  # on or off by what this machine has
+            stamps.append(f"semantic:{unavailable(SemanticMethod().model) is None}")
         return stable_hash(super().identity(), *stamps)
 
     def checker(self) -> Decontaminator:
         if self._checker is None:
-            self._checker = Decontaminator(self.config, build_index(self.config))
+            config, off = self.config.resolved(self.config.index)
+            if off:
+                warnings.warn(
+                    f"decontaminate: semantic matching is off: {off}; rephrased copies whose "
+                    "words changed go unnoticed (decontaminate.semantic: null: off, quietly)",
+                    CurateWarning,
+                    stacklevel=2,
+                )
+            self._checker = Decontaminator(config, build_index(config))
         return self._checker
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:

@@ -140,3 +140,34 @@ def test_without_a_reference_the_text_rules_decide(tmp_path: Path):
     loaded = BenchmarkIndex.load(pack)
     assert loaded.vector_owners().tolist() == stage.checker().index.vector_owners().tolist()
     assert len(set(loaded.vector_owners().tolist())) == len(BENCH)
+
+
+def test_semantic_matching_is_on_by_default_where_its_model_is(tmp_path: Path, monkeypatch):
+    import curate.decontam.stage as decontam
+
+    config = DecontamConfig()
+    assert config.semantic == "auto"
+    monkeypatch.setattr(decontam, "unavailable", lambda model: None)
+    resolved, off = config.resolved()
+    assert off is None and resolved.method() is not None
+    pack = tmp_path / "pack.npz"
+    BenchmarkIndex.build([]).save(pack)  # a pack built without vectors
+    resolved, off = config.resolved(str(pack))
+    assert resolved.method() is None and off is not None and str(pack) in off
+    monkeypatch.setattr(decontam, "unavailable", lambda model: "not here")
+    assert config.resolved()[1] == "not here"
+    assert DecontamConfig(semantic=None).resolved() == (DecontamConfig(semantic=None), None)
+
+
+def test_a_run_without_the_model_says_semantic_matching_is_off(tmp_path: Path, monkeypatch):
+    import curate.decontam.stage as decontam
+
+    monkeypatch.setattr(decontam, "unavailable", lambda model: "no model here")
+    path = write_jsonl(tmp_path / "bench.jsonl", BENCH)
+    stage = DecontaminateStage(
+        DecontamConfig(benchmarks=["math500"], files={"math500": str(path)}),
+        StageContext(tmp_path),
+    )
+    with pytest.warns(UserWarning, match="semantic matching is off: no model here"):
+        out = stage.process(frame((BENCH[0]["problem"], "72")))
+    assert out["contaminated"].to_list() == [True]  # the other methods still run

@@ -75,3 +75,21 @@ def test_short_problems_differing_in_one_number_stay_apart():
         "Find the least common multiple (LCM) of these numbers: 11, 69 .",
     ]
     assert dedup(problems)["dup_of"].to_list() == [None, None, "p0"]
+
+
+def test_near_duplicates_must_agree_on_their_answers():
+    """Same words, another answer: two problems (a variant asking for another quantity, or
+    a copy whose reference was corrected); equal answers in other spellings still merge."""
+    asks_product = LONG.replace("the sum", "the product")
+    problems = [LONG + ".", LONG + " please.", LONG + " now.", asks_product, LONG + " here."]
+    out = dedup(problems, references=["5", "\\frac{10}{2}", "6", "6", None])
+    # p1 agrees with p0 (5 = 10/2); p2 says 6: kept apart; p3 is another problem, kept;
+    # p4 has no reference: it merges with the group
+    assert out["dup_of"].to_list() == [None, "p0", None, None, "p0"]
+    merged = dedup(problems, references=["5", "\\frac{10}{2}", "6", "6", None], answers=False)
+    assert merged["dup_of"].to_list()[:3] == [None, "p0", "p0"]
+
+
+def test_a_row_without_an_answer_does_not_join_two_answers():
+    out = dedup([LONG + ".", LONG + " please.", LONG + " now."], references=["5", None, "7"])
+    assert out["dup_of"].to_list() == [None, "p0", None]  # 5 and 7 never in one group
