@@ -12,6 +12,7 @@ the question and drops a long passage before it); an item's score is its best pa
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from curate.errors import RecipeError
+from curate.records import stable_hash
 from curate.stage import Config
 
 SENTENCE_END = re.compile(r"(?<=[.?!:\"])\s+")
@@ -126,10 +128,29 @@ def segments(text: str) -> list[str]:
 
 
 def embed_items(method: SemanticMethod, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(vectors, owner item of each vector) for every part of every item."""
+    """(vectors, owner item of each vector) for every part of every item. Kept on disk by
+    model and texts (CURATE_HOME, else ~/.cache/curate), so a run embeds a benchmark once."""
     owners = [item for item, text in enumerate(texts) for _ in segments(text)]
     parts = [part for text in texts for part in segments(text)]
-    return embed(method, parts), np.array(owners, np.int32)
+    local = Path(method.model).expanduser()
+    stamp = str(local.stat().st_mtime_ns) if local.exists() else ""
+    path = vector_cache() / f"{stable_hash(method.model, stamp, *parts, size=16)}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(parts):
+            return vectors.astype(np.float32), np.array(owners, np.int32)
+    vectors = embed(method, parts).astype(np.float16).astype(np.float32)  # as kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(partial, "wb") as handle:
+        np.save(handle, vectors.astype(np.float16))
+    partial.replace(path)
+    return vectors, np.array(owners, np.int32)
+
+
+def vector_cache() -> Path:
+    root = os.environ.get("CURATE_HOME") or Path.home() / ".cache" / "curate"
+    return Path(root) / "vectors"
 
 
 def nearest(

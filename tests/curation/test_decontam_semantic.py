@@ -171,3 +171,23 @@ def test_a_run_without_the_model_says_semantic_matching_is_off(tmp_path: Path, m
     with pytest.warns(UserWarning, match="semantic matching is off: no model here"):
         out = stage.process(frame((BENCH[0]["problem"], "72")))
     assert out["contaminated"].to_list() == [True]  # the other methods still run
+
+
+def test_benchmark_vectors_are_embedded_once(tmp_path: Path, monkeypatch):
+    import curate.decontam.semantic as semantic
+
+    monkeypatch.setenv("CURATE_HOME", str(tmp_path))
+    calls: list[int] = []
+
+    def fake_embed(method, texts):  # stands in for the model: a vector per text
+        calls.append(len(texts))
+        return np.eye(len(texts), 8, dtype=np.float32)
+
+    monkeypatch.setattr(semantic, "embed", fake_embed)
+    method = semantic.SemanticMethod(model="some/model")
+    first = semantic.embed_items(method, [PASSAGE, "What is 2 + 2?"])
+    again = semantic.embed_items(method, [PASSAGE, "What is 2 + 2?"])
+    assert calls == [4]  # three parts of the passage, one of the short item; then the cache
+    assert np.array_equal(first[0], again[0]) and again[1].tolist() == [0, 0, 0, 1]
+    semantic.embed_items(semantic.SemanticMethod(model="other/model"), [PASSAGE])
+    assert calls == [4, 3]
