@@ -25,6 +25,7 @@ def build_report(table: pa.Table) -> dict[str, Any]:
         lambda: {
             "contaminated": 0,
             "borderline": 0,
+            "cleared": 0,
             "by_method": Counter(),
             "by_rule": Counter(),
             "matches": [],
@@ -36,23 +37,27 @@ def build_report(table: pa.Table) -> dict[str, Any]:
             continue
         entry = per[match["benchmark"]]
         flagged = bool(row.get("contaminated"))
-        entry["contaminated" if flagged else "borderline"] += 1
+        cleared = match.get("rule") == "judge_different"  # the judge found another problem
+        entry["contaminated" if flagged else ("cleared" if cleared else "borderline")] += 1
         entry["by_method"][match["method"]] += 1
         entry["by_rule"][match.get("rule") or "text"] += 1
-        entry["matches"].append(_pair(row, match, flagged))
+        entry["matches"].append(_pair(row, match, flagged, cleared))
     return {
         name: {**entry, "by_method": dict(entry["by_method"]), "by_rule": dict(entry["by_rule"])}
         for name, entry in sorted(per.items())
     }
 
 
-def _pair(row: dict[str, Any], match: dict[str, Any], flagged: bool) -> dict[str, Any]:
+def _pair(
+    row: dict[str, Any], match: dict[str, Any], flagged: bool, cleared: bool
+) -> dict[str, Any]:
     spec = BENCHMARKS.get(match["benchmark"])
     private = spec is not None and spec.private
     problem = row.get("problem") or ""
     return {
         "problem_id": row.get("problem_id"),
-        "verdict": "contaminated" if flagged else "borderline",
+        "verdict": "contaminated" if flagged else ("cleared" if cleared else "borderline"),
+        "judge": match.get("judge"),  # the LLM judge's reasoning, where it was asked
         "method": match["method"],
         "rule": match.get("rule") or "text",  # what decided: the text, or the answers
         "score": match["score"],

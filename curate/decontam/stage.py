@@ -25,9 +25,12 @@ from curate.cores import available_cores
 from curate.decontam.answers import math_verify_same, same_answers, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
+from curate.decontam.judge import CACHE_FILE as JUDGE_CACHE
+from curate.decontam.judge import Judge, Pair, judge_config
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
 from curate.decontam.semantic import SemanticMethod, embed, embed_items, nearest, unavailable
 from curate.errors import CurateWarning, RecipeError
+from curate.generate.cache import SampleCache
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
 
@@ -42,6 +45,7 @@ CONTAMINATION = pl.Struct(
         "run": pl.Int64,
         "excerpt": pl.String,
         "rule": pl.String,
+        "judge": pl.String,
     }
 )
 
@@ -123,6 +127,12 @@ class DecontamConfig(Config):
     siblings: Literal["keep", "drop"] = Field(
         "keep",
         description="A sibling is kept and marked borderline (benchmark_sibling), or dropped.",
+    )
+    judge: dict[str, Any] | None = Field(
+        None,
+        description="An LLM judge for the borderline band: a teacher section (backend, "
+        "model, base_url, ...) asked whether each pair is the same problem with the same "
+        "answer; SAME drops the row, DIFFERENT clears it, its reasoning is kept (null: off).",
     )
     masked_min_words: int = Field(
         12,
@@ -368,6 +378,7 @@ class DecontaminateStage(Stage):
         super().__init__(config, context)
         self.reads = tuple(config.fields)
         self._checker: Decontaminator | None = None
+        self.judge_config = judge_config(config.judge) if config.judge is not None else None
 
     def identity(self) -> str:
         """Changes when a benchmark file or the index pack changes, not only the config."""
@@ -392,6 +403,11 @@ class DecontaminateStage(Stage):
                     stacklevel=2,
                 )
             self._checker = Decontaminator(config, build_index(config))
+            if self.judge_config is not None and self._checker.index.texts is None:
+                raise RecipeError(
+                    "decontaminate.judge needs the benchmark text, which index packs leave "
+                    "out: name the benchmarks (or files) instead of an index pack"
+                )
         return self._checker
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -410,10 +426,11 @@ class DecontaminateStage(Stage):
                     best[row] = match
         verdicts: list[str] = [checker.verdict(m) for m in best]
         rules = self._rules(frame, best, verdicts)
-        siblings = [rule == "different_answer" for rule in rules]
-        for index, sibling in enumerate(siblings):
-            if sibling:  # a sibling, not a copy: another problem on the same template
+        for index, rule in enumerate(rules):
+            if rule == "different_answer":  # a sibling, not a copy: same template, another problem
                 verdicts[index] = "borderline"
+        reasons = self._judge(frame, best, verdicts, rules)
+        siblings = [rule == "different_answer" for rule in rules]
         for verdict, rule in zip(verdicts, rules, strict=True):
             self.counts[verdict] += 1
             self.counts[f"rule_{rule}"] += rule is not None
@@ -426,7 +443,7 @@ class DecontaminateStage(Stage):
             pl.Series("contaminated", [v == "contaminated" for v in verdicts], pl.Boolean),
             pl.Series(
                 "contamination",
-                [self._record(m, r) for m, r in zip(best, rules, strict=True)],
+                [self._record(*entry) for entry in zip(best, rules, reasons, strict=True)],
                 CONTAMINATION,
             ),
             _append_flag(frame.with_columns(flags), siblings, "benchmark_sibling"),
@@ -469,7 +486,45 @@ class DecontaminateStage(Stage):
                 rules[row] = "same_answer" if same else "different_answer"
         return rules
 
-    def _record(self, match: Match | None, rule: str | None) -> dict[str, Any] | None:
+    def _judge(
+        self, frame: pl.DataFrame, best: list[Match | None], verdicts: list[str], rules: list[Any]
+    ) -> list[str | None]:
+        """Put the borderline pairs to the judge (never a private benchmark's): SAME makes
+        the row contaminated, DIFFERENT clean; verdicts and rules change in place. Returns
+        the judge's reasoning per row."""
+        reasons: list[str | None] = [None] * len(best)
+        index = self.checker().index
+        rows = [
+            row
+            for row, (verdict, match) in enumerate(zip(verdicts, best, strict=True))
+            if verdict == "borderline" and match is not None and not index.private(match.item_index)
+        ]
+        if self.judge_config is None or not rows or index.texts is None:
+            return reasons
+        problems = frame["problem"].cast(pl.String).to_list()
+        references = (
+            frame["reference"].cast(pl.String).to_list()
+            if "reference" in frame.columns
+            else [None] * frame.height
+        )
+        pairs = []
+        for row in rows:
+            item = best[row].item_index  # type: ignore[union-attr]
+            pairs.append(
+                Pair(problems[row], references[row], index.texts[item], index.answer(item))
+            )
+        judge = Judge(self.judge_config, SampleCache(self.context.cache_dir / JUDGE_CACHE))
+        for row, judgement in zip(rows, judge.ask(pairs), strict=True):
+            reasons[row] = judgement.reasoning
+            self.counts["judged"] += 1
+            if judgement.same is not None:
+                verdicts[row] = "contaminated" if judgement.same else "clean"
+                rules[row] = "judge_same" if judgement.same else "judge_different"
+        return reasons
+
+    def _record(
+        self, match: Match | None, rule: str | None, judge: str | None = None
+    ) -> dict[str, Any] | None:
         if match is None:
             return None
         excerpt = self.checker().index.excerpt(match.item_index)
@@ -481,6 +536,7 @@ class DecontaminateStage(Stage):
             "run": match.run,
             "excerpt": excerpt,
             "rule": rule,
+            "judge": judge,
         }
 
 

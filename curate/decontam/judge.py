@@ -1,0 +1,131 @@
+"""An optional LLM judge for decontamination's borderline band.
+
+For each borderline pair (a training problem and the benchmark item it matched) a model is
+asked whether the two are the same problem with the same answer, as the LLM Decontaminator
+does; its reasoning is kept with the match. It goes through the same backends and request
+cache as generation, so a rerun asks nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from curate import registry
+from curate.errors import RecipeError
+from curate.generate.base import Backend, Request, Sample, TeacherConfig
+from curate.generate.cache import SampleCache
+from curate.recipe import union_of
+
+CACHE_FILE = "decontam_judge.sqlite"
+SYSTEM = (
+    "You check training data for copies of benchmark questions. Two problems count as the "
+    "same when they ask for the same thing about the same objects and quantities and have "
+    "the same answer, however differently they are worded. Problems on the same template "
+    "with other numbers, or asking for another quantity, are different."
+)
+QUESTION = (
+    "Problem A (training data):\n{ours}\nIts answer: {ours_answer}\n\n"
+    "Problem B (benchmark):\n{theirs}\nIts answer: {theirs_answer}\n\n"
+    "Are A and B the same problem? Reason briefly, then end with one line: "
+    "'Verdict: SAME' or 'Verdict: DIFFERENT'."
+)
+VERDICT = re.compile(r"verdict\W*(same|different)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One borderline match put to the judge."""
+
+    ours: str
+    ours_answer: str | None
+    theirs: str
+    theirs_answer: str | None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    same: bool | None  # None: the reply had no verdict, or the request failed
+    reasoning: str
+
+
+def judge_config(section: dict[str, Any]) -> TeacherConfig:
+    """The judge section as a teacher section of its backend (one sample, temperature 0
+    unless it says otherwise)."""
+    settings = {"temperature": 0.0, "max_tokens": 1024, **section, "samples": 1}
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        union_of([b.config_class for _, b in registry.backends.items()], "backend")
+    )
+    try:
+        config = adapter.validate_python(settings)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"][1:] or problem["loc"])
+        raise RecipeError(f"decontaminate.judge.{where}: {problem['msg']}") from None
+    assert isinstance(config, TeacherConfig)
+    return config
+
+
+class Judge:
+    """Asks the judge model about pairs, through the request cache."""
+
+    def __init__(self, config: TeacherConfig, cache: SampleCache) -> None:
+        self.config = config
+        self.cache = cache
+
+    def messages(self, pair: Pair) -> list[dict[str, str]]:
+        question = QUESTION.format(
+            ours=pair.ours,
+            ours_answer=pair.ours_answer or "(not given)",
+            theirs=pair.theirs,
+            theirs_answer=pair.theirs_answer or "(not given)",
+        )
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+    def ask(self, pairs: list[Pair]) -> list[Judgement]:
+        backend: Backend = registry.backends.get(self.config.backend)(self.config)
+        requests = [
+            Request(str(k), messages, [0], backend.gen_key(messages))
+            for k, messages in enumerate(self.messages(pair) for pair in pairs)
+        ]
+        cached = self.cache.get_many(r.gen_key for r in requests)
+        missing = [r for r in requests if (r.gen_key, 0) not in cached]
+        if missing:
+            if getattr(backend, "offline", False):
+                fresh = list(zip(missing, backend.sample_batch(missing), strict=True))  # type: ignore[attr-defined]
+            else:
+                fresh = asyncio.run(self._ask(backend, missing))
+            for request, samples in fresh:
+                if samples and samples[0].error is None:
+                    self.cache.put(request.gen_key, samples[0])
+                cached[(request.gen_key, 0)] = samples[0]
+        return [reading(cached.get((r.gen_key, 0))) for r in requests]
+
+    async def _ask(
+        self, backend: Backend, requests: list[Request]
+    ) -> list[tuple[Request, list[Sample]]]:
+        limit = asyncio.Semaphore(self.config.max_concurrency)
+
+        async def one(request: Request) -> tuple[Request, list[Sample]]:
+            async with limit:
+                return request, await backend.sample(request)
+
+        try:
+            return await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            await backend.aclose()
+
+
+def reading(sample: Sample | None) -> Judgement:
+    """The verdict in a reply: its last 'Verdict: SAME|DIFFERENT' line."""
+    if sample is None or sample.error:
+        return Judgement(None, f"no reply ({sample.error if sample else 'missing'})")
+    text = "\n".join(part for part in (sample.reasoning, sample.completion) if part)
+    found = VERDICT.findall(text)
+    if not found:
+        return Judgement(None, text.strip())
+    return Judgement(found[-1].lower() == "same", text.strip())
