@@ -169,6 +169,16 @@ class DedupStage(Stage):
     config: DedupConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Duplicates among the distinct problems; every trace of a problem (existing traces
+        repeat it) gets its problem's result."""
+        problems = frame.unique("problem_id", keep="first", maintain_order=True)
+        if problems.height == frame.height:
+            return self._problems(frame)
+        marked = self._problems(problems).select("problem_id", "dup_of", "dropped")
+        rest = frame.drop([c for c in ("dup_of", "dropped") if c in frame.columns])
+        return rest.join(marked, on="problem_id", how="left", maintain_order="left")
+
+    def _problems(self, frame: pl.DataFrame) -> pl.DataFrame:
         texts = frame["problem"].fill_null("").to_list()
         hashes = text_hashes(texts)
         groups = UnionFind(len(texts))

@@ -29,7 +29,8 @@ CONTAMINATION = pa.struct(
         ("score", pa.float64()),
         ("run", pa.int64()),  # longest run of the item's n-grams, in words
         ("excerpt", pa.string()),  # the item's text, for audit (never for private benchmarks)
-        ("rule", pa.string()),  # what decided: text, same_answer, different_answer
+        ("rule", pa.string()),  # what decided: text, same_answer, different_answer, judge_*
+        ("judge", pa.string()),  # the LLM judge's reasoning, where it was asked
     ]
 )
 REVIEW = pa.struct(

@@ -67,10 +67,15 @@ class RunPlan:
         return count
 
 
+# What a source of existing traces provides besides the problem columns.
+SOURCE_TRACE_FIELDS = {"sample_idx", "round", "model", "reasoning", "completion", "finish_reason"}
+
+
 def build_stages(recipe: Any, context: StageContext) -> list[Stage]:
     """The recipe's stages, configured, in order; their columns checked before any work."""
     stages = [_make_stage(name, recipe, context) for name in stage_names(recipe)]
-    check_columns(stages)
+    traces = SOURCE_TRACE_FIELDS if recipe.source.traces() else set()
+    check_columns(stages, set(PROBLEM_SCHEMA.names) | traces)
     return stages
 
 
@@ -159,6 +164,7 @@ def plan_run(
         "source",
         source.identity(),
         str(recipe.run.shard_size),
+        f"round {recipe.round}" if source.config.traces() else "",
         *sorted(only_problems(recipe) or []),
     )
     identities = [identity]
@@ -211,7 +217,14 @@ def _execute(
     # once a step produces new output, every later stage runs again
     rerun = not store.open_stage(path, identity).complete
     stats["source"] = run_source(
-        store, path, identity, source, recipe.run.shard_size, progress, only_problems(recipe)
+        store,
+        path,
+        identity,
+        source,
+        recipe.run.shard_size,
+        progress,
+        only_problems(recipe),
+        recipe.round,
     )
     store.save_stats(stats)
     used = {path}
@@ -262,6 +275,7 @@ def run_source(
     shard_size: int,
     progress: Progress,
     only: set[str] | None = None,
+    recipe_round: int = 0,
 ) -> Stats:
     """Read the source into problem shards, marking repeated problems as duplicates; with
     `only`, just those problems."""
@@ -270,21 +284,20 @@ def run_source(
         return state.stats
     started = time.perf_counter()
     task = progress.task("source", None, unit="problems")
-    seen: set[str] = set()
     read = 0
     dropped: Counter[str] = Counter()
     problems = source.problems()
     if only is not None:
         problems = (p for p in problems if p["problem_id"] in only)
+    mark = TraceMarker(recipe_round) if source.config.traces() else ProblemMarker()
     for index, batch in enumerate(_batches(problems, shard_size)):
         for problem in batch:
             read += 1
-            repeated = problem["problem_id"] in seen
-            problem["dropped"] = "duplicate_problem" if repeated else None
-            problem["dropped_at"] = "source" if repeated else None
-            if repeated:
-                dropped["duplicate_problem"] += 1
-            seen.add(problem["problem_id"])
+            reason = mark(problem)
+            problem["dropped"] = reason
+            problem["dropped_at"] = "source" if reason else None
+            if reason:
+                dropped[reason] += 1
         write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
         task.advance(len(batch))
     stats = {
@@ -295,6 +308,37 @@ def run_source(
     }
     store.finish_stage(path, identity, stats)
     return stats
+
+
+class ProblemMarker:
+    """Problems: a problem read twice is a duplicate."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, row: dict[str, Any]) -> str | None:
+        repeated = row["problem_id"] in self.seen
+        self.seen.add(row["problem_id"])
+        return "duplicate_problem" if repeated else None
+
+
+class TraceMarker:
+    """Existing traces: many per problem. Each gets the next sample number of its problem
+    where the input gives none, and the run's round; a sample number given twice for one
+    problem is a duplicate."""
+
+    def __init__(self, round_: int) -> None:
+        self.round = round_
+        self.taken: dict[str, set[int]] = {}
+
+    def __call__(self, row: dict[str, Any]) -> str | None:
+        taken = self.taken.setdefault(row["problem_id"], set())
+        if row.get("sample_idx") is None:
+            row["sample_idx"] = max(taken, default=-1) + 1
+        row["round"] = self.round
+        repeated = row["sample_idx"] in taken
+        taken.add(row["sample_idx"])
+        return "duplicate_sample" if repeated else None
 
 
 def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -93,7 +93,8 @@ class Judge:
             for k, messages in enumerate(self.messages(pair) for pair in pairs)
         ]
         cached = self.cache.get_many(r.gen_key for r in requests)
-        missing = [r for r in requests if (r.gen_key, 0) not in cached]
+        unique = {r.gen_key: r for r in requests}  # a pair asked once, however many traces
+        missing = [r for r in unique.values() if (r.gen_key, 0) not in cached]
         if missing:
             if getattr(backend, "offline", False):
                 fresh = list(zip(missing, backend.sample_batch(missing), strict=True))  # type: ignore[attr-defined]

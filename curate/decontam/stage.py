@@ -421,7 +421,7 @@ class DecontaminateStage(Stage):
         for field in self.config.fields:
             texts = frame[field].fill_null("").to_list()
             answers = references if field == "problem" else None
-            for row, match in enumerate(checker.matches(texts, answers)):
+            for row, match in enumerate(distinct_matches(checker, texts, answers)):
                 if match is not None and (best[row] is None or _stronger(match, best[row])):
                     best[row] = match
         verdicts: list[str] = [checker.verdict(m) for m in best]
@@ -538,6 +538,23 @@ class DecontaminateStage(Stage):
             "rule": rule,
             "judge": judge,
         }
+
+
+def distinct_matches(
+    checker: Decontaminator, texts: list[str], answers: list[str | None] | None
+) -> list[Match | None]:
+    """checker.matches, once per distinct (text, answer): every trace of a problem repeats
+    it, and the work is the problem's."""
+    keys = list(zip(texts, answers or [None] * len(texts), strict=True))
+    first: dict[tuple[str, str | None], int] = {}
+    positions = [first.setdefault(key, len(first)) for key in keys]
+    if len(first) == len(keys):
+        return checker.matches(texts, answers)
+    distinct = list(first)
+    found = checker.matches(
+        [text for text, _ in distinct], [a for _, a in distinct] if answers is not None else None
+    )
+    return [found[position] for position in positions]
 
 
 def _stronger(new: Match, old: Match | None) -> bool:

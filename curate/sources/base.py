@@ -29,6 +29,19 @@ class Columns(Config):
     metadata: list[str] = Field(
         default_factory=list, description="Columns copied into the metadata JSON."
     )
+    completion: str | None = Field(
+        None,
+        description="Existing traces: the column with each trace's text (the answer, or the "
+        "whole trace with its reasoning in think tags), or with a list of traces. Set, the "
+        "source reads traces, several rows per problem, and no teacher is needed.",
+    )
+    reasoning: str | None = Field(
+        None, description="Existing traces: the column with the chain of thought, if apart."
+    )
+    model: str | None = Field(None, description="Existing traces: the column naming the model.")
+    sample_idx: str | None = Field(
+        None, description="Existing traces: the column with the sample number per problem."
+    )
 
 
 class RowSourceConfig(Config):
@@ -43,6 +56,20 @@ class RowSourceConfig(Config):
     max_chars: int = Field(
         100_000, ge=1, description="Longest accepted problem, reference or tests field."
     )
+    think_tags: tuple[str, str] = Field(
+        ("<think>", "</think>"),
+        description="Existing traces: the tags around reasoning inside the completion column.",
+    )
+    trace_model: str = Field(
+        "unknown", description="Existing traces: the model stored where no column names it."
+    )
+    max_trace_chars: int = Field(
+        1_000_000, ge=1, description="Existing traces: the longest accepted trace text."
+    )
+
+    def traces(self) -> bool:
+        """Whether the source reads existing traces rather than problems."""
+        return self.columns.completion is not None
 
 
 class Source(ABC):
@@ -67,13 +94,17 @@ class Source(ABC):
         """The name stored in each problem's `source` column."""
 
     def problems(self) -> Iterator[Row]:
+        """Checked problem records; with existing traces, one record per trace."""
         builder = ProblemBuilder(self.config, self.source_name())
         seen_any = False
         for count, (where, number, row) in enumerate(self.rows()):
             if self.config.limit is not None and count >= self.config.limit:
                 break
             seen_any = True
-            yield builder.build(row, where, number)
+            if self.config.traces():
+                yield from builder.traces(row, where, number)
+            else:
+                yield builder.build(row, where, number)
         if not seen_any:
             raise SourceError(f"{self.source_name()}: no rows to read (empty input)")
 
@@ -112,6 +143,60 @@ class ProblemBuilder:
             "tests": tests,
             "metadata": to_json(metadata) if metadata else None,
         }
+
+    def traces(self, row: Row, where: str, number: int) -> list[Row]:
+        """The row's problem with each of its traces: the completion column holds one trace
+        or a list of them; reasoning comes from its own column or from think tags."""
+
+        def fail(field: str, message: str) -> SourceError:
+            return SourceError(f"{where} row {number}, field '{field}': {message}")
+
+        problem = self.build(row, where, number)
+        columns = self.columns
+        assert columns.completion is not None
+        texts = self._column(row, columns.completion, fail)
+        many = isinstance(texts, (list, tuple))
+        reasonings = self._column(row, columns.reasoning, fail) if columns.reasoning else None
+        if many and reasonings is not None and not isinstance(reasonings, (list, tuple)):
+            raise fail(columns.reasoning or "", "a list of traces needs a list of reasonings")
+        model = self._scalar(row, columns.model, fail) or self.config.trace_model
+        index = self._scalar(row, columns.sample_idx, fail)
+        if index is not None and not index.lstrip("-").isdigit():
+            raise fail(columns.sample_idx or "", f"expected an integer, got {_preview(index)}")
+        traces = []
+        for position, text in enumerate(texts if many else [texts]):
+            label = f"{columns.completion}[{position}]" if many else columns.completion
+            if not isinstance(text, str):
+                raise fail(label, f"expected text, got {type(text).__name__} {_preview(text)}")
+            if len(text) > self.config.max_trace_chars:
+                raise fail(label, f"{len(text):,} characters, over source.max_trace_chars")
+            thought = reasonings[position] if many and reasonings is not None else reasonings
+            reasoning, completion, closed = self._split(text, thought)
+            traces.append(
+                {
+                    **problem,
+                    "sample_idx": int(index) + position if index is not None else None,
+                    # the messages that asked for it are not in the input: the problem alone
+                    "prompt": [{"role": "user", "content": problem["problem"]}],
+                    "model": model,
+                    "reasoning": reasoning,
+                    "completion": completion,
+                    "finish_reason": "stop" if closed else "length",
+                }
+            )
+        return traces
+
+    def _split(self, text: str, thought: Any) -> tuple[str | None, str, bool]:
+        """(reasoning, completion, closed): a reasoning column wins over think tags."""
+        if thought is not None:
+            return str(thought), text, True
+        start, end = self.config.think_tags
+        if start not in text and end not in text:
+            return None, text, True
+        head, has_end, tail = text.partition(end)
+        if has_end:
+            return head.split(start, 1)[-1].strip(), tail.strip(), True
+        return text.partition(start)[2].strip(), "", False  # opened, never closed: cut off
 
     def _column(self, row: Row, name: str, fail: Any) -> Any:
         if name not in row:

@@ -1,0 +1,100 @@
+"""Existing traces through `curate run` with no teacher: the recipe users copy
+(pipelines/curate-existing.yaml) over a local file, problem-level stages acting once per
+problem and carrying their result to every trace of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from curate.errors import SourceError
+from curate.recipe import load_recipe
+from curate.runner import run_recipe
+from tests.conftest import write_jsonl
+
+PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "curate-existing.yaml"
+LONG = (
+    "A farmer has {n} sheep and buys {m} more at the market on Monday, then sells a third of "
+    "the whole flock on Friday to a neighbour who keeps goats. How many sheep are left?"
+)
+BENCH = "What is the smallest prime number greater than one hundred and ten, written in digits?"
+
+
+def trace(answer: str, note: str = "") -> str:
+    return f"<think>Count carefully. {note}</think>The answer is $\\boxed{{{answer}}}$."
+
+
+def corpus() -> list[dict[str, Any]]:
+    first = LONG.format(n=30, m=30)  # 60 sheep, 20 sold: 40 left
+    near = first + " Show your work."  # the same problem, a few words more
+    other = LONG.format(n=45, m=15)  # other numbers: another problem (also 40)
+    return [
+        # one row per trace, reasoning in think tags
+        {"problem": first, "answer": "40", "generations": trace("40", "a")},
+        {"problem": first, "answer": "40", "generations": trace("39", "b")},
+        {"problem": first, "answer": "40", "generations": trace("40", "a")},  # repeated
+        {"problem": first, "answer": "40", "generations": "<think>Count care"},  # cut off
+        # a list of traces in one row
+        {"problem": near, "answer": "40", "generations": [trace("40"), trace("40", "x")]},
+        {"problem": other, "answer": "40", "generations": [trace("40"), trace("41")]},
+        {"problem": BENCH, "answer": "113", "generations": [trace("113"), trace("113", "y")]},
+    ]
+
+
+def recipe(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    """The shipped pipeline, its source pointed at a local file and its benchmark at a
+    local copy (tests never reach the Hub)."""
+    data = yaml.safe_load(PIPELINE.read_text())
+    data["source"] = {
+        "kind": "files",
+        "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
+        "columns": {**data["source"]["columns"], "metadata": []},
+        "trace_model": data["source"]["trace_model"],
+    }
+    bench = write_jsonl(tmp_path / "bench.jsonl", [{"problem": BENCH, "answer": "113"}])
+    data["decontaminate"] = {"benchmarks": ["math500"], "files": {"math500": str(bench)}}
+    data["decontaminate"]["semantic"] = None
+    data["verify"]["workers"] = 1
+    data["run"] = {"shard_size": 3}  # problems and traces cross shard boundaries
+    path = tmp_path / "existing.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_existing_traces_are_curated_without_a_teacher(tmp_path: Path):
+    result = run_recipe(load_recipe(recipe(tmp_path, corpus())), tmp_path / "run")
+    stats = result.stats
+    assert "generate" not in stats
+    assert stats["source"]["in"] == 10 and not stats["source"]["dropped"]
+    ledger = pl.from_arrow(pq.read_table(tmp_path / "run" / "ledger")).sort("problem", "sample_idx")
+    assert ledger.height == 10  # every trace, none lost as a "duplicate problem"
+    first = ledger.filter(pl.col("problem") == LONG.format(n=30, m=30))
+    assert first["sample_idx"].to_list() == [0, 1, 2, 3]
+    assert set(first["model"].to_list()) == {"deepseek-ai/DeepSeek-R1"}
+    assert first["reasoning"].to_list()[0] == "Count carefully. a"
+    assert first["finish_reason"].to_list()[3] == "length"
+    dropped = dict(zip(first["sample_idx"], first["dropped"], strict=True))
+    assert dropped[0] is None and dropped[1] == "incorrect" and dropped[2] == "duplicate_trace"
+    # the near-duplicate problem: all its traces go with its problem, pointing at the keeper
+    near = ledger.filter(pl.col("problem").str.contains("Show your work"))
+    assert near["dropped"].to_list() == ["near_duplicate"] * 2
+    assert set(near["dup_of"].to_list()) == {first["problem_id"][0]}
+    other = ledger.filter(pl.col("problem") == LONG.format(n=45, m=15))
+    assert other["dup_of"].null_count() == 2  # other numbers: another problem
+    bench = ledger.filter(pl.col("problem") == BENCH)
+    assert bench["contaminated"].to_list() == [True, True]
+    assert set(bench["dropped"].to_list()) == {"contaminated_math500"}
+    assert result.dataset_rows == 2  # first's correct trace, other's correct trace
+    published = pq.read_table(tmp_path / "run" / "dataset" / "data").to_pylist()
+    assert published[0]["prompt"] == [{"role": "user", "content": published[0]["problem"]}]
+
+
+def test_bad_trace_rows_name_file_row_and_field(tmp_path: Path):
+    rows = [*corpus()[:1], {"problem": "What is 1 + 1?", "answer": "2", "generations": [3]}]
+    with pytest.raises(SourceError, match=r"traces\.jsonl row 2, field 'generations\[0\]'"):
+        run_recipe(load_recipe(recipe(tmp_path, rows)), tmp_path / "run")
