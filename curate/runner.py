@@ -386,8 +386,11 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     stage.advance(stats["in"])
     frame = pl.from_arrow(merged)
     assert isinstance(frame, pl.DataFrame)
+    # one pass over the rows, not one per shard (a filter per shard is quadratic)
+    parts = frame.partition_by(SHARD, as_dict=True, include_key=False)
+    empty = frame.clear().drop(SHARD)
     for index, shard in enumerate(shards):
-        part = frame.filter(pl.col(SHARD) == index).drop(SHARD)
+        part = parts.get((index,), empty)
         newly = part.filter(pl.col("dropped_at") == stage.name)
         live_in = marked[index]["dropped"].null_count
         shard_stats: Stats = {
