@@ -235,6 +235,7 @@ class TraceDedupStage(Stage):
     name = "trace_dedup"
     section = "trace_dedup"
     order = 45
+    per_problem: ClassVar[bool] = True  # a problem's rows together
     config_class = TraceDedupConfig
     reads = ("problem_id", "sample_idx", "reasoning", "completion")
     writes = ("dup_of",)

@@ -16,7 +16,7 @@ from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
 from curate.records import conform, problem_id, write_parquet
-from curate.runner import check_columns, process_batch
+from curate.runner import check_columns, problem_batches, process_batch
 from curate.sources.files import file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
@@ -164,8 +164,8 @@ def run_stage_on_file(
     stage.plan(table["dropped"].null_count)  # rows no stage has dropped
     outputs, parts = [], []
     try:
-        for start in range(0, table.num_rows, BATCH_ROWS):
-            out, stats = process_batch(stage, table.slice(start, BATCH_ROWS))
+        for start, end in batch_bounds(stage, table):
+            out, stats = process_batch(stage, table.slice(start, end - start))
             stage.advance(stats["in"])
             outputs.append(out)
             parts.append(stats)
@@ -177,6 +177,18 @@ def run_stage_on_file(
     stats = merge_stats(parts)
     stats["renamed"] = renamed
     return stats
+
+
+def batch_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:
+    """The batches a stage sees, by the unit it needs whole (the runner's contract): every
+    row at once, a problem's rows together, or any slice of rows."""
+    rows = table.num_rows
+    if stage.whole:
+        return [(0, rows)]
+    if stage.per_problem:
+        bounds = problem_batches(table["problem_id"].to_pylist(), BATCH_ROWS)
+        return [(0, rows)] if bounds is None else bounds
+    return [(start, min(rows, start + BATCH_ROWS)) for start in range(0, rows, BATCH_ROWS)]
 
 
 def with_problem_ids(table: pa.Table, path: Path) -> pa.Table:

@@ -235,7 +235,8 @@ def _execute(
         if rerun or _must_retry(store, stage, path, identity, retry_failed):
             store.reset_stage(path)
         before = store.open_stage(path, identity).complete
-        stats[stage.name] = run_stage(store, stage, in_path, path, identity)
+        split = bool(stats["source"].get("split_problems"))
+        stats[stage.name] = run_stage(store, stage, in_path, path, identity, split)
         rerun = rerun or not before
         store.save_stats(stats)
     store.drop_stale_stages(used)
@@ -289,9 +290,14 @@ def run_source(
     problems = source.problems()
     if only is not None:
         problems = (p for p in problems if p["problem_id"] in only)
-    mark = TraceMarker(recipe_round) if source.config.traces() else ProblemMarker()
-    for index, batch in enumerate(_batches(problems, shard_size)):
+    traces = source.config.traces()
+    mark = TraceMarker(recipe_round) if traces else ProblemMarker()
+    shard_of: dict[str, int] = {}
+    split: set[str] = set()  # problems whose traces landed in more than one shard
+    for index, batch in enumerate(_batches(problems, shard_size, traces)):
         for problem in batch:
+            if traces and shard_of.setdefault(problem["problem_id"], index) != index:
+                split.add(problem["problem_id"])
             read += 1
             reason = mark(problem)
             problem["dropped"] = reason
@@ -306,6 +312,8 @@ def run_source(
         "dropped": dict(dropped),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if split:
+        stats["split_problems"] = len(split)
     store.finish_stage(path, identity, stats)
     return stats
 
@@ -341,24 +349,55 @@ class TraceMarker:
         return "duplicate_sample" if repeated else None
 
 
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(
+    rows: Iterator[dict[str, Any]], size: int, whole_problems: bool = False
+) -> Iterator[list[dict[str, Any]]]:
+    """Rows in batches of `size`; with whole_problems, a batch runs on past `size` to the
+    end of the problem it is in (its rows that come together)."""
     batch: list[dict[str, Any]] = []
     for row in rows:
-        batch.append(row)
-        if len(batch) == size:
+        full = len(batch) >= size
+        if full and (not whole_problems or row["problem_id"] != batch[-1]["problem_id"]):
             yield batch
             batch = []
+        batch.append(row)
     if batch:
         yield batch
 
 
-def run_stage(store: RunStore, stage: Stage, in_path: Path, path: Path, identity: str) -> Stats:
-    """Run one stage shard by shard; shards already written are kept (crash resume)."""
+def problem_batches(problem_ids: list[str], size: int) -> list[tuple[int, int]] | None:
+    """(start, end) of batches of about `size` rows that never split a problem, or None
+    when a problem's rows are not all together (then only the whole input will do)."""
+    bounds, start, seen = [], 0, set()
+    for row, pid in enumerate(problem_ids):
+        if row and pid != problem_ids[row - 1]:
+            if pid in seen:
+                return None
+            if row - start >= size:
+                bounds.append((start, row))
+                start = row
+        seen.add(pid)
+    if start < len(problem_ids):
+        bounds.append((start, len(problem_ids)))
+    return bounds
+
+
+def run_stage(
+    store: RunStore,
+    stage: Stage,
+    in_path: Path,
+    path: Path,
+    identity: str,
+    problems_split: bool = False,
+) -> Stats:
+    """Run one stage shard by shard; shards already written are kept (crash resume). A
+    stage that needs a problem's rows together sees the whole input at once when the
+    source spread some problem over several shards (its traces came apart in the input)."""
     state = store.open_stage(path, identity)
     if state.complete:
         return state.stats
     shards = store.shards(in_path)
-    if stage.whole:
+    if stage.whole or (stage.per_problem and problems_split):
         run_whole(stage, shards, path)
         stats = merge_stats(_shard_stats(p) for p in store.shards(path))
         store.finish_stage(path, identity, stats)

@@ -8,7 +8,7 @@ may be wrong), and single lucky hits (one correct sample out of several).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import Field, model_validator
@@ -93,6 +93,7 @@ class SelectStage(Stage):
     name = "select"
     section = "select"
     order = 50
+    per_problem: ClassVar[bool] = True  # a problem's rows together
     config_class = SelectConfig
     reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")
     writes = ("selected", "pass_rate", "majority_answer", "agreement", "borderline")

@@ -55,6 +55,7 @@ class Stage(ABC):
     version: ClassVar[str] = "1"  # bump when the same config starts giving other output
     expands: ClassVar[bool] = False  # one input row may become several (generation)
     whole: ClassVar[bool] = False  # sees every shard's rows in one batch (global dedup)
+    per_problem: ClassVar[bool] = False  # sees all the rows of a problem in one batch
     retry_reason: ClassVar[str | None] = None  # drop reason `curate run --retry-failed` retries
 
     def __init__(self, config: Config, context: StageContext) -> None:

@@ -1,0 +1,98 @@
+"""One stage contract for both executors: a stage that needs every row (dedup) or a
+problem's rows together (select, trace_dedup) sees them so, whether it runs in `curate run`
+or as a file command, wherever the shard or batch boundaries fall."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import curate.files
+from curate.files import run_stage_on_file
+from curate.recipe import load_recipe
+from curate.runner import problem_batches, run_recipe
+from tests.conftest import write_jsonl
+
+TEMPLATE = (
+    "A shop sells {a} pencils on Monday and {b} pencils on Tuesday, and twice as many on "
+    "Wednesday as on the two days before together. How many pencils does it sell in all?"
+)
+
+
+def traces(problems: int, per_problem: int, correct: int) -> list[dict[str, Any]]:
+    """`per_problem` traces of each problem, the first `correct` of them right."""
+    rows = []
+    for p in range(problems):
+        answer = 3 * (p + 10 + p * 7)
+        for k in range(per_problem):
+            said = answer if k < correct else answer + 1
+            rows.append(
+                {
+                    "problem": TEMPLATE.format(a=p + 10, b=p * 7),
+                    "answer": str(answer),
+                    "completion": f"<think>step {k}</think>So $\\boxed{{{said}}}$.",
+                }
+            )
+    return rows
+
+
+def test_problem_batches_never_split_a_problem():
+    ids = ["a"] * 3 + ["b"] * 4 + ["c"] * 2
+    assert problem_batches(ids, 2) == [(0, 3), (3, 7), (7, 9)]
+    assert problem_batches(ids, 100) == [(0, 9)]
+    assert problem_batches(["a", "b", "a"], 1) is None  # a's rows are apart
+
+
+def test_file_commands_see_problems_whole_across_batches(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(curate.files, "BATCH_ROWS", 5)  # every problem straddles a batch
+    rows = traces(problems=4, per_problem=8, correct=1)
+    rows[8:16] = [{**row, "problem": row["problem"] + " Show the work."} for row in rows[:8]]
+    source = write_jsonl(tmp_path / "traces.jsonl", rows)
+    verified = tmp_path / "verified.parquet"
+    run_stage_on_file("verify", source, verified, ["workers=1"])
+    deduped = tmp_path / "deduped.parquet"
+    run_stage_on_file("dedup", verified, deduped, [])
+    out = pl.read_parquet(deduped)
+    # traces repeat their problem: that is not a duplicate; the reworded copy is
+    dropped = out.group_by("problem").agg(pl.col("dropped").drop_nulls().unique())
+    assert sorted(dropped["dropped"].to_list(), key=len) == [[], [], [], ["near_duplicate"]]
+    selected = tmp_path / "selected.parquet"
+    run_stage_on_file("select", deduped, selected, [])
+    rates = pl.read_parquet(selected).filter(pl.col("dropped_at") != "dedup")
+    rates = rates.filter(pl.col("pass_rate").is_not_null())
+    assert set(rates["pass_rate"].to_list()) == {0.125}  # 1 of 8, never 0.25 and 0.0
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
+def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
+    tmp_path: Path, shuffled: bool
+):
+    rows = traces(problems=5, per_problem=8, correct=3)
+    if shuffled:  # a problem's traces scattered through the file
+        random.Random(0).shuffle(rows)
+    recipe = {
+        "name": "units",
+        "source": {
+            "kind": "files",
+            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
+            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
+        },
+        "verify": {"kind": "math", "workers": 1},
+        "trace_dedup": {},
+        "select": {"policy": "all_correct"},
+        "run": {"shard_size": 6},
+    }
+    path = tmp_path / "units.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_recipe(load_recipe(path), tmp_path / "run")
+    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    ledger = pl.from_arrow(pq.read_table(tmp_path / "run" / "ledger"))
+    assert isinstance(ledger, pl.DataFrame)
+    assert set(ledger["pass_rate"].drop_nulls().to_list()) == {3 / 8}
+    assert ledger.height == 40 and result.dataset_rows == 15
