@@ -37,6 +37,7 @@ from curate.store import RunStore, Stats
 
 STATS_KEY = "curate_stats"
 SHARD = "_shard"
+ROW = "_row"
 
 
 @dataclass
@@ -414,22 +415,30 @@ def run_stage(
 
 
 def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
-    """Run a stage that needs every row at once, then write the rows back shard by shard."""
-    tables = [pq.read_table(s) for s in shards]
-    marked = [
-        conform(t).append_column(SHARD, pa.array([i] * t.num_rows, pa.int32()))
-        for i, t in enumerate(tables)
-    ]
+    """Run a stage that needs every row at once on just the columns it reads, then write
+    each shard back with the columns it wrote (rows in their order): memory holds those
+    columns of the whole input, and one shard in full."""
+    needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped", "dropped_at"])]
+    marked = []
+    for index, shard in enumerate(shards):
+        present = set(pq.read_schema(shard).names)
+        table = pq.read_table(shard, columns=[c for c in needed if c in present])
+        marked.append(
+            conform(table)
+            .append_column(SHARD, pa.array([index] * table.num_rows, pa.int32()))
+            .append_column(ROW, pa.array(range(table.num_rows), pa.int32()))
+        )
     stage.plan(sum(t["dropped"].null_count for t in marked))
     merged, stats = process_batch(stage, pa.concat_tables(marked, promote_options="permissive"))
     stage.advance(stats["in"])
-    frame = pl.from_arrow(merged)
+    written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
+    frame = pl.from_arrow(merged.select([SHARD, ROW, *written]))
     assert isinstance(frame, pl.DataFrame)
     # one pass over the rows, not one per shard (a filter per shard is quadratic)
     parts = frame.partition_by(SHARD, as_dict=True, include_key=False)
     empty = frame.clear().drop(SHARD)
     for index, shard in enumerate(shards):
-        part = parts.get((index,), empty)
+        part = parts.get((index,), empty).sort(ROW)
         newly = part.filter(pl.col("dropped_at") == stage.name)
         live_in = marked[index]["dropped"].null_count
         shard_stats: Stats = {
@@ -439,7 +448,10 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
             "seconds": stats["seconds"] if index == 0 else 0.0,
             "counts": stats["counts"] if index == 0 else {},
         }
-        write_parquet(conform(part), path / shard.name, {STATS_KEY: _json(shard_stats)})
+        full = pl.from_arrow(conform(pq.read_table(shard)))
+        assert isinstance(full, pl.DataFrame)
+        full = full.with_columns(part.get_column(name) for name in written)
+        write_parquet(conform(full), path / shard.name, {STATS_KEY: _json(shard_stats)})
 
 
 def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
