@@ -1,0 +1,182 @@
+"""Existing traces through `curate run` at scale: time per stage, peak memory, disk, and
+whether every planted defect is caught; beside a plain math-verify loop on the same traces.
+
+    python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8]
+
+The corpus (synthetic, made here): problems from benchmarks/synthetic.py with integer
+answers, `per-problem` traces each (reasoning in <think> tags, about 1 in 3 wrong), and
+planted defects: near-duplicate problems (a word changed), verbatim MATH-500 copies (when
+../shared/evaldata is here), truncated traces (think never closed), looping traces and
+traces that switch language. The run is pipelines/curate-existing.yaml pointed at the file,
+in its own process, so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import problems
+
+ROOT = Path(__file__).resolve().parents[1]
+MATH500 = ROOT.parent / "shared" / "evaldata" / "derived_math500" / "math500.jsonl"
+LOOP = "Wait, let me check that step again. " * 60
+CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
+
+
+def corpus(traces: int, per_problem: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Trace rows and what was planted in them."""
+    count = traces // per_problem
+    texts, _ = problems(count, seed=seed)
+    rng = np.random.default_rng(seed)
+    answers = rng.integers(1, 10_000, count)
+    pairs = max(1, count // 200)
+    chosen = rng.choice(count, 2 * pairs, replace=False)
+    for original, copy in zip(chosen[:pairs], chosen[pairs:], strict=True):
+        # the same problem, asked with a few words more
+        texts[copy], answers[copy] = texts[original] + " Give the exact value.", answers[original]
+    bench = []
+    if MATH500.exists():
+        items = [json.loads(line) for line in MATH500.read_text().splitlines()]
+        slots = rng.choice(count, min(len(items), max(1, count // 1000)), replace=False)
+        for slot, item in zip(slots, items, strict=False):
+            texts[slot] = item["problem"]
+            bench.append(int(slot))
+    rows: dict[str, list[Any]] = {"problem": [], "answer": [], "generations": []}
+    kinds = rng.choice(
+        ["right", "wrong", "truncated", "loop", "mixed"],
+        size=count * per_problem,
+        p=[0.62, 0.32, 0.02, 0.02, 0.02],
+    )
+    for row in range(count * per_problem):
+        problem = row // per_problem
+        kind = str(kinds[row])
+        said = answers[problem] + (1 if kind == "wrong" else 0)
+        thought = f"Trace {row}: set up the quantities. Then combine them carefully."
+        if kind == "loop":
+            thought += " " + LOOP
+        if kind == "mixed":
+            thought += " " + CHINESE
+        trace = f"<think>{thought}</think>The answer is $\\boxed{{{said}}}$."
+        if kind == "truncated":
+            trace = f"<think>{thought} and then"
+        rows["problem"].append(texts[problem])
+        rows["answer"].append(str(answers[problem]))
+        rows["generations"].append(trace)
+    planted = {
+        "near_duplicate_problems": pairs,
+        "benchmark_copies": len(bench),
+        "truncated": int((kinds == "truncated").sum()),
+        "loop": int((kinds == "loop").sum()),
+        "mixed": int((kinds == "mixed").sum()),
+    }
+    planted["kinds"] = kinds
+    return pl.DataFrame(rows), planted
+
+
+def recipe(data: Path, folder: Path) -> Path:
+    settings = yaml.safe_load((ROOT / "pipelines" / "curate-existing.yaml").read_text())
+    columns = {**settings["source"]["columns"], "metadata": []}
+    settings["source"] = {"kind": "files", "path": str(data), "columns": columns}
+    settings["decontaminate"] = {"semantic": None, "benchmarks": ["math500"]}
+    if MATH500.exists():
+        settings["decontaminate"]["files"] = {"math500": str(MATH500)}
+    settings["run"] = {"shard_size": 8192}
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
+
+
+def run(recipe_path: Path, run_dir: Path) -> tuple[float, float]:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "curate", "run", str(recipe_path), "--run-dir", str(run_dir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return seconds, peak_mb
+
+
+def plain_verify(frame: pl.DataFrame) -> float:
+    """A plain math-verify loop over the same traces (one process), seconds."""
+    from math_verify import parse, verify
+
+    started = time.perf_counter()
+    for answer, trace in zip(frame["answer"], frame["generations"], strict=True):
+        verify(parse(f"${answer}$"), parse(trace.rpartition("</think>")[2]))
+    return time.perf_counter() - started
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 2**20
+
+
+def report(size: int, folder: Path, planted: dict[str, Any], data: Path) -> None:
+    run_dir = folder / "run"
+    stats = json.loads((run_dir / "stats.json").read_text())
+    ledger = pl.read_parquet(run_dir / "ledger")
+    timed = [(name, e["seconds"]) for name, e in stats.items() if "seconds" in e]
+    print("  per stage (s): " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in timed))
+    counts = ledger["dropped"].drop_nulls().value_counts().sort("count", descending=True)
+    print("  dropped: " + ", ".join(f"{r['dropped']} {r['count']:,}" for r in counts.to_dicts()))
+    near = ledger.filter(pl.col("dropped") == "near_duplicate")["problem_id"].n_unique()
+    print(
+        f"  caught: near-duplicate problems {near} of {planted['near_duplicate_problems']}, "
+        f"benchmark copies {ledger.filter(pl.col('contaminated'))['problem_id'].n_unique()} "
+        f"of {planted['benchmark_copies']}"
+    )
+    rows = ledger.select(
+        pl.col("reasoning").str.extract(r"Trace (\d+):").cast(pl.Int64).alias("row"), "dropped"
+    ).drop_nulls("row")
+    kinds = planted["kinds"][rows["row"].to_numpy()]
+    gone = rows["dropped"].is_not_null().to_numpy()
+    caught = [
+        f"{kind} {int((gone & (kinds == kind)).sum()):,} of {planted[kind]:,}"
+        for kind in ("truncated", "loop", "mixed")
+    ]
+    print("  bad traces dropped: " + ", ".join(caught))
+    print(f"  disk: run folder {size_mb(run_dir):,.1f} MB for {size_mb(data):,.1f} MB of input")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--traces", type=int, nargs="+", default=[100_000, 200_000])
+    parser.add_argument("--per-problem", type=int, default=8)
+    args = parser.parse_args()
+    for size in args.traces:
+        folder = Path(tempfile.mkdtemp(prefix="curate-scale-"))
+        try:
+            frame, planted = corpus(size, args.per_problem)
+            data = folder / "traces.parquet"
+            frame.write_parquet(data)
+            seconds, peak = run(recipe(data, folder), folder / "run")
+            print(f"{size:,} traces: curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
+            report(size, folder, planted, data)
+            sample = frame.head(min(size, 20_000))
+            plain = plain_verify(sample)
+            print(
+                f"  plain math-verify loop: {len(sample) / plain:,.0f} traces/s on {len(sample):,} "
+                f"(curate's verify stage: see its seconds above)"
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
