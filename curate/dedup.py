@@ -166,6 +166,7 @@ class DedupStage(Stage):
     reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = ("dup_of",)
     whole: ClassVar[bool] = True  # duplicates are found across the whole input
+    problem_level: ClassVar[bool] = True  # once per problem, however many traces it has
     config: DedupConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:

@@ -38,6 +38,7 @@ from curate.store import RunStore, Stats
 STATS_KEY = "curate_stats"
 SHARD = "_shard"
 ROW = "_row"
+NEW = "_new"
 
 
 @dataclass
@@ -398,6 +399,11 @@ def run_stage(
     if state.complete:
         return state.stats
     shards = store.shards(in_path)
+    if stage.whole and stage.problem_level:
+        run_problem_level(stage, shards, path)
+        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+        store.finish_stage(path, identity, stats)
+        return stats
     if stage.whole or (stage.per_problem and problems_split):
         run_whole(stage, shards, path)
         stats = merge_stats(_shard_stats(p) for p in store.shards(path))
@@ -412,6 +418,68 @@ def run_stage(
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
+
+
+def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
+    """Run a whole-input stage that acts on problems on one row per distinct live problem
+    (only the columns it reads), then give each shard's live rows their problem's result:
+    memory holds the distinct problems and one shard, however many traces there are."""
+    problems, live = distinct_problems(stage, shards)
+    stage.plan(live)
+    out, stats = process_batch(stage, problems.to_arrow())
+    stage.advance(live)
+    written = [*dict.fromkeys([*stage.writes, "dropped"])]
+    result = pl.from_arrow(out.select(["problem_id", *written]))
+    assert isinstance(result, pl.DataFrame)
+    result = result.rename({name: f"{name}{NEW}" for name in written})
+    for index, shard in enumerate(shards):
+        full = pl.from_arrow(conform(pq.read_table(shard)))
+        assert isinstance(full, pl.DataFrame)
+        joined = carry_results(full, result, written, stage.name)
+        fresh = joined.filter(pl.col(NEW))
+        live_in = full["dropped"].null_count()
+        shard_stats: Stats = {
+            "in": live_in,
+            "out": live_in - fresh.height,
+            "dropped": dict(Counter(fresh["dropped"].to_list())),
+            "seconds": stats["seconds"] if index == 0 else 0.0,
+            "counts": stats["counts"] if index == 0 else {},
+        }
+        kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
+        write_parquet(conform(kept), path / shard.name, {STATS_KEY: _json(shard_stats)})
+
+
+def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
+    """The first live row of each problem (the columns the stage reads), and how many live
+    rows there are."""
+    needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped"])]
+    parts, live = [], 0
+    for shard in shards:
+        present = set(pq.read_schema(shard).names)
+        rows = pl.from_arrow(pq.read_table(shard, columns=[c for c in needed if c in present]))
+        assert isinstance(rows, pl.DataFrame)
+        rows = rows.filter(pl.col("dropped").is_null())
+        live += rows.height
+        parts.append(rows.unique("problem_id", keep="first", maintain_order=True))
+    merged = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    if merged.is_empty():
+        return merged, live
+    return merged.unique("problem_id", keep="first", maintain_order=True), live
+
+
+def carry_results(
+    full: pl.DataFrame, result: pl.DataFrame, written: list[str], stage: str
+) -> pl.DataFrame:
+    """A shard's rows with their problem's result in the written columns (live rows only),
+    dropped_at stamped where newly dropped, and NEW marking those rows."""
+    joined = full.join(result, on="problem_id", how="left", maintain_order="left")
+    alive = pl.col("dropped").is_null()
+    newly = alive & pl.col(f"dropped{NEW}").is_not_null()
+    updates = [
+        pl.when(alive).then(pl.col(f"{n}{NEW}")).otherwise(pl.col(n)).alias(n) for n in written
+    ]
+    stamp = pl.when(newly).then(pl.lit(stage)).otherwise(pl.col("dropped_at"))
+    return joined.with_columns(*updates, stamp.alias("dropped_at"), newly.alias(NEW))
 
 
 def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:

@@ -56,6 +56,8 @@ class Stage(ABC):
     expands: ClassVar[bool] = False  # one input row may become several (generation)
     whole: ClassVar[bool] = False  # sees every shard's rows in one batch (global dedup)
     per_problem: ClassVar[bool] = False  # sees all the rows of a problem in one batch
+    # (with whole) acts on one row per distinct problem; the result carries to its traces
+    problem_level: ClassVar[bool] = False
     retry_reason: ClassVar[str | None] = None  # drop reason `curate run --retry-failed` retries
 
     def __init__(self, config: Config, context: StageContext) -> None:
