@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
@@ -26,7 +27,6 @@ from curate.records import (
     PROBLEM_SCHEMA,
     conform,
     read_parquet_metadata,
-    read_shards,
     stable_hash,
     write_parquet,
 )
@@ -555,6 +555,21 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
     return merged, stats
 
 
+def matched_rows(shards: list[Path]) -> pa.Table:
+    """The ledger rows with a benchmark match (the decontamination report's input), read
+    shard by shard so memory holds only those."""
+    columns = ["problem_id", "problem", "contaminated", "contamination", "borderline"]
+    parts = []
+    for shard in shards:
+        present = set(pq.read_schema(shard).names)
+        table = pq.read_table(shard, columns=[c for c in columns if c in present])
+        if "contamination" in table.column_names:
+            parts.append(table.filter(pc.is_valid(table["contamination"])))
+    if not parts:
+        return pa.table({"problem_id": pa.array([], pa.string())})
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
 def _live_rows(shard: Path) -> int:
     dropped = pq.read_table(shard, columns=["dropped"])["dropped"]
     return int(dropped.null_count)  # a null drop reason means the row is live
@@ -577,10 +592,10 @@ def finish(
     else:
         started = time.perf_counter()
         store.publish_ledger(path)
-        ledger = read_shards(store.shards(store.ledger))
-        rows = write_dataset(ledger, store.dataset, recipe, stats)
-        write_report(ledger, store.reports / "decontamination.json")
-        alive = ledger["dropped"].null_count  # a null drop reason means still in the funnel
+        shards = store.shards(store.ledger)
+        rows = write_dataset(shards, store.dataset, recipe, stats)
+        write_report(matched_rows(shards), store.reports / "decontamination.json")
+        alive = sum(_live_rows(shard) for shard in shards)  # null drop reason: still in
         stats["dataset"] = {
             "in": alive,
             "out": rows,

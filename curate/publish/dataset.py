@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel
 
 from curate.recipe import dump_recipe
-from curate.records import write_parquet
+from curate.records import TRACE_SCHEMA, conform, small_types
 
 DATASET_COLUMNS = (
     "problem_id",
@@ -38,17 +40,41 @@ DATASET_COLUMNS = (
 DATA_FILE = "data/train-00000-of-00001.parquet"
 
 
-def write_dataset(ledger: pa.Table, out_dir: Path, recipe: BaseModel, stats: dict[str, Any]) -> int:
-    """Write the ledger's surviving rows and the card; returns the number of rows."""
-    rows = ledger.filter(pc.is_null(ledger["dropped"]))
-    columns = [c for c in DATASET_COLUMNS if c in rows.column_names]
-    rows = rows.select(columns)
+def write_dataset(
+    shards: list[Path], out_dir: Path, recipe: BaseModel, stats: dict[str, Any]
+) -> int:
+    """Write the ledger's surviving rows, shard by shard into one file, and the card;
+    returns the number of rows. Memory holds one shard, however large the ledger."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    write_parquet(rows, out_dir / DATA_FILE)
-    models = sorted({m for m in rows["model"].to_pylist() if m}) if "model" in columns else []
-    (out_dir / "README.md").write_text(card(recipe, stats, rows.num_rows, models), "utf-8")
-    return int(rows.num_rows)
+    target = out_dir / DATA_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    writer: pq.ParquetWriter | None = None
+    models: set[str] = set()
+    count = 0
+    try:
+        sources: list[Path | None] = [*shards] or [None]  # an empty ledger: an empty file
+        for shard in sources:
+            ledger = conform(pq.read_table(shard)) if shard else TRACE_SCHEMA.empty_table()
+            rows = small_types(surviving(ledger))
+            if writer is None:
+                writer = pq.ParquetWriter(partial, rows.schema, compression="zstd")
+            writer.write_table(rows.cast(writer.schema))
+            models.update(m for m in rows["model"].to_pylist() if m)
+            count += rows.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(partial, target)
+    (out_dir / "README.md").write_text(card(recipe, stats, count, sorted(models)), "utf-8")
+    return count
+
+
+def surviving(ledger: pa.Table) -> pa.Table:
+    """The rows still in the funnel, with the dataset's columns."""
+    rows = ledger.filter(pc.is_null(ledger["dropped"]))
+    return rows.select([c for c in DATASET_COLUMNS if c in rows.column_names])
 
 
 def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str]) -> str:
