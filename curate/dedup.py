@@ -170,10 +170,12 @@ class DedupStage(Stage):
     config: DedupConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Duplicates among the distinct problems; every trace of a problem (existing traces
-        repeat it) gets its problem's result."""
+        """Duplicates among the distinct problems; with traces (rows with a completion), every
+        trace of a problem gets its problem's result, while a problem listed twice in a file
+        of problems is a duplicate."""
+        traces = "completion" in frame.columns and frame["completion"].null_count() < frame.height
         problems = frame.unique("problem_id", keep="first", maintain_order=True)
-        if problems.height == frame.height:
+        if not traces or problems.height == frame.height:  # problems: a repeat is a duplicate
             return self._problems(frame)
         marked = self._problems(problems).select("problem_id", "dup_of", "dropped")
         rest = frame.drop([c for c in ("dup_of", "dropped") if c in frame.columns])
