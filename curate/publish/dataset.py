@@ -96,10 +96,17 @@ def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str])
         )
     elif models:
         parts.append(f"Teacher model(s): {', '.join(f'`{m}`' for m in models)}.\n")
+    source = getattr(recipe, "source", None)
+    existing = source is not None and getattr(source, "traces", lambda: False)()
+    prompt = (
+        "`prompt` holds the problem as one user message (the traces came with the input; "
+        "the messages that produced them are not known)"
+        if existing
+        else "`prompt` holds the exact chat messages sent to the teacher"
+    )
     parts.append(
-        "## Columns\n\n`prompt` holds the exact chat messages sent to the teacher, "
-        "`reasoning` the chain of thought, `completion` the final answer text, and "
-        "`verdict` / `verifier` how it was checked.\n"
+        f"## Columns\n\n{prompt}, `reasoning` the chain of thought, `completion` the final "
+        "answer text, and `verdict` / `verifier` how it was checked.\n"
     )
     parts.append("## How it was made\n\n" + funnel_markdown(stats))
     parts.append("## Recipe\n\n```yaml\n" + dump_recipe(recipe) + "```\n")

@@ -92,6 +92,8 @@ def test_existing_traces_are_curated_without_a_teacher(tmp_path: Path):
     assert result.dataset_rows == 2  # first's correct trace, other's correct trace
     published = pq.read_table(tmp_path / "run" / "dataset" / "data").to_pylist()
     assert published[0]["prompt"] == [{"role": "user", "content": published[0]["problem"]}]
+    card = (tmp_path / "run" / "dataset" / "README.md").read_text()
+    assert "the messages that produced them are not known" in card
 
 
 def test_bad_trace_rows_name_file_row_and_field(tmp_path: Path):
