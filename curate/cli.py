@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from curate import __version__, registry
+from curate.cluster import ClusterRunner, ClusterSettings, slurm_dry_run
 from curate.decontam.benchmarks import BenchmarkUnavailable
 from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
@@ -104,6 +105,16 @@ def run(
         bool, typer.Option("--retry-failed", help="Send again the requests that failed for good.")
     ] = False,
     verbose: VerboseOption = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Spread the stages with datatrove: local, slurm or ray (extra cluster)."),
+    ] = None,
+    tasks: Annotated[int, typer.Option(help="datatrove tasks per stage.")] = 2,
+    workers: Annotated[int, typer.Option(help="local: tasks at once (-1: all).")] = -1,
+    partition: Annotated[str, typer.Option(help="slurm: the partition.")] = "cpu",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="slurm: print the sbatch scripts, submit nothing.")
+    ] = False,
 ) -> None:
     """Run (or resume) a recipe's whole pipeline.
 
@@ -114,13 +125,38 @@ def run(
         target = run_dir or Path("runs") / parsed.name
         if verbose:
             err.print(dump_recipe(parsed), markup=False, highlight=False)
+        cluster = cluster_runner(executor, tasks, workers, partition, dry_run)
+        if cluster is not None and dry_run:
+            for name, script in slurm_dry_run(parsed, target, cluster.settings):
+                typer.echo(f"# --- {name} ---\n{script}")
+            return
         try:
             with progress_for(err) as progress:
-                result = run_recipe(parsed, target, progress, retry_failed=retry_failed)
+                result = run_recipe(
+                    parsed, target, progress, retry_failed=retry_failed, stage_runner=cluster
+                )
         except KeyboardInterrupt:
             fail(f"interrupted: {interrupted_note(target)}; run the same command again to resume")
             raise typer.Exit(130) from None
         report_run(result, target)
+
+
+def cluster_runner(
+    executor: str | None, tasks: int, workers: int, partition: str, dry_run: bool
+) -> ClusterRunner | None:
+    """The datatrove stage runner `--executor` asks for (None: the plain runner)."""
+    if executor is None:
+        if dry_run:
+            raise OverrideError("--dry-run goes with --executor slurm")
+        return None
+    if executor not in ("local", "slurm", "ray"):
+        raise OverrideError(f"--executor {executor!r}: one of local, slurm, ray")
+    if dry_run and executor != "slurm":
+        raise OverrideError("--dry-run goes with --executor slurm")
+    if tasks < 1:
+        raise OverrideError(f"--tasks {tasks}: at least 1")
+    settings = ClusterSettings(executor, tasks, workers, partition, dry_run=dry_run)  # type: ignore[arg-type]
+    return ClusterRunner(settings)
 
 
 def report_run(result: RunResult, target: Path) -> None:

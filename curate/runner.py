@@ -120,12 +120,17 @@ def check_columns(stages: list[Stage], available: set[str] | None = None) -> Non
 
 
 def run_recipe(
-    recipe: Any, run_dir: Path, progress: Progress | None = None, retry_failed: bool = False
+    recipe: Any,
+    run_dir: Path,
+    progress: Progress | None = None,
+    retry_failed: bool = False,
+    stage_runner: Any = None,
 ) -> RunResult:
     """Run (or resume) a recipe in run_dir and return its funnel.
 
     retry_failed: run again the stages whose rows failed for good (generation errors); what
     succeeded comes from the cache, so only the failures are sent again.
+    stage_runner: runs one stage (default run_stage; curate.cluster spreads it over tasks).
     """
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
@@ -150,7 +155,8 @@ def run_recipe(
             return RunResult(run_dir, stats, int(stats["dataset"]["out"]), names, True)
         for stage in stages[max(0, plan.reusable - 1) :]:
             stage.preflight()
-        return _execute(store, recipe, source, stages, plan, retry_failed, progress)
+        runner = stage_runner or run_stage
+        return _execute(store, recipe, source, stages, plan, retry_failed, progress, runner)
     except OSError as exc:
         raise StoreError(_write_failure(exc, run_dir)) from None
     finally:
@@ -209,6 +215,7 @@ def _execute(
     plan: RunPlan,
     retry_failed: bool,
     progress: Progress,
+    runner: Any,
 ) -> RunResult:
     store.create()
     store.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
@@ -238,7 +245,7 @@ def _execute(
             store.reset_stage(path)
         before = store.open_stage(path, identity).complete
         split = bool(stats["source"].get("split_problems"))
-        stats[stage.name] = run_stage(store, stage, in_path, path, identity, split)
+        stats[stage.name] = runner(store, stage, in_path, path, identity, split)
         rerun = rerun or not before
         store.save_stats(stats)
     store.drop_stale_stages(used)
