@@ -113,10 +113,20 @@ def executor_for(settings: ClusterSettings, step: Any, logs: Path, depends: Any 
             else None,
         )
     try:
-        from datatrove.executor import RayPipelineExecutor
+        from datatrove.executor import RayPipelineExecutor  # imports ray
     except ImportError:
         raise RecipeError("--executor ray needs Ray: pip install 'curate[cluster]' ray") from None
-    return RayPipelineExecutor(pipeline=[step], tasks=settings.tasks, logging_dir=str(logs))
+    import ray
+
+    if not ray.is_initialized():  # a cluster named by RAY_ADDRESS, else one on this machine
+        ray.init(log_to_driver=False, include_dashboard=False)
+    return RayPipelineExecutor(
+        pipeline=[step],
+        tasks=settings.tasks,
+        workers=settings.workers,
+        logging_dir=str(logs),
+        mem_per_cpu_gb=1,
+    )
 
 
 def sbatch_script(executor: Any) -> str:

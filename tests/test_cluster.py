@@ -82,3 +82,15 @@ def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):
     assert "launch_pickled_pipeline" in text and (scripts[0].parent / "executor.pik").exists()
     assert "# --- 01-dedup ---\n# runs in the driver" in result.output
     assert not list(run_dir.rglob("*.parquet"))  # nothing ran
+
+
+def test_ray_executor_on_this_machine_same_ledger(tmp_path: Path):
+    pytest.importorskip("ray")
+    path = recipe(tmp_path)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    args = ["run", str(path), "--run-dir", str(tmp_path / "ray"), "--executor", "ray"]
+    result = runner.invoke(app, [*args, "--tasks", "2"])
+    assert result.exit_code == 0, result.output
+    assert ledger(tmp_path / "ray").equals(ledger(tmp_path / "plain"))
