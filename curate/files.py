@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,14 @@ from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
-from curate.records import conform, problem_id, write_parquet
-from curate.runner import check_columns, problem_batches, process_batch
+from curate.records import (
+    conform,
+    problem_id,
+    read_parquet_metadata,
+    stable_hash,
+    write_parquet,
+)
+from curate.runner import STATS_KEY, check_columns, problem_batches, process_batch
 from curate.sources.files import file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
@@ -162,10 +170,17 @@ def run_stage_on_file(
     stage.preflight()
     table = _conformed(table, in_path)
     stage.plan(table["dropped"].null_count)  # rows no stage has dropped
+    done = checkpoints(out_path, stable_hash(stage.identity(), file_identity(in_path)))
     outputs, parts = [], []
     try:
-        for start, end in batch_bounds(stage, table):
-            out, stats = process_batch(stage, table.slice(start, end - start))
+        for number, (start, end) in enumerate(batch_bounds(stage, table)):
+            saved = done / f"part-{number:05d}.parquet"
+            if saved.exists():  # finished before a crash: kept
+                out = pq.read_table(saved)
+                stats = json.loads(read_parquet_metadata(saved)[STATS_KEY])
+            else:
+                out, stats = process_batch(stage, table.slice(start, end - start))
+                write_parquet(out, saved, {STATS_KEY: json.dumps(stats)})
             stage.advance(stats["in"])
             outputs.append(out)
             parts.append(stats)
@@ -174,9 +189,29 @@ def run_stage_on_file(
     result = pa.concat_tables(outputs, promote_options="permissive")
     write_table(result, out_path)
     write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
+    shutil.rmtree(done.parent, ignore_errors=True)
     stats = merge_stats(parts)
     stats["renamed"] = renamed
     return stats
+
+
+def file_identity(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def checkpoints(out_path: Path, identity: str) -> Path:
+    """Where finished batches wait until the output is written (beside --out), so a command
+    killed mid-file redoes one batch at most when run again on the same input and settings;
+    batches of other inputs or settings are cleared."""
+    root = out_path.with_name(f".{out_path.name}.parts")
+    folder = root / identity
+    if root.exists():
+        for other in root.iterdir():
+            if other != folder:
+                shutil.rmtree(other, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def batch_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:

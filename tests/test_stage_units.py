@@ -5,6 +5,9 @@ or as a file command, wherever the shard or batch boundaries fall."""
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +99,41 @@ def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
     assert isinstance(ledger, pl.DataFrame)
     assert set(ledger["pass_rate"].drop_nulls().to_list()) == {3 / 8}
     assert ledger.height == 40 and result.dataset_rows == 15
+
+
+KILLED_MID_FILE = """
+import os, signal, sys
+from pathlib import Path
+import curate.files as files
+files.BATCH_ROWS = 10
+real, calls = files.process_batch, []
+def dying(stage, table):
+    calls.append(1)
+    if len(calls) == 4:  # the fourth batch: killed while working on it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(stage, table)
+files.process_batch = dying
+files.run_stage_on_file("verify", Path(sys.argv[1]), Path(sys.argv[2]), ["workers=1"])
+"""
+
+
+def test_a_file_command_killed_mid_file_redoes_one_batch(tmp_path: Path, monkeypatch):
+    source = write_jsonl(tmp_path / "traces.jsonl", traces(problems=30, per_problem=4, correct=2))
+    out = tmp_path / "verified.parquet"
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_FILE, str(source), str(out)])
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    monkeypatch.setattr(curate.files, "BATCH_ROWS", 10)
+    real, calls = curate.files.process_batch, []
+
+    def counting(stage, table):
+        calls.append(table.num_rows)
+        return real(stage, table)
+
+    monkeypatch.setattr(curate.files, "process_batch", counting)
+    run_stage_on_file("verify", source, out, ["workers=1"])
+    assert len(calls) == 12 - 3  # 120 rows in batches of 10; three were finished
+    resumed = pl.read_parquet(out)
+    fresh = tmp_path / "fresh.parquet"
+    run_stage_on_file("verify", source, fresh, ["workers=1"])
+    assert resumed.equals(pl.read_parquet(fresh))
+    assert not list(tmp_path.glob(".*.parts"))  # the batches are cleared once written
