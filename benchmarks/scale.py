@@ -1,7 +1,7 @@
 """Existing traces through `curate run` at scale: time per stage, peak memory, disk, and
 whether every planted defect is caught; beside a plain math-verify loop on the same traces.
 
-    python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8]
+    python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8] [--reasoning-words 0]
 
 The corpus (synthetic, made here): problems from benchmarks/synthetic.py with integer
 answers, `per-problem` traces each (reasoning in <think> tags, about 1 in 3 wrong), and
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,12 +32,16 @@ from synthetic import problems
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH500 = ROOT.parent / "shared" / "evaldata" / "derived_math500" / "math500.jsonl"
+VOCABULARY = "so then we add take the sum of both sides and check it again now multiply divide"
 LOOP = "Wait, let me check that step again. " * 60
 CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
 
 
-def corpus(traces: int, per_problem: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Trace rows and what was planted in them."""
+def corpus(
+    traces: int, per_problem: int, seed: int = 0, words: int = 0
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Trace rows and what was planted in them; `words` more words of varied reasoning in
+    each trace (real traces run to thousands of characters)."""
     count = traces // per_problem
     texts, _ = problems(count, seed=seed)
     rng = np.random.default_rng(seed)
@@ -61,11 +64,12 @@ def corpus(traces: int, per_problem: int, seed: int = 0) -> tuple[pl.DataFrame, 
         size=count * per_problem,
         p=[0.62, 0.32, 0.02, 0.02, 0.02],
     )
+    filler = reasoning_filler(count * per_problem, words, rng)
     for row in range(count * per_problem):
         problem = row // per_problem
         kind = str(kinds[row])
         said = answers[problem] + (1 if kind == "wrong" else 0)
-        thought = f"Trace {row}: set up the quantities. Then combine them carefully."
+        thought = f"Trace {row}: set up the quantities. {filler[row]} Then combine them."
         if kind == "loop":
             thought += " " + LOOP
         if kind == "mixed":
@@ -87,6 +91,22 @@ def corpus(traces: int, per_problem: int, seed: int = 0) -> tuple[pl.DataFrame, 
     return pl.DataFrame(rows), planted
 
 
+def reasoning_filler(rows: int, words: int, rng: np.random.Generator) -> list[str]:
+    """Sentences of random words and numbers, a different one per trace (so they neither
+    compress to nothing nor look like loops); made in chunks to keep this process small."""
+    if words == 0:
+        return [""] * rows
+    vocabulary = np.array(VOCABULARY.split())
+    lines: list[str] = []
+    for start in range(0, rows, 10_000):
+        count = min(10_000, rows - start)
+        picks = vocabulary[rng.integers(0, len(vocabulary), (count, words))]
+        numbers = rng.integers(0, 1000, (count, words)).astype(str)
+        tokens = np.where(rng.random((count, words)) < 0.2, numbers, picks)
+        lines.extend(" ".join(line) + "." for line in tokens.tolist())
+    return lines
+
+
 def recipe(data: Path, folder: Path) -> Path:
     settings = yaml.safe_load((ROOT / "pipelines" / "curate-existing.yaml").read_text())
     columns = {**settings["source"]["columns"], "metadata": []}
@@ -101,15 +121,25 @@ def recipe(data: Path, folder: Path) -> Path:
 
 
 def run(recipe_path: Path, run_dir: Path) -> tuple[float, float]:
+    """Seconds and peak resident memory of `curate run`, watched in /proc while it runs
+    (VmHWM starts afresh at exec; ru_maxrss of a child counts this process's memory from
+    before the exec)."""
     started = time.perf_counter()
-    subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-m", "curate", "run", str(recipe_path), "--run-dir", str(run_dir)],
-        check=True,
         stdout=subprocess.DEVNULL,
     )
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return seconds, peak_mb
+    peak_kb = 0
+    while child.poll() is None:
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.2)
+    if child.returncode:
+        sys.exit(f"curate run failed with exit code {child.returncode}")
+    return time.perf_counter() - started, peak_kb / 1024
 
 
 def plain_verify(frame: pl.DataFrame) -> float:
@@ -158,17 +188,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--per-problem", type=int, default=8)
+    parser.add_argument("--reasoning-words", type=int, default=0, help="words added per trace")
     args = parser.parse_args()
     for size in args.traces:
         folder = Path(tempfile.mkdtemp(prefix="curate-scale-"))
         try:
-            frame, planted = corpus(size, args.per_problem)
+            frame, planted = corpus(size, args.per_problem, words=args.reasoning_words)
             data = folder / "traces.parquet"
             frame.write_parquet(data)
+            sample = frame.head(min(size, 20_000))
+            del frame
             seconds, peak = run(recipe(data, folder), folder / "run")
             print(f"{size:,} traces: curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
             report(size, folder, planted, data)
-            sample = frame.head(min(size, 20_000))
             plain = plain_verify(sample)
             print(
                 f"  plain math-verify loop: {len(sample) / plain:,.0f} traces/s on {len(sample):,} "
