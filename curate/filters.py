@@ -54,6 +54,12 @@ class RepetitionFilter(Config):
         0.5, gt=0, le=1, description="Largest share of word n-grams that are repeats."
     )
     max_paragraph_repeats: int = Field(5, ge=1, description="Most times one paragraph may appear.")
+    max_sentence_run: int = Field(
+        8,
+        ge=2,
+        description="Most times one sentence (3 words or more) may follow itself in a row: a "
+        "loop at the end of long, varied reasoning repeats few of its n-grams overall.",
+    )
 
 
 class LengthFilter(Config):
@@ -125,11 +131,30 @@ def repetition(config: RepetitionFilter, row: dict[str, Any]) -> str | None:
     paragraphs = Counter(p.strip() for p in re.split(r"\n\s*\n", text) if p.strip())
     if paragraphs and max(paragraphs.values()) > config.max_paragraph_repeats:
         return "repetition"
+    if longest_sentence_run(text) > config.max_sentence_run:
+        return "repetition"
     words = text.split()
     grams = [tuple(words[i : i + config.ngram]) for i in range(len(words) - config.ngram + 1)]
     if grams and 1 - len(set(grams)) / len(grams) > config.max_repeated_share:
         return "repetition"
     return None
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def longest_sentence_run(text: str) -> int:
+    """The most times one sentence of 3 words or more follows itself in a row."""
+    longest, run, previous = 0, 0, None
+    for sentence in SENTENCE_END.split(text):
+        key = " ".join(sentence.split()).lower()
+        if key and key == previous and len(key.split()) >= 3:
+            run += 1
+        else:
+            run = 1
+        previous = key
+        longest = max(longest, run)
+    return longest
 
 
 def foreign_share(config: LanguageFilter) -> pl.Expr:

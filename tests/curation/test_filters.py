@@ -98,3 +98,25 @@ def test_length_in_tokens_of_a_local_tokenizer(tmp_path: Path):
 def test_token_bounds_need_a_tokenizer():
     with pytest.raises(RecipeError, match=r"need filters\.length\.tokenizer"):
         run([{}], length={"max_tokens": 5})
+
+
+def test_a_loop_after_long_varied_reasoning_is_caught():
+    import random
+
+    rng = random.Random(0)
+    varied = " ".join(
+        f"Step {i}: we take {rng.randint(1, 999)} and add {rng.randint(1, 999)} to it."
+        for i in range(200)
+    )  # about 2,400 varied words, so repeated n-grams stay a small share
+    loop = " Wait, let me check that step again." * 20
+    checks = " ".join(f"Wait, let me check. Then {i} works." for i in range(12))
+    out = run(
+        [
+            {"reasoning": varied + loop},
+            {"reasoning": varied + " Wait, let me check that step again." * 3},
+            {"reasoning": varied + " " + checks},  # the same short check, not in a row
+        ]
+    )
+    assert out["flags"].to_list() == [["repetition"], [], []]
+    tolerant = run([{"reasoning": varied + loop}], repetition={"max_sentence_run": 30})
+    assert tolerant["flags"].to_list() == [[]]
