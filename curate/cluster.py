@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow.parquet as pq
-
 from curate.errors import RecipeError
 from curate.progress import QuietProgress
-from curate.records import write_parquet
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 from curate.store import RunStore
@@ -66,7 +63,7 @@ def run_shards(run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_si
     """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
     is read back from the run; the stage built anew)."""
     from curate.recipe import load_recipe
-    from curate.runner import STATS_KEY, _json, _make_stage, process_batch
+    from curate.runner import _make_stage, run_shard
 
     recipe = load_recipe(run_dir / "recipe.yaml")
     store = RunStore(run_dir)
@@ -80,10 +77,8 @@ def run_shards(run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_si
     stage: Stage = _make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
     try:
         for shard in store.shards(in_dir)[rank::world_size]:
-            if (stage_dir / shard.name).exists():
-                continue
-            table, stats = process_batch(stage, pq.read_table(shard))
-            write_parquet(table, stage_dir / shard.name, {STATS_KEY: _json(stats)})
+            if not (stage_dir / shard.name).exists():  # written before a crash: kept
+                run_shard(stage, shard, stage_dir)
     finally:
         stage.close()
 
@@ -168,7 +163,7 @@ class ClusterRunner:
         identity: str,
         problems_split: bool = False,
     ) -> Stats:
-        from curate.runner import run_stage
+        from curate.runner import _shard_stats, run_stage
 
         if not eligible(stage) or (stage.per_problem and problems_split):
             return run_stage(store, stage, in_path, path, identity, problems_split)
@@ -232,9 +227,3 @@ def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list
         for stage in stages:
             stage.close()
     return scripts
-
-
-def _shard_stats(shard: Path) -> Stats:
-    from curate.runner import _shard_stats as read
-
-    return read(shard)

@@ -408,23 +408,35 @@ def run_stage(
     shards = store.shards(in_path)
     if stage.whole and stage.problem_level:
         run_problem_level(stage, shards, path)
-        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
-        store.finish_stage(path, identity, stats)
-        return stats
-    if stage.whole or (stage.per_problem and problems_split):
+    elif stage.whole or (stage.per_problem and problems_split):
         run_whole(stage, shards, path)
-        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
-        store.finish_stage(path, identity, stats)
-        return stats
-    pending = [s for s in shards if not (path / s.name).exists()]
-    stage.plan(sum(_live_rows(s) for s in pending))
-    for shard in pending:
-        table, shard_stats = process_batch(stage, pq.read_table(shard))
-        write_parquet(table, path / shard.name, {STATS_KEY: _json(shard_stats)})
-        stage.advance(shard_stats["in"])
+    else:
+        pending = [s for s in shards if not (path / s.name).exists()]
+        stage.plan(sum(_live_rows(s) for s in pending))
+        for shard in pending:
+            stage.advance(run_shard(stage, shard, path)["in"])
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
+
+
+def run_shard(stage: Stage, shard: Path, path: Path) -> Stats:
+    """One input shard through a stage into the same name under path; its stats."""
+    table, stats = process_batch(stage, pq.read_table(shard))
+    write_parquet(table, path / shard.name, {STATS_KEY: _json(stats)})
+    return stats
+
+
+def shard_stats(live_in: int, newly: list[str], stats: Stats, index: int) -> Stats:
+    """A written-back shard's part of a whole-input stage: its rows in and newly dropped
+    (their reasons); the stage's time and counts go with the first shard."""
+    return {
+        "in": live_in,
+        "out": live_in - len(newly),
+        "dropped": dict(Counter(newly)),
+        "seconds": stats["seconds"] if index == 0 else 0.0,
+        "counts": stats["counts"] if index == 0 else {},
+    }
 
 
 def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
@@ -444,16 +456,9 @@ def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
         assert isinstance(full, pl.DataFrame)
         joined = carry_results(full, result, written, stage.name)
         fresh = joined.filter(pl.col(NEW))
-        live_in = full["dropped"].null_count()
-        shard_stats: Stats = {
-            "in": live_in,
-            "out": live_in - fresh.height,
-            "dropped": dict(Counter(fresh["dropped"].to_list())),
-            "seconds": stats["seconds"] if index == 0 else 0.0,
-            "counts": stats["counts"] if index == 0 else {},
-        }
+        own = shard_stats(full["dropped"].null_count(), fresh["dropped"].to_list(), stats, index)
         kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
-        write_parquet(conform(kept), path / shard.name, {STATS_KEY: _json(shard_stats)})
+        write_parquet(conform(kept), path / shard.name, {STATS_KEY: _json(own)})
 
 
 def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
@@ -515,18 +520,13 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     for index, shard in enumerate(shards):
         part = parts.get((index,), empty).sort(ROW)
         newly = part.filter(pl.col("dropped_at") == stage.name)
-        live_in = marked[index]["dropped"].null_count
-        shard_stats: Stats = {
-            "in": live_in,
-            "out": live_in - newly.height,
-            "dropped": dict(Counter(newly["dropped"].to_list())),
-            "seconds": stats["seconds"] if index == 0 else 0.0,
-            "counts": stats["counts"] if index == 0 else {},
-        }
+        own = shard_stats(
+            marked[index]["dropped"].null_count, newly["dropped"].to_list(), stats, index
+        )
         full = pl.from_arrow(conform(pq.read_table(shard)))
         assert isinstance(full, pl.DataFrame)
         full = full.with_columns(part.get_column(name) for name in written)
-        write_parquet(conform(full), path / shard.name, {STATS_KEY: _json(shard_stats)})
+        write_parquet(conform(full), path / shard.name, {STATS_KEY: _json(own)})
 
 
 def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
