@@ -14,7 +14,6 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from curate import registry
@@ -30,6 +29,7 @@ from curate.records import (
     stable_hash,
     write_parquet,
 )
+from curate.shards import read_shard, write_shard
 from curate.sources.base import Source
 from curate.stage import Stage, StageContext
 from curate.stats import merge_stats
@@ -39,6 +39,7 @@ STATS_KEY = "curate_stats"
 SHARD = "_shard"
 ROW = "_row"
 NEW = "_new"
+ORDER = "_order"
 
 
 @dataclass
@@ -422,8 +423,9 @@ def run_stage(
 
 def run_shard(stage: Stage, shard: Path, path: Path) -> Stats:
     """One input shard through a stage into the same name under path; its stats."""
-    table, stats = process_batch(stage, pq.read_table(shard))
-    write_parquet(table, path / shard.name, {STATS_KEY: _json(stats)})
+    before = conform(read_shard(shard))
+    table, stats = process_batch(stage, before)
+    write_shard(table, path / shard.name, {STATS_KEY: _json(stats)}, shard, before)
     return stats
 
 
@@ -452,13 +454,14 @@ def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
     assert isinstance(result, pl.DataFrame)
     result = result.rename({name: f"{name}{NEW}" for name in written})
     for index, shard in enumerate(shards):
-        full = pl.from_arrow(conform(pq.read_table(shard)))
+        before = conform(read_shard(shard))
+        full = pl.from_arrow(before)
         assert isinstance(full, pl.DataFrame)
         joined = carry_results(full, result, written, stage.name)
         fresh = joined.filter(pl.col(NEW))
         own = shard_stats(full["dropped"].null_count(), fresh["dropped"].to_list(), stats, index)
         kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
-        write_parquet(conform(kept), path / shard.name, {STATS_KEY: _json(own)})
+        write_shard(conform(kept), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
 
 
 def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
@@ -467,8 +470,7 @@ def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, i
     needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped"])]
     parts, live = [], 0
     for shard in shards:
-        present = set(pq.read_schema(shard).names)
-        rows = pl.from_arrow(pq.read_table(shard, columns=[c for c in needed if c in present]))
+        rows = pl.from_arrow(read_shard(shard, needed))
         assert isinstance(rows, pl.DataFrame)
         rows = rows.filter(pl.col("dropped").is_null())
         live += rows.height
@@ -501,8 +503,7 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped", "dropped_at"])]
     marked = []
     for index, shard in enumerate(shards):
-        present = set(pq.read_schema(shard).names)
-        table = pq.read_table(shard, columns=[c for c in needed if c in present])
+        table = read_shard(shard, needed)
         marked.append(
             conform(table)
             .append_column(SHARD, pa.array([index] * table.num_rows, pa.int32()))
@@ -523,16 +524,18 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         own = shard_stats(
             marked[index]["dropped"].null_count, newly["dropped"].to_list(), stats, index
         )
-        full = pl.from_arrow(conform(pq.read_table(shard)))
+        before = conform(read_shard(shard))
+        full = pl.from_arrow(before)
         assert isinstance(full, pl.DataFrame)
         full = full.with_columns(part.get_column(name) for name in written)
-        write_parquet(conform(full), path / shard.name, {STATS_KEY: _json(own)})
+        write_shard(conform(full), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
 
 
 def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
     """Run a stage on the live rows of a batch; dropped rows pass through untouched."""
     frame = pl.from_arrow(conform(table))
     assert isinstance(frame, pl.DataFrame)
+    frame = frame.with_row_index(ORDER)
     is_live = frame["dropped"].is_null()
     live, dead = frame.filter(is_live), frame.filter(~is_live)
     stage.counts.clear()
@@ -559,7 +562,16 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
     if stage.expands:
         stats["generated"] = out.height
     merged = pa.concat_tables([conform(out), conform(dead)], promote_options="permissive")
-    return merged, stats
+    return _in_order(merged, stage.expands), stats
+
+
+def _in_order(table: pa.Table, expands: bool) -> pa.Table:
+    """The batch's rows where they were (a stage that makes rows puts them first)."""
+    if ORDER not in table.column_names:
+        return table
+    if not expands:
+        table = table.take(pc.sort_indices(table, [(ORDER, "ascending")]))
+    return table.drop_columns([ORDER])
 
 
 def matched_rows(shards: list[Path]) -> pa.Table:
@@ -568,8 +580,7 @@ def matched_rows(shards: list[Path]) -> pa.Table:
     columns = ["problem_id", "problem", "contaminated", "contamination", "borderline"]
     parts = []
     for shard in shards:
-        present = set(pq.read_schema(shard).names)
-        table = pq.read_table(shard, columns=[c for c in columns if c in present])
+        table = read_shard(shard, columns)
         if "contamination" in table.column_names:
             parts.append(table.filter(pc.is_valid(table["contamination"])))
     if not parts:
@@ -578,7 +589,7 @@ def matched_rows(shards: list[Path]) -> pa.Table:
 
 
 def _live_rows(shard: Path) -> int:
-    dropped = pq.read_table(shard, columns=["dropped"])["dropped"]
+    dropped = read_shard(shard, ["dropped"])["dropped"]
     return int(dropped.null_count)  # a null drop reason means the row is live
 
 

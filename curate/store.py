@@ -95,16 +95,15 @@ class RunStore:
         return sorted(path.glob("part-*.parquet"))
 
     def publish_ledger(self, stage_path: Path) -> None:
-        """Make ledger/ hold the final stage's shards (hard links where possible)."""
+        """Make ledger/ hold the final stage's shards as whole rows (hard links where the
+        stage wrote them whole)."""
+        from curate.shards import materialize
+
         for old in self.ledger.glob("*.parquet"):
             old.unlink()
         self.ledger.mkdir(parents=True, exist_ok=True)
         for shard in self.shards(stage_path):
-            target = self.ledger / shard.name
-            try:
-                os.link(shard, target)
-            except OSError:
-                shutil.copy2(shard, target)
+            materialize(shard, self.ledger / shard.name)
 
     def load_stats(self) -> Stats:
         if not self.stats.exists():

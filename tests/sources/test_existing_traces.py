@@ -15,6 +15,7 @@ import yaml
 from curate.errors import SourceError
 from curate.recipe import load_recipe
 from curate.runner import run_recipe
+from curate.shards import read_shard
 from tests.conftest import write_jsonl
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "curate-existing.yaml"
@@ -100,3 +101,33 @@ def test_bad_trace_rows_name_file_row_and_field(tmp_path: Path):
     rows = [*corpus()[:1], {"problem": "What is 1 + 1?", "answer": "2", "generations": [3]}]
     with pytest.raises(SourceError, match=r"traces\.jsonl row 2, field 'generations\[0\]'"):
         run_recipe(load_recipe(recipe(tmp_path, rows)), tmp_path / "run")
+
+
+def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
+    """Disk holds the trace text once: verify, dedup, filters and select write the columns
+    they change, pointing at the source's shard; the ledger still has whole rows."""
+    rows = [
+        {
+            "problem": LONG.format(n=n, m=30),
+            "answer": str((n + 30) * 2 // 3),
+            "generations": [trace(str((n + 30) * 2 // 3), f"{n} " + "reason it out. " * 200)],
+        }
+        for n in range(30, 60, 3)
+    ]
+    run = tmp_path / "run"
+    run_recipe(load_recipe(recipe(tmp_path, rows)), run)
+    stages = sorted((run / "stages").iterdir())
+    source_bytes = sum(p.stat().st_size for p in stages[0].glob("part-*.parquet"))
+    for stage in stages[1:]:
+        shards = sorted(stage.glob("part-*.parquet"))
+        assert shards, stage.name
+        for shard in shards:
+            columns = pq.read_schema(shard).names
+            assert "reasoning" not in columns and "problem" not in columns, stage.name
+            assert read_shard(shard).num_rows == pq.read_metadata(shard).num_rows
+        later = sum(p.stat().st_size for p in shards)
+        assert later < source_bytes / 4, stage.name
+    ledger = pl.read_parquet(run / "ledger").sort("problem")
+    source = pl.read_parquet(stages[0] / "part-*.parquet").sort("problem")
+    assert ledger["reasoning"].to_list() == source["reasoning"].to_list()
+    assert ledger["verdict"].to_list() == ["correct"] * len(rows)
