@@ -27,14 +27,16 @@ class Figures:
     contamination: list[tuple[str, str, int]] = field(default_factory=list)  # bench, method, n
 
 
+LENGTHS = ("reasoning", "completion")  # texts the figures know by their length only
+
+
 def figures(run_dir: Path) -> Figures:
     store = RunStore(run_dir)
     stats = store.load_stats()
     found = Figures(funnel=[(name, int(entry["out"])) for name, entry in stats.items()])
     shards = store.shards(store.ledger)
     if shards:
-        ledger = pl.read_parquet(shards)
-        traces = ledger.filter(pl.col("sample_idx").is_not_null())
+        traces = _trace_figures(shards)
         found.reasons = _reasons(traces)
         found.pass_rates = _pass_rates(traces)
         found.lengths = _lengths(traces)
@@ -46,6 +48,17 @@ def figures(run_dir: Path) -> Figures:
         for method, n in sorted(entry.get("by_method", {}).items())
     ]
     return found
+
+
+def _trace_figures(shards: list[Path]) -> pl.DataFrame:
+    """The ledger's traces with the columns the figures use, the texts as their lengths:
+    streamed, so memory holds no text however large the ledger."""
+    small = ["problem_id", "verdict", "verdict_reason", "pass_rate", "source", "dropped"]
+    lengths = [pl.col(c).fill_null("").str.len_chars().alias(c) for c in LENGTHS]
+    query = (
+        pl.scan_parquet(shards).filter(pl.col("sample_idx").is_not_null()).select(*small, *lengths)
+    )
+    return query.collect(engine="streaming")
 
 
 def _reasons(traces: pl.DataFrame) -> list[tuple[str, int]]:
@@ -69,10 +82,10 @@ def _pass_rates(traces: pl.DataFrame) -> list[float]:
 
 def _lengths(traces: pl.DataFrame) -> dict[str, list[int]]:
     found = {}
-    for column in ("reasoning", "completion"):
+    for column in LENGTHS:
         for verdict in ("correct", "incorrect"):
-            rows = traces.filter(pl.col("verdict") == verdict)[column].fill_null("")
-            found[f"{column} {verdict}"] = rows.str.len_chars().to_list()
+            rows = traces.filter(pl.col("verdict") == verdict)[column]
+            found[f"{column} {verdict}"] = rows.to_list()
     return found
 
 

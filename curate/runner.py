@@ -39,7 +39,7 @@ STATS_KEY = "curate_stats"
 SHARD = "_shard"
 ROW = "_row"
 NEW = "_new"
-ORDER = "_order"
+ORDER = "_curate_row"  # a name no stage uses for its own work
 
 
 @dataclass

@@ -103,6 +103,11 @@ def test_bad_trace_rows_name_file_row_and_field(tmp_path: Path):
         run_recipe(load_recipe(recipe(tmp_path, rows)), tmp_path / "run")
 
 
+def worked(n: int) -> str:
+    """Long reasoning, no sentence repeated."""
+    return " ".join(f"Step {i}: {n} and {i} make {n + i}." for i in range(120))
+
+
 def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
     """Disk holds the trace text once: verify, dedup, filters and select write the columns
     they change, pointing at the source's shard; the ledger still has whole rows."""
@@ -110,12 +115,20 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
         {
             "problem": LONG.format(n=n, m=30),
             "answer": str((n + 30) * 2 // 3),
-            "generations": [trace(str((n + 30) * 2 // 3), f"{n} " + "reason it out. " * 200)],
+            "generations": [  # a repeat before a wrong trace: live and dropped rows mix
+                trace(str((n + 30) * 2 // 3), worked(n)),
+                trace(str((n + 30) * 2 // 3), worked(n)),
+                trace(str((n + 30) * 2 // 3 + 1), worked(n + 1)),
+            ],
         }
         for n in range(30, 60, 3)
     ]
+    path = recipe(tmp_path, rows)
+    settings = yaml.safe_load(path.read_text())
+    settings["run"]["shard_size"] = 6  # a problem's traces in one shard: shard by shard
+    path.write_text(yaml.safe_dump(settings))
     run = tmp_path / "run"
-    run_recipe(load_recipe(recipe(tmp_path, rows)), run)
+    run_recipe(load_recipe(path), run)
     stages = sorted((run / "stages").iterdir())
     source_bytes = sum(p.stat().st_size for p in stages[0].glob("part-*.parquet"))
     for stage in stages[1:]:
@@ -127,7 +140,9 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
             assert read_shard(shard).num_rows == pq.read_metadata(shard).num_rows
         later = sum(p.stat().st_size for p in shards)
         assert later < source_bytes / 4, stage.name
-    ledger = pl.read_parquet(run / "ledger").sort("problem")
-    source = pl.read_parquet(stages[0] / "part-*.parquet").sort("problem")
+    ledger = pl.read_parquet(run / "ledger").sort("problem", "sample_idx")
+    source = pl.read_parquet(stages[0] / "part-*.parquet").sort("problem", "sample_idx")
     assert ledger["reasoning"].to_list() == source["reasoning"].to_list()
-    assert ledger["verdict"].to_list() == ["correct"] * len(rows)
+    assert ledger["dropped"].to_list() == [None, "duplicate_trace", "incorrect"] * len(rows)
+    kept = ledger.filter(pl.col("dropped").is_null())
+    assert kept["reasoning"].to_list() == [f"Count carefully. {worked(n)}" for n in range(30, 60, 3)]
