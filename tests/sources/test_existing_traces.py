@@ -145,4 +145,5 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
     assert ledger["reasoning"].to_list() == source["reasoning"].to_list()
     assert ledger["dropped"].to_list() == [None, "duplicate_trace", "incorrect"] * len(rows)
     kept = ledger.filter(pl.col("dropped").is_null())
-    assert kept["reasoning"].to_list() == [f"Count carefully. {worked(n)}" for n in range(30, 60, 3)]
+    expected = [f"Count carefully. {worked(n)}" for n in range(30, 60, 3)]
+    assert kept["reasoning"].to_list() == expected
