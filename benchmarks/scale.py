@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MATH500 = ROOT.parent / "shared" / "evaldata" / "derived_math500" / "math500.jsonl"
 VOCABULARY = "so then we add take the sum of both sides and check it again now multiply divide"
 LOOP = "Wait, let me check that step again. " * 60
+ROW_GROUP = 8192  # rows per Parquet row group of the input, as dataset writers keep them
 CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
 
 
@@ -181,7 +182,23 @@ def report(size: int, folder: Path, planted: dict[str, Any], data: Path) -> None
         for kind in ("truncated", "loop", "mixed")
     ]
     print("  bad traces dropped: " + ", ".join(caught))
-    print(f"  disk: run folder {size_mb(run_dir):,.1f} MB for {size_mb(data):,.1f} MB of input")
+    disk(run_dir, data)
+
+
+def disk(run_dir: Path, data: Path) -> None:
+    """The run folder beside the input: the source's shards hold the text once, later
+    stages only the columns they change; a full copy per stage is what that replaced."""
+    stages = sorted(p for p in (run_dir / "stages").iterdir() if p.is_dir())
+    source, later = size_mb(stages[0]), sum(size_mb(p) for p in stages[1:])
+    ledger, dataset = size_mb(run_dir / "ledger"), size_mb(run_dir / "dataset")
+    total = size_mb(run_dir)
+    given = size_mb(data)
+    print(
+        f"  disk: run folder {total:,.1f} MB for {given:,.1f} MB of input "
+        f"({total / given:.1f}x): source shards {source:,.1f}, the {len(stages) - 1} later "
+        f"stages {later:,.1f}, ledger {ledger:,.1f}, dataset {dataset:,.1f}; "
+        f"a full copy per stage would be about {source * len(stages) + ledger + dataset:,.1f}"
+    )
 
 
 def main() -> None:
@@ -195,7 +212,7 @@ def main() -> None:
         try:
             frame, planted = corpus(size, args.per_problem, words=args.reasoning_words)
             data = folder / "traces.parquet"
-            frame.write_parquet(data)
+            frame.write_parquet(data, row_group_size=ROW_GROUP)
             sample = frame.head(min(size, 20_000))
             del frame
             seconds, peak = run(recipe(data, folder), folder / "run")

@@ -8,7 +8,8 @@ RUN/
   review/        review exchanges
   dataset/       README.md (card) + data/*.parquet
   reports/       decontamination.json (per benchmark: matches, methods, scores)
-  stages/NN-name/  each stage's output shards and its _stage.json marker
+  stages/NN-name/  each stage's output shards and its _stage.json marker (a stage that keeps
+                   its rows writes only the columns it changed: curate/shards.py)
 """
 
 from __future__ import annotations
