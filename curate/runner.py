@@ -37,7 +37,6 @@ from curate.store import RunStore, Stats
 
 STATS_KEY = "curate_stats"
 SHARD = "_shard"
-ROW = "_row"
 NEW = "_new"
 ORDER = "_curate_row"  # a name no stage uses for its own work
 
@@ -454,14 +453,20 @@ def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
     assert isinstance(result, pl.DataFrame)
     result = result.rename({name: f"{name}{NEW}" for name in written})
     for index, shard in enumerate(shards):
-        before = conform(read_shard(shard))
-        full = pl.from_arrow(before)
-        assert isinstance(full, pl.DataFrame)
+        before, full = whole_shard(shard)
         joined = carry_results(full, result, written, stage.name)
         fresh = joined.filter(pl.col(NEW))
         own = shard_stats(full["dropped"].null_count(), fresh["dropped"].to_list(), stats, index)
         kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
         write_shard(conform(kept), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
+
+
+def whole_shard(shard: Path) -> tuple[pa.Table, pl.DataFrame]:
+    """A shard's whole rows, as read (for write_shard) and as a frame to work on."""
+    before = conform(read_shard(shard))
+    frame = pl.from_arrow(before)
+    assert isinstance(frame, pl.DataFrame)
+    return before, frame
 
 
 def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
@@ -505,28 +510,25 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     for index, shard in enumerate(shards):
         table = read_shard(shard, needed)
         marked.append(
-            conform(table)
-            .append_column(SHARD, pa.array([index] * table.num_rows, pa.int32()))
-            .append_column(ROW, pa.array(range(table.num_rows), pa.int32()))
+            conform(table).append_column(SHARD, pa.array([index] * table.num_rows, pa.int32()))
         )
     stage.plan(sum(t["dropped"].null_count for t in marked))
     merged, stats = process_batch(stage, pa.concat_tables(marked, promote_options="permissive"))
     stage.advance(stats["in"])
     written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
-    frame = pl.from_arrow(merged.select([SHARD, ROW, *written]))
+    frame = pl.from_arrow(merged.select([SHARD, *written]))
     assert isinstance(frame, pl.DataFrame)
-    # one pass over the rows, not one per shard (a filter per shard is quadratic)
-    parts = frame.partition_by(SHARD, as_dict=True, include_key=False)
+    # one pass over the rows, not one per shard (a filter per shard is quadratic); each
+    # part keeps its rows' order, which process_batch keeps
+    parts = frame.partition_by(SHARD, as_dict=True, include_key=False, maintain_order=True)
     empty = frame.clear().drop(SHARD)
     for index, shard in enumerate(shards):
-        part = parts.get((index,), empty).sort(ROW)
+        part = parts.get((index,), empty)
         newly = part.filter(pl.col("dropped_at") == stage.name)
         own = shard_stats(
             marked[index]["dropped"].null_count, newly["dropped"].to_list(), stats, index
         )
-        before = conform(read_shard(shard))
-        full = pl.from_arrow(before)
-        assert isinstance(full, pl.DataFrame)
+        before, full = whole_shard(shard)
         full = full.with_columns(part.get_column(name) for name in written)
         write_shard(conform(full), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
 
