@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,10 +41,11 @@ CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
 
 
 def corpus(
-    traces: int, per_problem: int, seed: int = 0, words: int = 0
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Trace rows and what was planted in them; `words` more words of varied reasoning in
-    each trace (real traces run to thousands of characters)."""
+    data: Path, traces: int, per_problem: int, seed: int = 0, words: int = 0
+) -> dict[str, Any]:
+    """Write trace rows to `data` (Parquet, one row group at a time, so this process stays
+    small at a million traces) and return what was planted in them; `words` more words of
+    varied reasoning in each trace (real traces run to thousands of characters)."""
     count = traces // per_problem
     texts, _ = problems(count, seed=seed)
     rng = np.random.default_rng(seed)
@@ -59,28 +62,20 @@ def corpus(
         for slot, item in zip(slots, items, strict=False):
             texts[slot] = item["problem"]
             bench.append(int(slot))
-    rows: dict[str, list[Any]] = {"problem": [], "answer": [], "generations": []}
     kinds = rng.choice(
         ["right", "wrong", "truncated", "loop", "mixed"],
         size=count * per_problem,
         p=[0.62, 0.32, 0.02, 0.02, 0.02],
     )
-    filler = reasoning_filler(count * per_problem, words, rng)
-    for row in range(count * per_problem):
-        problem = row // per_problem
-        kind = str(kinds[row])
-        said = answers[problem] + (1 if kind == "wrong" else 0)
-        thought = f"Trace {row}: set up the quantities. {filler[row]} Then combine them."
-        if kind == "loop":
-            thought += " " + LOOP
-        if kind == "mixed":
-            thought += " " + CHINESE
-        trace = f"<think>{thought}</think>The answer is $\\boxed{{{said}}}$."
-        if kind == "truncated":
-            trace = f"<think>{thought} and then"
-        rows["problem"].append(texts[problem])
-        rows["answer"].append(str(answers[problem]))
-        rows["generations"].append(trace)
+    schema = pa.schema(
+        [("problem", pa.string()), ("answer", pa.string()), ("generations", pa.string())]
+    )
+    with pq.ParquetWriter(data, schema, compression="zstd") as writer:
+        for start in range(0, count * per_problem, ROW_GROUP):
+            rows = range(start, min(start + ROW_GROUP, count * per_problem))
+            filler = reasoning_filler(len(rows), words, rng)
+            columns = trace_rows(rows, per_problem, texts, answers, kinds, filler)
+            writer.write_table(pa.table(columns, schema=schema))
     planted = {
         "near_duplicate_problems": pairs,
         "benchmark_copies": len(bench),
@@ -89,7 +84,35 @@ def corpus(
         "mixed": int((kinds == "mixed").sum()),
     }
     planted["kinds"] = kinds
-    return pl.DataFrame(rows), planted
+    return planted
+
+
+def trace_rows(
+    rows: range,
+    per_problem: int,
+    texts: list[str],
+    answers: np.ndarray,
+    kinds: np.ndarray,
+    filler: list[str],
+) -> dict[str, list[str]]:
+    """The given trace rows: problem, reference answer and one generation each, of its kind."""
+    columns: dict[str, list[str]] = {"problem": [], "answer": [], "generations": []}
+    for row, words in zip(rows, filler, strict=True):
+        problem = row // per_problem
+        kind = str(kinds[row])
+        said = answers[problem] + (1 if kind == "wrong" else 0)
+        thought = f"Trace {row}: set up the quantities. {words} Then combine them."
+        if kind == "loop":
+            thought += " " + LOOP
+        if kind == "mixed":
+            thought += " " + CHINESE
+        trace = f"<think>{thought}</think>The answer is $\\boxed{{{said}}}$."
+        if kind == "truncated":
+            trace = f"<think>{thought} and then"
+        columns["problem"].append(texts[problem])
+        columns["answer"].append(str(answers[problem]))
+        columns["generations"].append(trace)
+    return columns
 
 
 def reasoning_filler(rows: int, words: int, rng: np.random.Generator) -> list[str]:
@@ -121,26 +144,38 @@ def recipe(data: Path, folder: Path) -> Path:
     return path
 
 
-def run(recipe_path: Path, run_dir: Path) -> tuple[float, float]:
+def run(recipe_path: Path, run_dir: Path) -> tuple[float, float, dict[str, float]]:
     """Seconds and peak resident memory of `curate run`, watched in /proc while it runs
     (VmHWM starts afresh at exec; ru_maxrss of a child counts this process's memory from
-    before the exec)."""
+    before the exec), and the highest resident memory seen in each step."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "curate", "run", str(recipe_path), "--run-dir", str(run_dir)],
         stdout=subprocess.DEVNULL,
     )
     peak_kb = 0
+    steps: dict[str, float] = {}
     while child.poll() is None:
         try:
             status = Path(f"/proc/{child.pid}/status").read_text()
             peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+            now = int(status.split("VmRSS:")[1].split()[0]) / 1024
         except (OSError, IndexError):
-            pass
+            continue
+        step = current_step(run_dir)
+        steps[step] = max(steps.get(step, 0.0), now)
         time.sleep(0.2)
     if child.returncode:
         sys.exit(f"curate run failed with exit code {child.returncode}")
-    return time.perf_counter() - started, peak_kb / 1024
+    return time.perf_counter() - started, peak_kb / 1024, steps
+
+
+def current_step(run_dir: Path) -> str:
+    """The step a run is in: the newest stage folder, or finish once the ledger is made."""
+    if any((run_dir / "ledger").glob("*.parquet")):
+        return "finish"
+    stages = sorted((run_dir / "stages").glob("*")) if (run_dir / "stages").exists() else []
+    return stages[-1].name.partition("-")[2] if stages else "start"
 
 
 def plain_verify(frame: pl.DataFrame) -> float:
@@ -158,12 +193,28 @@ def size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 2**20
 
 
-def report(size: int, folder: Path, planted: dict[str, Any], data: Path) -> None:
+def ledger_rows(run_dir: Path) -> pl.DataFrame:
+    """The ledger's small columns, and the corpus row each trace came from, read shard by
+    shard (the ledger holds every trace's text)."""
+    parts = []
+    for shard in sorted((run_dir / "ledger").glob("*.parquet")):
+        frame = pl.read_parquet(
+            shard, columns=["problem_id", "dropped", "contaminated", "reasoning"]
+        )
+        row = pl.col("reasoning").str.extract(r"Trace (\d+):").cast(pl.Int64).alias("row")
+        parts.append(frame.with_columns(row).drop("reasoning"))
+    return pl.concat(parts)
+
+
+def report(folder: Path, planted: dict[str, Any], data: Path, steps: dict[str, float]) -> None:
     run_dir = folder / "run"
     stats = json.loads((run_dir / "stats.json").read_text())
-    ledger = pl.read_parquet(run_dir / "ledger")
+    ledger = ledger_rows(run_dir)
     timed = [(name, e["seconds"]) for name, e in stats.items() if "seconds" in e]
     print("  per stage (s): " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in timed))
+    print(
+        "  peak RSS per step (MB, sampled): " + ", ".join(f"{k} {v:,.0f}" for k, v in steps.items())
+    )
     counts = ledger["dropped"].drop_nulls().value_counts().sort("count", descending=True)
     print("  dropped: " + ", ".join(f"{r['dropped']} {r['count']:,}" for r in counts.to_dicts()))
     near = ledger.filter(pl.col("dropped") == "near_duplicate")["problem_id"].n_unique()
@@ -172,9 +223,7 @@ def report(size: int, folder: Path, planted: dict[str, Any], data: Path) -> None
         f"benchmark copies {ledger.filter(pl.col('contaminated'))['problem_id'].n_unique()} "
         f"of {planted['benchmark_copies']}"
     )
-    rows = ledger.select(
-        pl.col("reasoning").str.extract(r"Trace (\d+):").cast(pl.Int64).alias("row"), "dropped"
-    ).drop_nulls("row")
+    rows = ledger.select("row", "dropped").drop_nulls("row")
     kinds = planted["kinds"][rows["row"].to_numpy()]
     gone = rows["dropped"].is_not_null().to_numpy()
     caught = [
@@ -210,14 +259,14 @@ def main() -> None:
     for size in args.traces:
         folder = Path(tempfile.mkdtemp(prefix="curate-scale-"))
         try:
-            frame, planted = corpus(size, args.per_problem, words=args.reasoning_words)
             data = folder / "traces.parquet"
-            frame.write_parquet(data, row_group_size=ROW_GROUP)
-            sample = frame.head(min(size, 20_000))
-            del frame
-            seconds, peak = run(recipe(data, folder), folder / "run")
-            print(f"{size:,} traces: curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
-            report(size, folder, planted, data)
+            planted = corpus(data, size, args.per_problem, words=args.reasoning_words)
+            groups = pq.ParquetFile(data).metadata.num_row_groups
+            print(f"{size:,} traces, {size_mb(data):,.0f} MB of Parquet in {groups} row groups")
+            seconds, peak, steps = run(recipe(data, folder), folder / "run")
+            print(f"  curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
+            report(folder, planted, data, steps)
+            sample = pl.read_parquet(data, n_rows=min(size, 20_000))
             plain = plain_verify(sample)
             print(
                 f"  plain math-verify loop: {len(sample) / plain:,.0f} traces/s on {len(sample):,} "

@@ -5,20 +5,29 @@ Each row- or problem-grain stage becomes one datatrove step over the run's shard
 N takes shards r, r+N, r+2N, ... and writes each through the runner's own `process_batch`,
 so the bookkeeping (`dropped`, counts, stats) is the one `curate run` keeps. datatrove's
 completion markers make a rerun skip finished tasks; a shard already written is not redone.
-Stages that must see every row at once (dedup), and per-problem stages over a source whose
-problems are spread across shards, run in the driver as they do without an executor.
+A problem-level stage that compares across the whole input (dedup) goes in three steps, as
+datatrove's own MinHash dedup does: the tasks work out each problem's keys (a hash, a
+signature, its numbers: a few hundred bytes), the driver compares all the keys at once, and
+the tasks write each shard back with its problems' results. Generation, and per-problem
+stages over a source whose problems are spread across shards, run in the driver as they do
+without an executor.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
+
 from curate.errors import RecipeError
+from curate.memory import release_memory
 from curate.progress import QuietProgress
+from curate.records import read_parquet_metadata, write_parquet
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 from curate.store import RunStore
@@ -39,8 +48,14 @@ class ClusterSettings:
     dry_run: bool = False  # slurm: write and print the sbatch scripts, submit nothing
 
 
-def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path) -> Any:
-    """A datatrove PipelineStep that runs one of the run's stages on its share of shards."""
+Work = Literal["stage", "keys", "write_back"]
+
+
+def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path, work: Work = "stage") -> Any:
+    """A datatrove PipelineStep that does one kind of work of one of the run's stages on
+    its share of shards: the stage itself, or the two halves of a problem-level stage that
+    compares across the whole input (dedup): each problem's keys, then the write-back of
+    the results the driver worked out from all the keys."""
     try:
         from datatrove.pipeline.base import PipelineStep
     except ImportError:
@@ -49,21 +64,23 @@ def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path) -> Any:
         ) from None
 
     class CurateStage(PipelineStep):  # type: ignore[misc]
-        name = f"curate {stage_dir.name}"
+        name = f"curate {stage_dir.name} {work}"
         type = "curate"
 
         def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
-            run_shards(run_dir, stage_dir, in_dir, rank, world_size)
+            run_shards(run_dir, stage_dir, in_dir, rank, world_size, work)
             yield from ()
 
     return CurateStage()
 
 
-def run_shards(run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_size: int) -> None:
+def run_shards(
+    run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_size: int, work: Work
+) -> None:
     """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
-    is read back from the run; the stage built anew)."""
+    is read back from the run; the stage built anew). Shards already done are kept."""
     from curate.recipe import load_recipe
-    from curate.runner import _make_stage, run_shard
+    from curate.runner import _make_stage
 
     recipe = load_recipe(run_dir / "recipe.yaml")
     store = RunStore(run_dir)
@@ -75,12 +92,49 @@ def run_shards(run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_si
         review_dir=store.review,
     )
     stage: Stage = _make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
+    shards = store.shards(in_dir)
     try:
-        for shard in store.shards(in_dir)[rank::world_size]:
-            if not (stage_dir / shard.name).exists():  # written before a crash: kept
-                run_shard(stage, shard, stage_dir)
+        for index in range(rank, len(shards), world_size):
+            do_shard(stage, shards[index], index, stage_dir, work)
+            release_memory(collect=False)
     finally:
         stage.close()
+
+
+def do_shard(stage: Stage, shard: Path, index: int, stage_dir: Path, work: Work) -> None:
+    """One shard's part of a task's work, unless a finished copy is there."""
+    from curate.runner import run_shard, shard_problems, write_back
+
+    if work == "keys":
+        target = keys_dir(stage_dir) / shard.name
+        if not target.exists():
+            problems, _ = shard_problems(stage, shard)
+            write_parquet(stage.keys(problems).to_arrow(), target)
+    elif not (stage_dir / shard.name).exists():
+        if work == "stage":
+            run_shard(stage, shard, stage_dir)
+        else:
+            result, stats = read_results(stage_dir)
+            write_back(stage.name, shard, stage_dir, result, stats, index)
+
+
+def keys_dir(stage_dir: Path) -> Path:
+    return stage_dir.parent.parent / "datatrove" / f"{stage_dir.name}-keys"
+
+
+def results_path(stage_dir: Path) -> Path:
+    return keys_dir(stage_dir) / "results.parquet"
+
+
+def read_results(stage_dir: Path) -> tuple[Any, Stats]:
+    """The driver's results of a problem-level stage, and the stage's stats."""
+    import polars as pl
+
+    from curate.runner import STATS_KEY
+
+    path = results_path(stage_dir)
+    stats = json.loads(read_parquet_metadata(path)[STATS_KEY])
+    return pl.read_parquet(path), stats
 
 
 def executor_for(settings: ClusterSettings, step: Any, logs: Path, depends: Any = None) -> Any:
@@ -142,9 +196,10 @@ def sbatch_script(executor: Any) -> str:
 
 
 def eligible(stage: Stage) -> bool:
-    """Whether a stage can run as a datatrove step over shards (not one that needs every
-    row at once, and not generation, whose cache and rate limits are one process's)."""
-    return not (stage.whole or stage.expands)
+    """Whether a stage can run as datatrove steps over shards: not one that needs every row
+    at once (unless it acts on problems, whose keys the tasks can make), and not
+    generation, whose cache and rate limits are one process's."""
+    return not stage.expands and (not stage.whole or stage.problem_level)
 
 
 class ClusterRunner:
@@ -171,20 +226,47 @@ class ClusterRunner:
         if state.complete:
             return state.stats
         logs = store.root / "datatrove" / f"{path.name}-{identity[:8]}"
-        executor = executor_for(self.settings, datatrove_step(store.root, path, in_path), logs)
+        if stage.whole:  # problem-level: keys in the tasks, compared here, written back there
+            self.spread(store, path, in_path, logs / "keys", "keys", keys_dir(path))
+            compare_keys(store, stage, in_path, path)
+            self.spread(store, path, in_path, logs / "write_back", "write_back", path)
+        else:
+            self.spread(store, path, in_path, logs, "stage", path)
+        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+        store.finish_stage(path, identity, stats)
+        return stats
+
+    def spread(
+        self, store: RunStore, path: Path, in_path: Path, logs: Path, work: Work, out: Path
+    ) -> None:
+        """One kind of work over the stage's shards through the executor; every input shard
+        must come out under `out`."""
+        step = datatrove_step(store.root, path, in_path, work)
+        executor = executor_for(self.settings, step, logs)
         executor.run()
         if self.settings.executor == "slurm":
             wait_for(executor)
-        written = store.shards(path)
-        missing = {s.name for s in store.shards(in_path)} - {s.name for s in written}
+        missing = {s.name for s in store.shards(in_path)} - {s.name for s in store.shards(out)}
         if missing:
             raise RecipeError(
-                f"stage '{stage.name}': {len(missing)} shards were not written by the "
-                f"{self.settings.executor} executor; its logs are in {logs}"
+                f"stage '{path.name.split('-', 1)[1]}': {len(missing)} shards were not "
+                f"written by the {self.settings.executor} executor; its logs are in {logs}"
             )
-        stats = merge_stats(_shard_stats(p) for p in written)
-        store.finish_stage(path, identity, stats)
-        return stats
+
+
+def compare_keys(store: RunStore, stage: Stage, in_path: Path, path: Path) -> None:
+    """The driver's part of a problem-level stage on a cluster: every task's keys, in shard
+    order, first of each problem (as one process would read them), through the stage;
+    the results saved for the write-back tasks."""
+    from curate.runner import STATS_KEY, _live_rows, first_of_each, problem_results
+
+    shards = store.shards(in_path)
+    problems = first_of_each([pl.read_parquet(keys_dir(path) / s.name) for s in shards])
+    live = sum(_live_rows(s) for s in shards)
+    stage.plan(live)
+    result, stats = problem_results(stage, problems)
+    stage.advance(live)
+    write_parquet(result.to_arrow(), results_path(path), {STATS_KEY: json.dumps(stats)})
 
 
 def wait_for(executor: Any, poll_s: float = 30.0) -> None:
@@ -195,10 +277,14 @@ def wait_for(executor: Any, poll_s: float = 30.0) -> None:
         time.sleep(poll_s)
 
 
+COMPARE_NOTE = "# the driver compares every task's keys, then submits the write-back"
+
+
 def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list[tuple[str, str]]:
     """The sbatch script of every stage that would go to Slurm, each depending on the one
-    before, written under RUN/datatrove/ and returned; nothing is submitted or run. Stages
-    that run in the driver (dedup, generate) are listed with a note instead of a script."""
+    before, written under RUN/datatrove/ and returned; nothing is submitted or run. A
+    problem-level stage across the whole input (dedup) has two, its keys and its
+    write-back, with the driver's comparison between; generation runs in the driver."""
     from curate.recipe import dump_recipe
     from curate.runner import build_stages
 
@@ -214,14 +300,19 @@ def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list
         for index, stage in enumerate(stages, start=1):
             path = store.stage_dir(index, stage.name)
             if not eligible(stage):
-                scripts.append((path.name, "# runs in the driver (it needs every row at once)"))
-            else:
+                scripts.append((path.name, "# runs in the driver (generation: one process)"))
+                in_dir = path
+                continue
+            works: list[Work] = ["keys", "write_back"] if stage.whole else ["stage"]
+            for work in works:
                 logs = store.root / "datatrove" / path.name
-                executor = executor_for(
-                    settings, datatrove_step(store.root, path, in_dir), logs, previous
-                )
-                scripts.append((path.name, sbatch_script(executor)))
-                previous = executor
+                logs = logs / work if stage.whole else logs
+                step = datatrove_step(store.root, path, in_dir, work)
+                previous = executor_for(settings, step, logs, previous)
+                name = f"{path.name} {work}" if stage.whole else path.name
+                scripts.append((name, sbatch_script(previous)))
+                if work == "keys":
+                    scripts.append((f"{path.name} compare", COMPARE_NOTE))
             in_dir = path
     finally:
         for stage in stages:

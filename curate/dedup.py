@@ -92,7 +92,7 @@ class UnionFind:
 
 
 def near_duplicate_pairs(
-    sig: np.ndarray, near: NearDuplicates, numbers: list[tuple[str, ...]]
+    sig: np.ndarray, near: NearDuplicates, numbers: list[str]
 ) -> list[tuple[int, int]]:
     """Pairs (earlier, later) whose signatures collide in a band and agree >= threshold, and
     whose numbers are the same (problems differing only in numbers are different problems)."""
@@ -119,9 +119,28 @@ def near_duplicate_pairs(
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-def number_keys(texts: list[str]) -> list[tuple[str, ...]]:
+TEXT_HASH, SIGNATURE, NUMBERS = "_text_hash", "_signature", "_numbers"
+KEY_COLUMNS = [TEXT_HASH, SIGNATURE, NUMBERS]
+
+
+def number_keys(texts: list[str]) -> list[str]:
     """The numbers of each text, in order: near-duplicates must agree on them all."""
-    return [tuple(NUMBER.findall(text)) for text in texts]
+    return ["\x1f".join(NUMBER.findall(text)) for text in texts]
+
+
+def problem_keys(frame: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
+    """What dedup compares of each problem, small beside its text: a hash of its normalised
+    words, its numbers and its MinHash signature (a few hundred bytes a problem, so a
+    cluster's tasks can make them and one process compare them all)."""
+    texts = frame["problem"].fill_null("").to_list()
+    keys = [
+        pl.Series(TEXT_HASH, text_hashes(texts), pl.UInt64),
+        pl.Series(NUMBERS, number_keys(texts), pl.String),
+    ]
+    if config.near is not None:
+        shape = pl.Array(pl.UInt32, config.near.num_perm)
+        keys.append(pl.Series(SIGNATURE, signatures(texts, config.near), shape))
+    return frame.with_columns(keys)
 
 
 def agreeing(pairs: list[tuple[int, int]], references: list[str | None]) -> list[tuple[int, int]]:
@@ -181,24 +200,30 @@ class DedupStage(Stage):
         rest = frame.drop([c for c in ("dup_of", "dropped") if c in frame.columns])
         return rest.join(marked, on="problem_id", how="left", maintain_order="left")
 
+    def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
+        return problem_keys(problems, self.config).drop("problem")
+
     def _problems(self, frame: pl.DataFrame) -> pl.DataFrame:
-        texts = frame["problem"].fill_null("").to_list()
-        hashes = text_hashes(texts)
-        groups = UnionFind(len(texts))
+        """Duplicates among these rows. A frame that already carries the comparison keys
+        (problem_keys, made per task on a cluster) is compared on them, not its text."""
+        keys = frame if TEXT_HASH in frame.columns else problem_keys(frame, self.config)
+        hashes = keys[TEXT_HASH].to_list()
+        groups = UnionFind(frame.height)
         if self.config.exact:
             seen: dict[int, int] = {}
             for row, key in enumerate(hashes):
                 groups.union(seen.setdefault(key, row), row)
-        if self.config.near is not None and len(texts) > 1:
-            near = self.config.near
-            pairs = near_duplicate_pairs(signatures(texts, near), near, number_keys(texts))
+        near = self.config.near
+        if near is not None and frame.height > 1:
+            numbers = keys[NUMBERS].to_list()
+            pairs = near_duplicate_pairs(keys[SIGNATURE].to_numpy(), near, numbers)
             if self.config.answers and "reference" in frame.columns:
                 references = frame["reference"].cast(pl.String).to_list()
                 merge_agreeing(groups, agreeing(pairs, references), references)
             else:
                 for first, other in pairs:
                     groups.union(first, other)
-        return self._mark(frame, groups, hashes)
+        return self._mark(frame.drop(KEY_COLUMNS, strict=False), groups, hashes)
 
     def _mark(self, frame: pl.DataFrame, groups: UnionFind, hashes: list[int]) -> pl.DataFrame:
         """Keep one row per group: one with a reference if any, else the earliest."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import RecipeError, StoreError
+from curate.memory import release_memory
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
 from curate.recipe import dump_recipe
@@ -236,6 +237,7 @@ def _execute(
         recipe.round,
     )
     store.save_stats(stats)
+    release_memory()
     used = {path}
     for index, stage in enumerate(stages, start=1):
         identity = plan.identities[index]
@@ -246,6 +248,8 @@ def _execute(
         before = store.open_stage(path, identity).complete
         split = bool(stats["source"].get("split_problems"))
         stats[stage.name] = runner(store, stage, in_path, path, identity, split)
+        stage.close()  # what it held is not needed by the stages after it
+        release_memory()
         rerun = rerun or not before
         store.save_stats(stats)
     store.drop_stale_stages(used)
@@ -315,6 +319,7 @@ def run_source(
                 dropped[reason] += 1
         write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
         task.advance(len(batch))
+        release_memory(collect=False)
     stats = {
         "in": read,
         "out": read - sum(dropped.values()),
@@ -342,19 +347,30 @@ class ProblemMarker:
 class TraceMarker:
     """Existing traces: many per problem. Each gets the next sample number of its problem
     where the input gives none, and the run's round; a sample number given twice for one
-    problem is a duplicate."""
+    problem is a duplicate. Per problem it keeps one number (the next free one); the set of
+    numbers taken only for problems whose input numbers its samples."""
 
     def __init__(self, round_: int) -> None:
         self.round = round_
-        self.taken: dict[str, set[int]] = {}
+        self.next: dict[str, int] = {}
+        self.numbered: dict[str, set[int]] = {}
 
     def __call__(self, row: dict[str, Any]) -> str | None:
-        taken = self.taken.setdefault(row["problem_id"], set())
-        if row.get("sample_idx") is None:
-            row["sample_idx"] = max(taken, default=-1) + 1
+        problem, number = row["problem_id"], row.get("sample_idx")
         row["round"] = self.round
-        repeated = row["sample_idx"] in taken
-        taken.add(row["sample_idx"])
+        top = self.next.get(problem, 0)
+        taken = self.numbered.get(problem)
+        if number is None:  # numbers so far are 0..top-1, plus any the input gave
+            row["sample_idx"] = top
+            self.next[problem] = top + 1
+            if taken is not None:
+                taken.add(top)
+            return None
+        if taken is None:
+            taken = self.numbered[problem] = set(range(top))
+        repeated = number in taken
+        taken.add(number)
+        self.next[problem] = max(top, number + 1)
         return "duplicate_sample" if repeated else None
 
 
@@ -415,6 +431,7 @@ def run_stage(
         stage.plan(sum(_live_rows(s) for s in pending))
         for shard in pending:
             stage.advance(run_shard(stage, shard, path)["in"])
+            release_memory(collect=False)
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
@@ -446,19 +463,35 @@ def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
     memory holds the distinct problems and one shard, however many traces there are."""
     problems, live = distinct_problems(stage, shards)
     stage.plan(live)
-    out, stats = process_batch(stage, problems.to_arrow())
+    result, stats = problem_results(stage, problems)
     stage.advance(live)
+    for index, shard in enumerate(shards):
+        write_back(stage.name, shard, path, result, stats, index)
+        release_memory(collect=False)
+
+
+def problem_results(stage: Stage, problems: pl.DataFrame) -> tuple[pl.DataFrame, Stats]:
+    """A problem-level stage run on its distinct problems: per problem_id, the columns it
+    wrote (named with NEW after them), and the stage's stats."""
+    out, stats = process_batch(stage, problems.to_arrow())
     written = [*dict.fromkeys([*stage.writes, "dropped"])]
     result = pl.from_arrow(out.select(["problem_id", *written]))
     assert isinstance(result, pl.DataFrame)
-    result = result.rename({name: f"{name}{NEW}" for name in written})
-    for index, shard in enumerate(shards):
-        before, full = whole_shard(shard)
-        joined = carry_results(full, result, written, stage.name)
-        fresh = joined.filter(pl.col(NEW))
-        own = shard_stats(full["dropped"].null_count(), fresh["dropped"].to_list(), stats, index)
-        kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
-        write_shard(conform(kept), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
+    return result.rename({name: f"{name}{NEW}" for name in written}), stats
+
+
+def write_back(
+    stage_name: str, shard: Path, path: Path, result: pl.DataFrame, stats: Stats, index: int
+) -> None:
+    """One shard of a problem-level stage written: its live rows take their problem's
+    result; the stage's time and counts go with shard 0."""
+    written = [name.removesuffix(NEW) for name in result.columns if name != "problem_id"]
+    before, full = whole_shard(shard)
+    joined = carry_results(full, result, written, stage_name)
+    fresh = joined.filter(pl.col(NEW))
+    own = shard_stats(full["dropped"].null_count(), fresh["dropped"].to_list(), stats, index)
+    kept = joined.drop([NEW, *(f"{n}{NEW}" for n in written)])
+    write_shard(conform(kept), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
 
 
 def whole_shard(shard: Path) -> tuple[pa.Table, pl.DataFrame]:
@@ -472,18 +505,34 @@ def whole_shard(shard: Path) -> tuple[pa.Table, pl.DataFrame]:
 def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
     """The first live row of each problem (the columns the stage reads), and how many live
     rows there are."""
-    needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped"])]
     parts, live = [], 0
     for shard in shards:
-        rows = pl.from_arrow(read_shard(shard, needed))
-        assert isinstance(rows, pl.DataFrame)
-        rows = rows.filter(pl.col("dropped").is_null())
-        live += rows.height
-        parts.append(rows.unique("problem_id", keep="first", maintain_order=True))
+        rows, count = shard_problems(stage, shard)
+        live += count
+        parts.append(rows)
+        release_memory(collect=False)
+    return first_of_each(parts), live
+
+
+def shard_problems(stage: Stage, shard: Path) -> tuple[pl.DataFrame, int]:
+    """One shard's first live row of each problem (the columns the stage reads), and how
+    many live rows it has."""
+    needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped"])]
+    rows = pl.from_arrow(read_shard(shard, needed))
+    assert isinstance(rows, pl.DataFrame)
+    rows = rows.filter(pl.col("dropped").is_null())
+    firsts = rows.unique("problem_id", keep="first", maintain_order=True)
+    copied = pl.from_arrow(firsts.to_arrow())  # not views into the whole shard's text
+    assert isinstance(copied, pl.DataFrame)
+    return copied, rows.height
+
+
+def first_of_each(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The parts' rows, the first of each problem kept, in order."""
     merged = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
     if merged.is_empty():
-        return merged, live
-    return merged.unique("problem_id", keep="first", maintain_order=True), live
+        return merged
+    return merged.unique("problem_id", keep="first", maintain_order=True)
 
 
 def carry_results(
@@ -531,6 +580,7 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         before, full = whole_shard(shard)
         full = full.with_columns(part.get_column(name) for name in written)
         write_shard(conform(full), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
+        release_memory(collect=False)
 
 
 def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:

@@ -63,6 +63,8 @@ def problem_stats(frame: pl.DataFrame) -> pl.DataFrame:
         .group_by(PID, maintain_order=True)
         .agg(pl.first("_answer").alias("majority_answer"), pl.first("_votes").alias("_top"))
     )
+    # a batch from the ledger has the column already, empty: replace it, not add a copy
+    frame = frame.drop("majority_answer", strict=False)
     frame = frame.join(votes, on=PID, how="left", maintain_order="left")
     return frame.with_columns(
         (pl.col("_top") / pl.len().over(PID)).fill_null(0.0).alias("agreement")

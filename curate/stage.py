@@ -92,5 +92,11 @@ class Stage(ABC):
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Map a batch of live rows to output rows (with `dropped` set on rows to drop)."""
 
+    def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
+        """A whole-input problem-level stage on a cluster: what each task works out of its
+        share of the problems ahead of the comparison; process() then gets these rows, of
+        every task, in input order. By default the problems as they are."""
+        return problems
+
     def close(self) -> None:
         """Release workers or connections; called once after the last batch."""

@@ -98,6 +98,7 @@ class RunStore:
     def publish_ledger(self, stage_path: Path) -> None:
         """Make ledger/ hold the final stage's shards as whole rows (hard links where the
         stage wrote them whole)."""
+        from curate.memory import release_memory
         from curate.shards import materialize
 
         for old in self.ledger.glob("*.parquet"):
@@ -105,6 +106,7 @@ class RunStore:
         self.ledger.mkdir(parents=True, exist_ok=True)
         for shard in self.shards(stage_path):
             materialize(shard, self.ledger / shard.name)
+            release_memory(collect=False)
 
     def load_stats(self) -> Stats:
         if not self.stats.exists():

@@ -6,6 +6,7 @@ driver, each after the one before."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -19,9 +20,10 @@ from tests.test_stage_units import traces
 pytestmark = pytest.mark.extras
 
 
-def recipe(tmp_path: Path) -> Path:
+def recipe(tmp_path: Path, rows: list[dict[str, Any]] | None = None) -> Path:
     pytest.importorskip("datatrove")
-    data = write_jsonl(tmp_path / "traces.jsonl", traces(problems=9, per_problem=4, correct=2))
+    rows = rows or traces(problems=9, per_problem=4, correct=2)
+    data = write_jsonl(tmp_path / "traces.jsonl", rows)
     settings = {
         "name": "cluster",
         "source": {
@@ -63,24 +65,57 @@ def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path):
     assert "nothing to do" in again.output
 
 
+def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
+    """dedup on the local executor: each task makes its problems' keys, the driver compares
+    them all, the tasks write back. A near copy and a respelled copy whose originals sit in
+    another task's shards are caught; problems that differ only in numbers stay; the ledger
+    is the one `curate run` writes without an executor."""
+    pytest.importorskip("datatrove")
+    rows = traces(problems=9, per_problem=4, correct=2)
+    near = rows[4]["problem"] + " Show your work."
+    rows[24:28] = [{**row, "problem": near} for row in rows[4:8]]  # problem 6 ~ problem 1
+    respelled = rows[8]["problem"].upper().replace(" ", "  ")
+    rows[32:36] = [{**row, "problem": respelled} for row in rows[8:12]]  # problem 8 = 2
+    path = recipe(tmp_path, rows)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
+    result = runner.invoke(app, [*args, "--tasks", "3", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    found = ledger(tmp_path / "local")
+    assert found.equals(ledger(tmp_path / "plain"))
+    dropped = found.filter(pl.col("dropped_at") == "dedup")
+    assert dropped["problem"].unique().sort().to_list() == sorted([near, respelled])
+    assert dropped["dropped"].value_counts().sort("dropped").rows() == [
+        ("exact_duplicate", 4),
+        ("near_duplicate", 4),
+    ]
+    keys = sorted((tmp_path / "local" / "datatrove" / "01-dedup-keys").glob("part-*.parquet"))
+    assert len(keys) == 5  # one per shard of 8 rows, made by three tasks
+    assert "problem" not in pl.read_parquet(keys[0]).columns  # keys, not text
+
+
 def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):
     path = recipe(tmp_path)
     run_dir = tmp_path / "slurm"
     args = ["run", str(path), "--run-dir", str(run_dir), "--executor", "slurm", "--dry-run"]
     result = CliRunner().invoke(app, [*args, "--tasks", "4", "--partition", "big"])
     assert result.exit_code == 0, result.output
-    scripts = sorted((run_dir / "datatrove").glob("*/launch_script.slurm"))
-    assert [p.parent.name for p in scripts] == [
+    scripts = sorted((run_dir / "datatrove").rglob("launch_script.slurm"))
+    assert [str(p.parent.relative_to(run_dir / "datatrove")) for p in scripts] == [
+        "01-dedup/keys",
+        "01-dedup/write_back",
         "02-verify",
         "03-trace_dedup",
         "04-select",
         "05-filter",
     ]
-    text = scripts[0].read_text()
+    text = scripts[2].read_text()
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --partition=big" in text and "#SBATCH --array=0-3" in text
-    assert "launch_pickled_pipeline" in text and (scripts[0].parent / "executor.pik").exists()
-    assert "# --- 01-dedup ---\n# runs in the driver" in result.output
+    assert "launch_pickled_pipeline" in text and (scripts[2].parent / "executor.pik").exists()
+    assert "# --- 01-dedup compare ---\n# the driver compares every task's keys" in result.output
     assert not list(run_dir.rglob("*.parquet"))  # nothing ran
 
 

@@ -3,12 +3,18 @@ import pytest
 
 from curate.errors import RecipeError
 from curate.recipe import validate
+from curate.records import conform
+from curate.runner import process_batch
 from curate.selection import SelectConfig, SelectStage
 from curate.stage import StageContext
 
 
 def run(tmp_path, frame, **config):
-    return SelectStage(SelectConfig(**config), StageContext(tmp_path)).process(frame)
+    """The stage as `curate run` calls it: on a batch that has every ledger column (so a
+    column the stage computes is already there, empty)."""
+    stage = SelectStage(SelectConfig(**config), StageContext(tmp_path))
+    out, _ = process_batch(stage, conform(frame))
+    return pl.from_arrow(out)
 
 
 def traces(verdicts: dict[str, list[tuple[str | None, str | None]]], lengths=None) -> pl.DataFrame:

@@ -19,7 +19,7 @@ import yaml
 import curate.files
 from curate.files import run_stage_on_file
 from curate.recipe import load_recipe
-from curate.runner import problem_batches, run_recipe
+from curate.runner import TraceMarker, problem_batches, run_recipe
 from tests.conftest import write_jsonl
 
 TEMPLATE = (
@@ -137,3 +137,17 @@ def test_a_file_command_killed_mid_file_redoes_one_batch(tmp_path: Path, monkeyp
     run_stage_on_file("verify", source, fresh, ["workers=1"])
     assert resumed.equals(pl.read_parquet(fresh))
     assert not list(tmp_path.glob(".*.parts"))  # the batches are cleared once written
+
+
+def test_trace_numbers_given_or_not_and_repeats_found():
+    """Samples without a number take the next free one of their problem; a number given
+    twice for one problem (or given after it was handed out) is a duplicate."""
+    mark = TraceMarker(round_=2)
+    given = [("p", None), ("p", None), ("p", 1), ("p", 5), ("p", None), ("p", 0), ("q", 2)]
+    given += [("q", None), ("p", 6), ("q", 2)]
+    rows = [{"problem_id": p, "sample_idx": n} for p, n in given]
+    reasons = [mark(row) for row in rows]
+    assert [row["sample_idx"] for row in rows] == [0, 1, 1, 5, 6, 0, 2, 3, 6, 2]
+    repeats = [k for k, reason in enumerate(reasons) if reason]
+    assert repeats == [2, 5, 8, 9] and set(reasons) == {None, "duplicate_sample"}
+    assert {row["round"] for row in rows} == {2}

@@ -410,6 +410,9 @@ class DecontaminateStage(Stage):
                 )
         return self._checker
 
+    def close(self) -> None:
+        self._checker = None  # the benchmark index; built again if the stage is used again
+
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         checker = self.checker()
         best: list[Match | None] = [None] * frame.height

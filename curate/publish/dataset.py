@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel
 
+from curate.memory import release_memory
 from curate.recipe import dump_recipe
 from curate.records import TRACE_SCHEMA, conform, small_types
 
@@ -63,6 +64,7 @@ def write_dataset(
             writer.write_table(rows.cast(writer.schema))
             models.update(m for m in rows["model"].to_pylist() if m)
             count += rows.num_rows
+            release_memory(collect=False)
     finally:
         if writer is not None:
             writer.close()

@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 
 from curate.errors import ReviewError
+from curate.memory import release_memory
 from curate.records import stable_hash
 from curate.review import local
 from curate.review.stage import ReviewConfig, record_key
@@ -157,10 +161,22 @@ def borderline_rows(run_dir: Path) -> pl.DataFrame:
     shards = store.shards(store.ledger)
     if not shards:
         raise ReviewError(f"{run_dir}: the ledger is empty (run `curate run` first)")
-    ledger = pl.read_parquet(shards)
-    if "borderline" not in ledger.columns:
-        return ledger.clear()
-    return ledger.filter(pl.col("sample_idx").is_not_null() & (pl.col("borderline").list.len() > 0))
+    parts = []
+    for shard in shards:  # one at a time
+        parts.append(_borderline_of(pq.read_table(shard)))
+        release_memory(collect=False)
+    frame = pl.from_arrow(pa.concat_tables(parts, promote_options="permissive"))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _borderline_of(ledger: pa.Table) -> pa.Table:
+    """A shard's traces flagged for review, copied out (a polars filter would keep views
+    into the whole shard's text alive)."""
+    if "borderline" not in ledger.column_names:
+        return ledger.slice(0, 0)
+    flagged = pc.greater(pc.list_value_length(ledger["borderline"]), 0)
+    return ledger.filter(pc.and_(pc.is_valid(ledger["sample_idx"]), flagged))
 
 
 def to_record(

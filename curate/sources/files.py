@@ -157,7 +157,9 @@ def _json_rows(path: Path) -> Iterator[Row]:
 
 def _parquet_rows(path: Path) -> Iterator[Row]:
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer keeps every row group it read until the file is closed: memory would
+        # grow with the file (a million traces: the whole file)
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
     for batch in parquet.iter_batches(batch_size=4096):
