@@ -8,9 +8,9 @@ completion markers make a rerun skip finished tasks; a shard already written is 
 A problem-level stage that compares across the whole input (dedup) goes in three steps, as
 datatrove's own MinHash dedup does: the tasks work out each problem's keys (a hash, a
 signature, its numbers: a few hundred bytes), the driver compares all the keys at once, and
-the tasks write each shard back with its problems' results. Generation, and per-problem
-stages over a source whose problems are spread across shards, run in the driver as they do
-without an executor.
+the tasks write each shard back with its problems' results. Generation spreads its requests
+over the tasks, each with its share of the rate limits. Per-problem stages over a source
+whose problems are spread across shards run in the driver as they do without an executor.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def run_shards(
         review_dir=store.review,
     )
     stage: Stage = _make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
+    stage.share(world_size)
     shards = store.shards(in_dir)
     try:
         for index in range(rank, len(shards), world_size):
@@ -197,9 +198,10 @@ def sbatch_script(executor: Any) -> str:
 
 def eligible(stage: Stage) -> bool:
     """Whether a stage can run as datatrove steps over shards: not one that needs every row
-    at once (unless it acts on problems, whose keys the tasks can make), and not
-    generation, whose cache and rate limits are one process's."""
-    return not stage.expands and (not stage.whole or stage.problem_level)
+    at once, unless it acts on problems, whose keys the tasks can make. Generation is one:
+    each task takes its share of the rate limits, and they share the run's cache (SQLite
+    in WAL mode takes writers from several processes)."""
+    return not stage.whole or stage.problem_level
 
 
 class ClusterRunner:
@@ -284,7 +286,7 @@ def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list
     """The sbatch script of every stage that would go to Slurm, each depending on the one
     before, written under RUN/datatrove/ and returned; nothing is submitted or run. A
     problem-level stage across the whole input (dedup) has two, its keys and its
-    write-back, with the driver's comparison between; generation runs in the driver."""
+    write-back, with the driver's comparison between."""
     from curate.recipe import dump_recipe
     from curate.runner import build_stages
 
@@ -300,7 +302,7 @@ def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list
         for index, stage in enumerate(stages, start=1):
             path = store.stage_dir(index, stage.name)
             if not eligible(stage):
-                scripts.append((path.name, "# runs in the driver (generation: one process)"))
+                scripts.append((path.name, "# runs in the driver (it needs every row at once)"))
                 in_dir = path
                 continue
             works: list[Work] = ["keys", "write_back"] if stage.whole else ["stage"]

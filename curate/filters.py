@@ -6,8 +6,10 @@ the first one, so the funnel counts each trace once and the ledger shows all pro
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from typing import Any, Literal
 
@@ -15,8 +17,9 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
+from curate.cores import available_cores
 from curate.errors import RecipeError
-from curate.stage import Config, Stage
+from curate.stage import Config, Stage, StageContext
 from curate.verify.base import last_boxed
 from curate.verify.choice import choice_letter
 from curate.verify.code import extract_code
@@ -180,6 +183,30 @@ def load_tokenizer(name: str) -> Any:
         raise RecipeError(f"filters.length.tokenizer: cannot load {name!r} ({exc})") from None
 
 
+ROW_FIELDS = ["reasoning", "completion", "finish_reason", "domain"]  # what row checks read
+PARALLEL_ROWS = 2_000  # a batch this large is spread over worker processes
+
+
+def row_checks(config: FiltersConfig) -> list[Any]:
+    checks: list[Any] = []
+    if config.truncated:
+        checks.append(truncated)
+    if config.answer_format:
+        checks.append(answer_format)
+    if config.empty_reasoning:
+        checks.append(empty_reasoning)
+    if config.repetition is not None:
+        repeat = config.repetition
+        checks.append(lambda row: repetition(repeat, row))
+    return checks
+
+
+def row_flags(config: FiltersConfig, rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Every row check's reason for each row (a worker process runs this on its part)."""
+    checks = row_checks(config)
+    return [[reason for check in checks if (reason := check(row))] for row in rows]
+
+
 @registry.stages.register("filter")
 class FilterStage(Stage):
     """Quality filters: truncation, answer format, empty reasoning, language mix, loops, length."""
@@ -192,34 +219,41 @@ class FilterStage(Stage):
     writes = ("flags",)
     config: FiltersConfig
 
+    def __init__(self, config: FiltersConfig, context: StageContext) -> None:
+        super().__init__(config, context)
+        self._pool: ProcessPoolExecutor | None = None
+
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        checks = self._row_checks()
+        fields = [name for name in ROW_FIELDS if name in frame.columns]
+        rows = frame.select(fields).to_dicts() if frame.height else []
+        flags = self._row_flags(rows)
         extra = self._column_checks(frame)
-        flags: list[list[str]] = []
-        for index, row in enumerate(frame.iter_rows(named=True)):
-            reasons = [reason for check in checks if (reason := check(row))]
-            reasons += [column[index] for column in extra if column[index]]
-            flags.append(reasons)
-        for reasons in flags:
+        for index, reasons in enumerate(flags):
+            reasons += [reason for column in extra if (reason := column[index])]
             self.counts.update(f"flag_{reason}" for reason in reasons)
         return frame.with_columns(
             pl.Series("flags", flags, pl.List(pl.String)),
             pl.Series("dropped", [r[0] if r else None for r in flags], pl.String),
         )
 
-    def _row_checks(self) -> list[Any]:
-        config = self.config
-        checks: list[Any] = []
-        if config.truncated:
-            checks.append(truncated)
-        if config.answer_format:
-            checks.append(answer_format)
-        if config.empty_reasoning:
-            checks.append(empty_reasoning)
-        if config.repetition is not None:
-            repeat = config.repetition
-            checks.append(lambda row: repetition(repeat, row))
-        return checks
+    def _row_flags(self, rows: list[dict[str, Any]]) -> list[list[str]]:
+        """The row checks' reasons per row; a large batch split over worker processes (the
+        checks are pure Python, so one process keeps one core busy)."""
+        cores = available_cores()
+        if cores < 2 or len(rows) < PARALLEL_ROWS:
+            return row_flags(self.config, rows)
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # polars' threads and fork clash
+            self._pool = ProcessPoolExecutor(cores, mp_context=context)
+        size = -(-len(rows) // cores)
+        parts = [rows[start : start + size] for start in range(0, len(rows), size)]
+        results = self._pool.map(row_flags, [self.config] * len(parts), parts)
+        return [reasons for part in results for reasons in part]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def _column_checks(self, frame: pl.DataFrame) -> list[list[str | None]]:
         """Filters computed for the whole batch at once (vectorised or batched)."""

@@ -92,6 +92,10 @@ class Stage(ABC):
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Map a batch of live rows to output rows (with `dropped` set on rows to drop)."""
 
+    def share(self, tasks: int) -> None:
+        """Told, in a cluster's task, that `tasks` processes run this stage at once; a stage
+        with limits meant for the whole run (generation's rate limits) takes its part."""
+
     def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
         """A whole-input problem-level stage on a cluster: what each task works out of its
         share of the problems ahead of the comparison; process() then gets these rows, of

@@ -18,6 +18,7 @@ from tests.conftest import write_jsonl
 from tests.test_stage_units import traces
 
 pytestmark = pytest.mark.extras
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def recipe(tmp_path: Path, rows: list[dict[str, Any]] | None = None) -> Path:
@@ -94,6 +95,42 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
     keys = sorted((tmp_path / "local" / "datatrove" / "01-dedup-keys").glob("part-*.parquet"))
     assert len(keys) == 5  # one per shard of 8 rows, made by three tasks
     assert "problem" not in pl.read_parquet(keys[0]).columns  # keys, not text
+
+
+def test_generation_spread_over_tasks_writes_the_plain_ledger(tmp_path: Path):
+    """The offline demo (simulated teacher) on the local executor: the tasks generate
+    their shards' samples, sharing the run's cache, and the ledger is the plain run's."""
+    pytest.importorskip("datatrove")
+    settings = yaml.safe_load((ROOT / "pipelines" / "demo.yaml").read_text())
+    settings["source"]["tasks"] = {"basic_arithmetic": 12, "gcd": 6, "simple_equations": 6}
+    settings["run"] = {"shard_size": 8}
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    runner = CliRunner()
+    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
+    result = runner.invoke(app, [*args, "--tasks", "3", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert ledger(tmp_path / "local").equals(ledger(tmp_path / "plain"))
+    completions = list((tmp_path / "local" / "datatrove").glob("*-generate-*/completions/*"))
+    assert len(completions) == 3  # the tasks generated, not the driver
+
+
+def test_each_task_takes_its_share_of_the_rate_limits(tmp_path: Path):
+    from curate.generate.stage import GenerateStage
+    from curate.recipe import validate
+    from curate.stage import StageContext
+
+    teacher = {"backend": "openai", "model": "m", "base_url": "http://localhost:1/v1"}
+    teacher |= {"requests_per_minute": 600, "tokens_per_minute": 90_000, "max_concurrency": 64}
+    recipe = validate({"name": "x", "source": {"kind": "files", "path": "x"}, "teacher": teacher})
+    stage = GenerateStage(recipe.teacher, StageContext(tmp_path))
+    stage.share(4)
+    assert stage.config.requests_per_minute == 150
+    assert stage.config.tokens_per_minute == 22_500
+    assert stage.config.max_concurrency == 16
+    assert stage.config.identity() == recipe.teacher.identity()  # same cache keys
 
 
 def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):

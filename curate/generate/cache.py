@@ -29,7 +29,9 @@ class SampleCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, timeout=60, isolation_level=None, check_same_thread=False
+        )  # timeout: other processes (a cluster's tasks) may be writing
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
         self._db.execute(SCHEMA)

@@ -68,6 +68,17 @@ class GenerateStage(Stage):
         # The cache decides what is regenerated; the stage identity adds the round.
         return super().identity() + f":r{self.context.round}"
 
+    def share(self, tasks: int) -> None:
+        """One of `tasks` processes generating at once (a cluster's tasks): each keeps its
+        part of the request and token rate limits and of the concurrency, so together they
+        keep to the recipe's. These settings are volatile: cache keys do not change."""
+        updates: dict[str, Any] = {"max_concurrency": max(1, self.config.max_concurrency // tasks)}
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            value = getattr(self.config, name, None)
+            if value:
+                updates[name] = value / tasks
+        self.config = self.config.model_copy(update=updates)
+
     def plan(self, rows: int) -> None:
         """Tell the progress bar how many samples the whole stage will produce."""
         self.progress_task = self.context.progress.task(

@@ -15,6 +15,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,22 +153,40 @@ def settings(task: dict[str, Any]) -> Any:
     )
 
 
+JSONL_COLUMNS = [
+    "problem_id",
+    "round",
+    "sample_idx",
+    "problem",
+    "reference",
+    "completion",
+    "verdict",
+    "verdict_reason",
+    "borderline",
+]
+
+
 def record_id(row: dict[str, Any]) -> str:
     return record_key(row["problem_id"], row["round"], row["sample_idx"])
 
 
 def borderline_rows(run_dir: Path) -> pl.DataFrame:
+    parts = list(borderline_parts(run_dir))
+    frame = pl.from_arrow(pa.concat_tables(parts, promote_options="permissive"))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def borderline_parts(run_dir: Path) -> Iterator[pa.Table]:
+    """The traces flagged for review, a ledger shard at a time."""
     store = RunStore(run_dir)
     shards = store.shards(store.ledger)
     if not shards:
         raise ReviewError(f"{run_dir}: the ledger is empty (run `curate run` first)")
-    parts = []
-    for shard in shards:  # one at a time
-        parts.append(_borderline_of(pq.read_table(shard)))
+    for shard in shards:
+        part = _borderline_of(pq.read_table(shard))
         release_memory(collect=False)
-    frame = pl.from_arrow(pa.concat_tables(parts, promote_options="permissive"))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+        yield part
 
 
 def _borderline_of(ledger: pa.Table) -> pa.Table:
@@ -480,26 +499,24 @@ def status(run_dir: Path, task_path: Path | None = None) -> dict[str, Any]:
 
 def write_borderline(run_dir: Path) -> int:
     """RUN/review/borderline.jsonl: the traces a person should look at, for those without an
-    Argilla server; returns how many there are."""
-    rows = borderline_rows(run_dir)
-    if rows.is_empty():
-        return 0
+    Argilla server; returns how many there are. Written a ledger shard at a time."""
     folder = RunStore(run_dir).review
-    folder.mkdir(parents=True, exist_ok=True)
-    columns = [
-        "problem_id",
-        "round",
-        "sample_idx",
-        "problem",
-        "reference",
-        "completion",
-        "verdict",
-        "verdict_reason",
-        "borderline",
-    ]
-    lines = [
-        json.dumps({"record": record_id(row), **{c: row.get(c) for c in columns}})
-        for row in rows.iter_rows(named=True)
-    ]
-    (folder / "borderline.jsonl").write_text("".join(line + "\n" for line in lines))
-    return len(lines)
+    target = folder / "borderline.jsonl"
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial.unlink(missing_ok=True)
+    count = 0
+    for part in borderline_parts(run_dir):
+        if not part.num_rows:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = part.select([c for c in JSONL_COLUMNS if c in part.column_names]).to_pylist()
+        with partial.open("a", encoding="utf-8") as out:
+            out.writelines(
+                json.dumps({"record": record_id(row), **{c: row.get(c) for c in JSONL_COLUMNS}})
+                + "\n"
+                for row in rows
+            )
+        count += len(rows)
+    if count:
+        os.replace(partial, target)
+    return count

@@ -9,7 +9,11 @@ from curate.stage import StageContext
 
 
 def run(rows: list[dict], **config) -> pl.DataFrame:
-    frame = pl.DataFrame(
+    return FilterStage(FiltersConfig(**config), StageContext(Path("."))).process(run_frame(rows))
+
+
+def run_frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(
         [
             {
                 "reasoning": "Let me think step by step about this problem.",
@@ -21,7 +25,6 @@ def run(rows: list[dict], **config) -> pl.DataFrame:
             for row in rows
         ]
     )
-    return FilterStage(FiltersConfig(**config), StageContext(Path("."))).process(frame)
 
 
 def test_each_filter_names_its_reason():
@@ -120,3 +123,27 @@ def test_a_loop_after_long_varied_reasoning_is_caught():
     assert out["flags"].to_list() == [["repetition"], [], []]
     tolerant = run([{"reasoning": varied + loop}], repetition={"max_sentence_run": 30})
     assert tolerant["flags"].to_list() == [[]]
+
+
+def test_a_large_batch_is_checked_by_worker_processes_with_the_same_flags(monkeypatch):
+    """Past PARALLEL_ROWS the row checks run in worker processes, one part each; the
+    flags are the ones one process gives, row for row."""
+    kinds = [
+        {},
+        {"finish_reason": "length", "completion": ""},
+        {"reasoning": "\n\n".join(["Let me reconsider the previous step."] * 8)},
+        {"reasoning": "", "completion": "no box"},
+        {"reasoning": "We check. " + "Wait, let me check that step again. " * 40},
+    ]
+    rows = [kinds[(k * 7) % len(kinds)] | {"completion": f"\\boxed{{{k}}}"} for k in range(2500)]
+    rows[1::5] = [{"finish_reason": "length", "completion": ""}] * len(rows[1::5])
+    frame = run_frame(rows)
+    spread = FilterStage(FiltersConfig(), StageContext(Path(".")))
+    monkeypatch.setattr("curate.filters.available_cores", lambda: 2)
+    parallel = spread.process(frame)
+    assert spread._pool is not None  # the worker processes did the row checks
+    spread.close()
+    monkeypatch.setattr("curate.filters.PARALLEL_ROWS", 10**9)
+    alone = FilterStage(FiltersConfig(), StageContext(Path("."))).process(frame)
+    assert parallel.select("flags", "dropped").equals(alone.select("flags", "dropped"))
+    assert set(parallel["dropped"].drop_nulls()) == {"truncated", "repetition", "empty_reasoning"}
