@@ -66,6 +66,16 @@ def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path):
     assert "nothing to do" in again.output
 
 
+def plain_and_local(tmp_path: Path, path: Path) -> None:
+    """The recipe run plainly (RUN plain) and on 3 local tasks, 2 at a time (RUN local)."""
+    runner = CliRunner()
+    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
+    result = runner.invoke(app, [*args, "--tasks", "3", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+
+
 def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
     """dedup on the local executor: each task makes its problems' keys, the driver compares
     them all, the tasks write back. A near copy and a respelled copy whose originals sit in
@@ -78,12 +88,7 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
     respelled = rows[8]["problem"].upper().replace(" ", "  ")
     rows[32:36] = [{**row, "problem": respelled} for row in rows[8:12]]  # problem 8 = 2
     path = recipe(tmp_path, rows)
-    runner = CliRunner()
-    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
-    assert plain.exit_code == 0, plain.output
-    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
-    result = runner.invoke(app, [*args, "--tasks", "3", "--workers", "2"])
-    assert result.exit_code == 0, result.output
+    plain_and_local(tmp_path, path)
     found = ledger(tmp_path / "local")
     assert found.equals(ledger(tmp_path / "plain"))
     dropped = found.filter(pl.col("dropped_at") == "dedup")
@@ -106,12 +111,7 @@ def test_generation_spread_over_tasks_writes_the_plain_ledger(tmp_path: Path):
     settings["run"] = {"shard_size": 8}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    runner = CliRunner()
-    plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
-    assert plain.exit_code == 0, plain.output
-    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
-    result = runner.invoke(app, [*args, "--tasks", "3", "--workers", "2"])
-    assert result.exit_code == 0, result.output
+    plain_and_local(tmp_path, path)
     assert ledger(tmp_path / "local").equals(ledger(tmp_path / "plain"))
     completions = list((tmp_path / "local" / "datatrove").glob("*-generate-*/completions/*"))
     assert len(completions) == 3  # the tasks generated, not the driver
