@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from typing import Any, Literal
 
@@ -18,7 +20,7 @@ from pydantic import Field
 
 from curate import registry
 from curate.cores import available_cores
-from curate.errors import RecipeError
+from curate.errors import CurateWarning, RecipeError
 from curate.stage import Config, Stage, StageContext
 from curate.verify.base import last_boxed
 from curate.verify.choice import choice_letter
@@ -222,6 +224,7 @@ class FilterStage(Stage):
     def __init__(self, config: FiltersConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self._pool: ProcessPoolExecutor | None = None
+        self._alone = False  # the worker processes failed once: check in this process
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         fields = [name for name in ROW_FIELDS if name in frame.columns]
@@ -240,14 +243,24 @@ class FilterStage(Stage):
         """The row checks' reasons per row; a large batch split over worker processes (the
         checks are pure Python, so one process keeps one core busy)."""
         cores = available_cores()
-        if cores < 2 or len(rows) < PARALLEL_ROWS:
+        if cores < 2 or len(rows) < PARALLEL_ROWS or self._alone:
             return row_flags(self.config, rows)
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # polars' threads and fork clash
             self._pool = ProcessPoolExecutor(cores, mp_context=context)
         size = -(-len(rows) // cores)
         parts = [rows[start : start + size] for start in range(0, len(rows), size)]
-        results = self._pool.map(row_flags, [self.config] * len(parts), parts)
+        try:
+            results = list(self._pool.map(row_flags, [self.config] * len(parts), parts))
+        except BrokenProcessPool as exc:  # e.g. a script without a __main__ guard
+            warnings.warn(
+                f"filter: worker processes failed ({exc}); checking in this process",
+                CurateWarning,
+                stacklevel=2,
+            )
+            self.close()
+            self._alone = True
+            return row_flags(self.config, rows)
         return [reasons for part in results for reasons in part]
 
     def close(self) -> None:
