@@ -94,15 +94,23 @@ def run_shards(
     stage: Stage = _make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
     stage.share(world_size)
     shards = store.shards(in_dir)
+    results = read_results(stage_dir) if work == "write_back" else None  # once per task
     try:
         for index in range(rank, len(shards), world_size):
-            do_shard(stage, shards[index], index, stage_dir, work)
+            do_shard(stage, shards[index], index, stage_dir, work, results)
             release_memory(collect=False)
     finally:
         stage.close()
 
 
-def do_shard(stage: Stage, shard: Path, index: int, stage_dir: Path, work: Work) -> None:
+def do_shard(
+    stage: Stage,
+    shard: Path,
+    index: int,
+    stage_dir: Path,
+    work: Work,
+    results: tuple[pl.DataFrame, Stats] | None,
+) -> None:
     """One shard's part of a task's work, unless a finished copy is there."""
     from curate.runner import run_shard, shard_problems, write_back
 
@@ -112,11 +120,10 @@ def do_shard(stage: Stage, shard: Path, index: int, stage_dir: Path, work: Work)
             problems, _ = shard_problems(stage, shard)
             write_parquet(stage.keys(problems).to_arrow(), target)
     elif not (stage_dir / shard.name).exists():
-        if work == "stage":
+        if results is None:
             run_shard(stage, shard, stage_dir)
         else:
-            result, stats = read_results(stage_dir)
-            write_back(stage.name, shard, stage_dir, result, stats, index)
+            write_back(stage.name, shard, stage_dir, *results, index)
 
 
 def keys_dir(stage_dir: Path) -> Path:
@@ -127,10 +134,8 @@ def results_path(stage_dir: Path) -> Path:
     return keys_dir(stage_dir) / "results.parquet"
 
 
-def read_results(stage_dir: Path) -> tuple[Any, Stats]:
+def read_results(stage_dir: Path) -> tuple[pl.DataFrame, Stats]:
     """The driver's results of a problem-level stage, and the stage's stats."""
-    import polars as pl
-
     from curate.runner import STATS_KEY
 
     path = results_path(stage_dir)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import StoreError
+from curate.memory import release_memory
 
 MARKER = "_stage.json"
 Stats = dict[str, Any]
@@ -98,7 +99,6 @@ class RunStore:
     def publish_ledger(self, stage_path: Path) -> None:
         """Make ledger/ hold the final stage's shards as whole rows (hard links where the
         stage wrote them whole)."""
-        from curate.memory import release_memory
         from curate.shards import materialize
 
         for old in self.ledger.glob("*.parquet"):

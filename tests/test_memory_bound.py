@@ -1,8 +1,9 @@
 """Memory does not grow with the input: the shipped curate-existing pipeline over 200,000
 traces that hold about 1.2 GB of text runs to the end in a process whose data segment is
 limited (RLIMIT_DATA) to 900 MB, less than that text, so no step may hold the whole input
-(measured here: about 720 MB of data segment at the peak, in finish, with 2,048-row
-shards; memory per step grows with the shard size, not with the input).
+(a one-off measurement here, not a benchmark: about 720 MB of data segment at the peak,
+in finish, with 2,048-row shards; memory per step grows with the shard size, not with
+the input).
 
 The allocators are told to reserve only what they use (glibc arenas capped, Arrow on the
 system allocator), so the limit measures memory in use, not address space set aside; a
