@@ -127,7 +127,9 @@ def do_shard(
 
 
 def keys_dir(stage_dir: Path) -> Path:
-    return stage_dir.parent.parent / "datatrove" / f"{stage_dir.name}-keys"
+    """Where the tasks put their shards' keys: inside the stage's folder, so they go when
+    the stage starts afresh (a changed recipe or input never meets old keys)."""
+    return stage_dir / "keys"
 
 
 def results_path(stage_dir: Path) -> Path:
@@ -235,7 +237,8 @@ class ClusterRunner:
         logs = store.root / "datatrove" / f"{path.name}-{identity[:8]}"
         if stage.whole:  # problem-level: keys in the tasks, compared here, written back there
             self.spread(store, path, in_path, logs / "keys", "keys", keys_dir(path))
-            compare_keys(store, stage, in_path, path)
+            if not results_path(path).exists():  # compared before a crash: kept
+                compare_keys(store, stage, in_path, path)
             self.spread(store, path, in_path, logs / "write_back", "write_back", path)
         else:
             self.spread(store, path, in_path, logs, "stage", path)

@@ -46,8 +46,9 @@ class DedupConfig(Config):
     )
 
 
-def signatures(texts: list[str], near: NearDuplicates, chunk: int = 4096) -> np.ndarray:
-    """MinHash signatures, one row per text (uint32, num_perm columns)."""
+def signatures(texts: list[str], near: NearDuplicates, chunk: int = 512) -> np.ndarray:
+    """MinHash signatures, one row per text (uint32, num_perm columns), made `chunk` texts
+    at a time (small chunks stay in cache: 512 is about twice as fast as 4096 here)."""
     rng = np.random.default_rng(near.seed)
     a = rng.integers(1, 1 << 61, near.num_perm, dtype=np.uint64) | np.uint64(1)
     b = rng.integers(0, 1 << 61, near.num_perm, dtype=np.uint64)

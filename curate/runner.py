@@ -459,8 +459,9 @@ def shard_stats(live_in: int, newly: list[str], stats: Stats, index: int) -> Sta
 
 def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
     """Run a whole-input stage that acts on problems on one row per distinct live problem
-    (only the columns it reads), then give each shard's live rows their problem's result:
-    memory holds the distinct problems and one shard, however many traces there are."""
+    (its keys, or the columns it reads), then give each shard's live rows their problem's
+    result: memory holds the distinct problems' keys and one shard, however many traces
+    there are."""
     problems, live = distinct_problems(stage, shards)
     stage.plan(live)
     result, stats = problem_results(stage, problems)
@@ -503,13 +504,14 @@ def whole_shard(shard: Path) -> tuple[pa.Table, pl.DataFrame]:
 
 
 def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
-    """The first live row of each problem (the columns the stage reads), and how many live
-    rows there are."""
+    """The first live row of each problem, as the stage's keys (what it compares, made a
+    shard at a time: dedup's hashes and signatures, not the text), and how many live rows
+    there are. A cluster makes the same keys in its tasks (curate/cluster.py)."""
     parts, live = [], 0
     for shard in shards:
         rows, count = shard_problems(stage, shard)
         live += count
-        parts.append(rows)
+        parts.append(stage.keys(rows))
         release_memory(collect=False)
     return first_of_each(parts), live
 

@@ -9,10 +9,17 @@ plus a few small columns per stage, not one copy per stage.
 
 The delta is kept against the full file, not against the stage before, so a read is always
 two files, however long the pipeline.
+
+When the run ends, ledger/ holds each final shard whole, and the full file the deltas extend
+would be a second copy of the same text. So it is turned around (`lean_base`): the full file
+keeps only the columns that later stages changed, with its own values, and reads the rest
+from its ledger shard. Before the ledger is written again it is made whole (`restore_base`).
+The text is then on disk once, in the ledger.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,42 +32,60 @@ from curate.errors import StoreError
 from curate.records import write_parquet
 
 BASE_KEY = "curate_base"
+NAMES_KEY = "curate_names"  # a shard's whole-row columns, when its base has more
+LEAN_KEY = "curate_lean"  # "1": a full shard whose text is read from the ledger
 
 
 @dataclass(frozen=True)
 class Header:
     """What a shard's footer says: its columns, rows and the full shard it extends."""
 
-    schema: pa.Schema
+    schema: pa.Schema  # the columns the file itself holds
     rows: int
     base: Path | None  # None: the shard is whole
+    lean: bool = False  # a full shard kept as a delta of its ledger shard
+
+    @property
+    def forward(self) -> bool:
+        """Whether this is a stage's delta (it extends a full shard), not a full shard."""
+        return self.base is not None and not self.lean
+
+    def names(self) -> list[str]:
+        """The columns of the shard's whole rows, in order."""
+        listed = (self.schema.metadata or {}).get(NAMES_KEY.encode())
+        if listed:
+            return [str(name) for name in json.loads(listed)]
+        own: list[str] = self.schema.names
+        if self.base is None:
+            return own
+        return [*dict.fromkeys([*header(self.base).names(), *own])]
 
 
 def header(path: Path) -> Header:
     footer = pq.read_metadata(path)
     schema = footer.schema.to_arrow_schema()
-    name = (schema.metadata or {}).get(BASE_KEY.encode())
+    meta = schema.metadata or {}
+    name = meta.get(BASE_KEY.encode())
     base = (path.parent / name.decode()).resolve() if name else None
-    return Header(schema, footer.num_rows, base)
+    return Header(schema, footer.num_rows, base, meta.get(LEAN_KEY.encode()) == b"1")
 
 
 def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A stage shard as whole rows (or just `columns`, those it has), its metadata kept."""
     own = header(path)
-    delta = pq.read_table(path, columns=_wanted(own.schema.names, columns))
     if own.base is None:
-        return delta
+        return pq.read_table(path, columns=_wanted(own.schema.names, columns))
     if not own.base.exists():
         raise StoreError(f"{path}: the shard it extends ({own.base}) is gone; run the stage again")
-    base_names = pq.read_schema(own.base).names
-    kept = [c for c in _wanted(base_names, columns) if c not in own.schema.names]
-    whole = pq.read_table(own.base, columns=kept)
+    names = _wanted(own.names(), columns)
+    delta = pq.read_table(path, columns=[n for n in names if n in own.schema.names])
+    kept = [name for name in names if name not in own.schema.names]
+    whole = read_shard(own.base, kept)
     if kept and whole.num_rows != own.rows:
         raise StoreError(
             f"{path}: {own.rows} rows, but the shard it extends ({own.base}) has "
             f"{whole.num_rows}; run the stage again"
         )
-    names = dict.fromkeys([*_wanted(base_names, columns), *delta.column_names])
     parts = {name: whole[name] for name in kept} | {n: delta[n] for n in delta.column_names}
     table = pa.table({name: parts[name] for name in names})
     return table.replace_schema_metadata(delta.schema.metadata)
@@ -81,7 +106,7 @@ def write_shard(
         write_parquet(table, path, metadata)
         return
     given = header(source)
-    held_apart = set(given.schema.names) if given.base else set()
+    held_apart = set(given.schema.names) if given.forward else set()
     changed = [
         name
         for name in table.column_names
@@ -90,18 +115,54 @@ def write_shard(
         or name == "dropped"  # a delta always has a column, so it knows its rows
         or not table[name].equals(before[name])
     ]
-    link = os.path.relpath(given.base or source.resolve(), path.parent.resolve())
+    full = given.base if given.forward and given.base else source.resolve()
+    link = os.path.relpath(full, path.parent.resolve())
     write_parquet(table.select(changed), path, {**metadata, BASE_KEY: link})
 
 
 def materialize(path: Path, target: Path) -> None:
     """A shard as one whole file at target (a hard link when it already is one)."""
     if header(path).base is not None:
-        table = read_shard(path)
-        own = {k: v for k, v in (table.schema.metadata or {}).items() if k != BASE_KEY.encode()}
-        write_parquet(table.replace_schema_metadata(own), target)
+        write_parquet(_own_metadata(read_shard(path)), target)
         return
     try:
         os.link(path, target)
     except OSError:
         shutil.copy2(path, target)
+
+
+def _own_metadata(table: pa.Table) -> pa.Table:
+    """The table without the keys that say where a shard's columns live."""
+    links = {key.encode() for key in (BASE_KEY, NAMES_KEY, LEAN_KEY)}
+    own = {k: v for k, v in (table.schema.metadata or {}).items() if k not in links}
+    return table.replace_schema_metadata(own)
+
+
+def full_base(shard: Path) -> Path | None:
+    """The full shard a stage's delta extends (None for a whole shard, or one whose base
+    is already lean)."""
+    own = header(shard)
+    if not own.forward or own.base is None or header(own.base).base is not None:
+        return None
+    return own.base
+
+
+def lean_base(shard: Path, whole: Path) -> None:
+    """Keep the text of the full shard that a stage's `shard` extends once: `whole` holds
+    `shard` as whole rows (the ledger), so the full shard keeps only the columns `shard`
+    holds itself (every other column of `whole` is the full shard's, unchanged), with its
+    own values, and reads the rest from `whole`."""
+    full = full_base(shard)
+    if full is None:
+        return
+    names = pq.read_schema(full).names
+    changed = [name for name in names if name in header(shard).schema.names]
+    table = pq.read_table(full, columns=changed or names[:1])
+    link = os.path.relpath(whole.resolve(), full.parent)
+    write_parquet(table, full, {BASE_KEY: link, NAMES_KEY: json.dumps(names), LEAN_KEY: "1"})
+
+
+def restore_base(path: Path) -> None:
+    """Make a full shard kept lean whole again (before the ledger it reads from changes)."""
+    if header(path).lean:
+        write_parquet(_own_metadata(read_shard(path)), path)

@@ -25,6 +25,7 @@ from curate.errors import StoreError
 from curate.memory import release_memory
 
 MARKER = "_stage.json"
+LEAN = "_lean.json"  # its shards may read their text from the ledger
 Stats = dict[str, Any]
 
 
@@ -64,18 +65,26 @@ class RunStore:
     def is_complete(self, path: Path, identity: str) -> bool:
         """Whether a stage's directory holds finished output for this identity (read only)."""
         marker = read_json(path / MARKER)
-        return marker.get("identity") == identity and bool(marker.get("complete"))
+        done = marker.get("identity") == identity and bool(marker.get("complete"))
+        return done and self.intact(path)
 
     def open_stage(self, path: Path, identity: str) -> StageState:
-        """Reuse a stage's directory if its identity matches; otherwise start it afresh."""
+        """Reuse a stage's directory if its identity matches and every file its shards read
+        is there; otherwise start it afresh."""
         marker = read_json(path / MARKER)
-        if marker.get("identity") == identity:
+        if marker.get("identity") == identity and self.intact(path):
             return StageState(path, bool(marker.get("complete")), marker.get("stats", {}))
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
         write_json(path / MARKER, {"identity": identity, "complete": False})
         return StageState(path, False)
+
+    def intact(self, path: Path) -> bool:
+        """Whether a stage's shards that read their text from the ledger still can."""
+        if not (path / LEAN).exists():
+            return True
+        return all((self.ledger / shard.name).exists() for shard in self.shards(path))
 
     def reset_stage(self, path: Path) -> None:
         """Forget a stage's output so it runs again."""
@@ -98,15 +107,34 @@ class RunStore:
 
     def publish_ledger(self, stage_path: Path) -> None:
         """Make ledger/ hold the final stage's shards as whole rows (hard links where the
-        stage wrote them whole)."""
-        from curate.shards import materialize
+        stage wrote them whole); the full shards the stage extends then keep only what
+        the stages changed and read their text from the ledger (curate/shards.py)."""
+        from curate.shards import full_base, lean_base, materialize
 
+        self.restore_bases()
         for old in self.ledger.glob("*.parquet"):
             old.unlink()
         self.ledger.mkdir(parents=True, exist_ok=True)
-        for shard in self.shards(stage_path):
+        shards = self.shards(stage_path)
+        for shard in shards:
             materialize(shard, self.ledger / shard.name)
             release_memory(collect=False)
+        bases = {base.parent for shard in shards if (base := full_base(shard))}
+        for folder in bases:  # said before any shard there is made lean
+            write_json(folder / LEAN, {"ledger": str(self.ledger)})
+        for shard in shards:
+            lean_base(shard, self.ledger / shard.name)
+            release_memory(collect=False)
+
+    def restore_bases(self) -> None:
+        """Make whole again every stage shard that reads its text from the ledger."""
+        from curate.shards import restore_base
+
+        for mark in sorted(self.stages.glob(f"*/{LEAN}")):
+            for path in self.shards(mark.parent):
+                restore_base(path)
+                release_memory(collect=False)
+            mark.unlink()
 
     def load_stats(self) -> Stats:
         if not self.stats.exists():

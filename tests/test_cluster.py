@@ -5,6 +5,9 @@ driver, each after the one before."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import curate.runner
 from curate.cli import app
 from tests.conftest import write_jsonl
 from tests.test_stage_units import traces
@@ -97,9 +101,76 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
         ("exact_duplicate", 4),
         ("near_duplicate", 4),
     ]
-    keys = sorted((tmp_path / "local" / "datatrove" / "01-dedup-keys").glob("part-*.parquet"))
+    keys = sorted((tmp_path / "local" / "stages" / "01-dedup" / "keys").glob("part-*.parquet"))
     assert len(keys) == 5  # one per shard of 8 rows, made by three tasks
     assert "problem" not in pl.read_parquet(keys[0]).columns  # keys, not text
+
+
+KILLED_IN_A_STEP = """
+import os, signal, sys
+import curate.runner as runner
+from curate.cli import main
+name, real, calls = sys.argv[1], getattr(runner, sys.argv[1]), []
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:  # the third shard of the step: killed while working on it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+setattr(runner, name, dying)
+sys.argv = ["curate", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("step", ["shard_problems", "write_back"])
+def test_a_kill_inside_a_dedup_step_redoes_one_shard(tmp_path: Path, monkeypatch, step: str):
+    """kill -9 in the tasks' keys step or their write-back: the rerun keeps the shards
+    written before (and the driver's comparison), redoes the one in hand and finishes
+    with the plain run's ledger."""
+    pytest.importorskip("datatrove")
+    path = recipe(tmp_path)
+    run_dir = tmp_path / "local"
+    args = ["run", str(path), "--run-dir", str(run_dir), "--executor", "local"]
+    args += ["--tasks", "3", "--workers", "1"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_STEP, step, *args], cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    keys = run_dir / "stages" / "01-dedup" / "keys"
+    folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"
+    kept = [*folder.glob("part-*.parquet"), *keys.glob("results.parquet")]
+    written = {p: p.stat().st_mtime_ns for p in kept}
+    assert len(list(folder.glob("part-*.parquet"))) == 2
+    real, calls = getattr(curate.runner, step), []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(curate.runner, step, counting)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 5 - 2  # five shards of 8 rows; two were written before the kill
+    assert {p: p.stat().st_mtime_ns for p in kept} == written
+    plain = CliRunner().invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    assert ledger(run_dir).equals(ledger(tmp_path / "plain"))
+
+
+def test_changed_input_is_compared_on_fresh_keys(tmp_path: Path):
+    """A cluster run, then the same recipe over a changed input file: the new near copy is
+    found (the first run's keys went with its stage) and the ledger is the plain run's."""
+    pytest.importorskip("datatrove")
+    rows = traces(problems=9, per_problem=4, correct=2)
+    path = recipe(tmp_path, rows)
+    args = ["run", str(path), "--run-dir", str(tmp_path / "local"), "--executor", "local"]
+    first = CliRunner().invoke(app, [*args, "--tasks", "3"])
+    assert first.exit_code == 0, first.output
+    near = rows[4]["problem"] + " Show your work."
+    rows[24:28] = [{**row, "problem": near} for row in rows[4:8]]
+    write_jsonl(tmp_path / "traces.jsonl", rows)
+    plain_and_local(tmp_path, path)
+    found = ledger(tmp_path / "local")
+    assert found.equals(ledger(tmp_path / "plain"))
+    assert found.filter(pl.col("problem") == near)["dropped"].to_list() == ["near_duplicate"] * 4
 
 
 def test_generation_spread_over_tasks_writes_the_plain_ledger(tmp_path: Path):

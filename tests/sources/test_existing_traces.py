@@ -4,10 +4,12 @@ problem and carrying their result to every trace of it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -108,10 +110,9 @@ def worked(n: int) -> str:
     return " ".join(f"Step {i}: {n} and {i} make {n + i}." for i in range(120))
 
 
-def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
-    """Disk holds the trace text once: verify, dedup, filters and select write the columns
-    they change, pointing at the source's shard; the ledger still has whole rows."""
-    rows = [
+def long_rows() -> list[dict[str, Any]]:
+    """Ten problems with long traces, each a right one, its repeat and a wrong one."""
+    return [
         {
             "problem": LONG.format(n=n, m=30),
             "answer": str((n + 30) * 2 // 3),
@@ -123,6 +124,12 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
         }
         for n in range(30, 60, 3)
     ]
+
+
+def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
+    """Disk holds the trace text once: verify, dedup, filters and select write the columns
+    they change, pointing at the source's shard; the ledger still has whole rows."""
+    rows = long_rows()
     path = recipe(tmp_path, rows)
     settings = yaml.safe_load(path.read_text())
     settings["run"]["shard_size"] = 6  # a problem's traces in one shard: shard by shard
@@ -130,8 +137,8 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
     run = tmp_path / "run"
     run_recipe(load_recipe(path), run)
     stages = sorted((run / "stages").iterdir())
-    source_bytes = sum(p.stat().st_size for p in stages[0].glob("part-*.parquet"))
-    for stage in stages[1:]:
+    text_bytes = sum(p.stat().st_size for p in (run / "ledger").glob("part-*.parquet"))
+    for stage in stages:  # the source's shards, too, read their text from the ledger
         shards = sorted(stage.glob("part-*.parquet"))
         assert shards, stage.name
         for shard in shards:
@@ -139,11 +146,54 @@ def test_stages_after_the_source_keep_only_what_they_change(tmp_path: Path):
             assert "reasoning" not in columns and "problem" not in columns, stage.name
             assert read_shard(shard).num_rows == pq.read_metadata(shard).num_rows
         later = sum(p.stat().st_size for p in shards)
-        assert later < source_bytes / 4, stage.name
+        assert later < text_bytes / 4, stage.name
     ledger = pl.read_parquet(run / "ledger").sort("problem", "sample_idx")
-    source = pl.read_parquet(stages[0] / "part-*.parquet").sort("problem", "sample_idx")
+    shards = sorted(stages[0].glob("part-*.parquet"))
+    source = pl.from_arrow(pa.concat_tables(read_shard(s) for s in shards))
+    source = source.sort("problem", "sample_idx")
     assert ledger["reasoning"].to_list() == source["reasoning"].to_list()
     assert ledger["dropped"].to_list() == [None, "duplicate_trace", "incorrect"] * len(rows)
     kept = ledger.filter(pl.col("dropped").is_null())
     expected = [f"Count carefully. {worked(n)}" for n in range(30, 60, 3)]
     assert kept["reasoning"].to_list() == expected
+
+
+def long_recipe(tmp_path: Path) -> Path:
+    path = recipe(tmp_path, long_rows())
+    settings = yaml.safe_load(path.read_text())
+    settings["run"]["shard_size"] = 6
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def ledger_of(run: Path) -> pl.DataFrame:
+    return pl.read_parquet(run / "ledger").sort("problem_id", "sample_idx")
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*.parquet"))
+
+
+def text_once(run: Path) -> bool:
+    """Whether the ledger holds the text and no stage's shard (the source's too) does;
+    the stages' files together are smaller than the ledger (each file has a footer)."""
+    files = list((run / "stages").rglob("part-*.parquet"))
+    no_text = all("reasoning" not in pq.read_schema(f).names for f in files)
+    return no_text and folder_bytes(run / "stages") < folder_bytes(run / "ledger")
+
+
+def test_the_text_is_on_disk_once_and_later_runs_still_read_it(tmp_path: Path):
+    path = long_recipe(tmp_path)
+    run = tmp_path / "run"
+    run_recipe(load_recipe(path), run)
+    assert text_once(run)
+    changed = ["select.max_per_problem=1", "filters.repetition.max_paragraph_repeats=3"]
+    run_recipe(load_recipe(path, changed), run)  # later stages run again on the source
+    fresh = tmp_path / "fresh"
+    run_recipe(load_recipe(path, changed), fresh)
+    assert ledger_of(run).equals(ledger_of(fresh))
+    assert text_once(run)
+    shutil.rmtree(run / "ledger")  # the text's one copy gone: the run reads its input again
+    result = run_recipe(load_recipe(path, changed), run)
+    assert ledger_of(run).equals(ledger_of(fresh))
+    assert result.stats["source"]["in"] == 30
