@@ -235,8 +235,9 @@ def report(folder: Path, planted: dict[str, Any], data: Path, steps: dict[str, f
 
 
 def disk(run_dir: Path, data: Path) -> None:
-    """The run folder beside the input: the source's shards hold the text once, later
-    stages only the columns they change; a full copy per stage is what that replaced."""
+    """The run folder beside the input. The ledger holds the text once; the source's shards
+    keep only the columns the stages changed (they read the rest from the ledger) and later
+    stages only the columns they change. A full copy per stage is what that replaced."""
     stages = sorted(p for p in (run_dir / "stages").iterdir() if p.is_dir())
     source, later = size_mb(stages[0]), sum(size_mb(p) for p in stages[1:])
     ledger, dataset = size_mb(run_dir / "ledger"), size_mb(run_dir / "dataset")
@@ -244,9 +245,10 @@ def disk(run_dir: Path, data: Path) -> None:
     given = size_mb(data)
     print(
         f"  disk: run folder {total:,.1f} MB for {given:,.1f} MB of input "
-        f"({total / given:.1f}x): source shards {source:,.1f}, the {len(stages) - 1} later "
-        f"stages {later:,.1f}, ledger {ledger:,.1f}, dataset {dataset:,.1f}; "
-        f"a full copy per stage would be about {source * len(stages) + ledger + dataset:,.1f}"
+        f"({total / given:.2f}x): ledger {ledger:,.1f}, source shards {source:,.1f}, the "
+        f"{len(stages) - 1} later stages {later:,.1f}, dataset {dataset:,.1f}, other "
+        f"{total - ledger - source - later - dataset:,.1f}; a full copy per stage would be "
+        f"about {ledger * (len(stages) + 1) + dataset:,.1f}"
     )
 
 
