@@ -15,7 +15,6 @@ whose problems are spread across shards run in the driver as they do without an 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ import polars as pl
 from curate.errors import RecipeError
 from curate.memory import release_memory
 from curate.progress import QuietProgress
-from curate.records import read_parquet_metadata, write_parquet
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 from curate.store import RunStore
@@ -80,7 +78,7 @@ def run_shards(
     """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
     is read back from the run; the stage built anew). Shards already done are kept."""
     from curate.recipe import load_recipe
-    from curate.runner import _make_stage
+    from curate.runner import _make_stage, read_results
 
     recipe = load_recipe(run_dir / "recipe.yaml")
     store = RunStore(run_dir)
@@ -112,37 +110,15 @@ def do_shard(
     results: tuple[pl.DataFrame, Stats] | None,
 ) -> None:
     """One shard's part of a task's work, unless a finished copy is there."""
-    from curate.runner import run_shard, shard_problems, write_back
+    from curate.runner import make_keys, run_shard, write_back
 
     if work == "keys":
-        target = keys_dir(stage_dir) / shard.name
-        if not target.exists():
-            problems, _ = shard_problems(stage, shard)
-            write_parquet(stage.keys(problems).to_arrow(), target)
+        make_keys(stage, shard, stage_dir)
     elif not (stage_dir / shard.name).exists():
         if results is None:
             run_shard(stage, shard, stage_dir)
         else:
             write_back(stage.name, shard, stage_dir, *results, index)
-
-
-def keys_dir(stage_dir: Path) -> Path:
-    """Where the tasks put their shards' keys: inside the stage's folder, so they go when
-    the stage starts afresh (a changed recipe or input never meets old keys)."""
-    return stage_dir / "keys"
-
-
-def results_path(stage_dir: Path) -> Path:
-    return keys_dir(stage_dir) / "results.parquet"
-
-
-def read_results(stage_dir: Path) -> tuple[pl.DataFrame, Stats]:
-    """The driver's results of a problem-level stage, and the stage's stats."""
-    from curate.runner import STATS_KEY
-
-    path = results_path(stage_dir)
-    stats = json.loads(read_parquet_metadata(path)[STATS_KEY])
-    return pl.read_parquet(path), stats
 
 
 def executor_for(settings: ClusterSettings, step: Any, logs: Path, depends: Any = None) -> Any:
@@ -227,7 +203,7 @@ class ClusterRunner:
         identity: str,
         problems_split: bool = False,
     ) -> Stats:
-        from curate.runner import _shard_stats, run_stage
+        from curate.runner import _shard_stats, compare_step, keys_dir, run_stage
 
         if not eligible(stage) or (stage.per_problem and problems_split):
             return run_stage(store, stage, in_path, path, identity, problems_split)
@@ -237,8 +213,7 @@ class ClusterRunner:
         logs = store.root / "datatrove" / f"{path.name}-{identity[:8]}"
         if stage.whole:  # problem-level: keys in the tasks, compared here, written back there
             self.spread(store, path, in_path, logs / "keys", "keys", keys_dir(path))
-            if not results_path(path).exists():  # compared before a crash: kept
-                compare_keys(store, stage, in_path, path)
+            compare_step(stage, store.shards(in_path), path)
             self.spread(store, path, in_path, logs / "write_back", "write_back", path)
         else:
             self.spread(store, path, in_path, logs, "stage", path)
@@ -262,21 +237,6 @@ class ClusterRunner:
                 f"stage '{path.name.split('-', 1)[1]}': {len(missing)} shards were not "
                 f"written by the {self.settings.executor} executor; its logs are in {logs}"
             )
-
-
-def compare_keys(store: RunStore, stage: Stage, in_path: Path, path: Path) -> None:
-    """The driver's part of a problem-level stage on a cluster: every task's keys, in shard
-    order, first of each problem (as one process would read them), through the stage;
-    the results saved for the write-back tasks."""
-    from curate.runner import STATS_KEY, _live_rows, first_of_each, problem_results
-
-    shards = store.shards(in_path)
-    problems = first_of_each([pl.read_parquet(keys_dir(path) / s.name) for s in shards])
-    live = sum(_live_rows(s) for s in shards)
-    stage.plan(live)
-    result, stats = problem_results(stage, problems)
-    stage.advance(live)
-    write_parquet(result.to_arrow(), results_path(path), {STATS_KEY: json.dumps(stats)})
 
 
 def wait_for(executor: Any, poll_s: float = 30.0) -> None:

@@ -34,7 +34,7 @@ from curate.shards import read_shard, write_shard
 from curate.sources.base import Source
 from curate.stage import Stage, StageContext
 from curate.stats import merge_stats
-from curate.store import RunStore, Stats
+from curate.store import WORKING, RunStore, Stats
 
 STATS_KEY = "curate_stats"
 SHARD = "_shard"
@@ -458,17 +458,59 @@ def shard_stats(live_in: int, newly: list[str], stats: Stats, index: int) -> Sta
 
 
 def run_problem_level(stage: Stage, shards: list[Path], path: Path) -> None:
-    """Run a whole-input stage that acts on problems on one row per distinct live problem
-    (its keys, or the columns it reads), then give each shard's live rows their problem's
-    result: memory holds the distinct problems' keys and one shard, however many traces
-    there are."""
-    problems, live = distinct_problems(stage, shards)
-    stage.plan(live)
-    result, stats = problem_results(stage, problems)
-    stage.advance(live)
-    for index, shard in enumerate(shards):
-        write_back(stage.name, shard, path, result, stats, index)
+    """Run a whole-input stage that acts on problems in three steps, each kept by shard, so
+    a crash redoes at most the shard in hand: each shard's distinct live problems as the
+    stage's keys (dedup's hashes and signatures, not the text), one comparison of all the
+    keys, then each shard's live rows given their problem's result. Memory holds the keys
+    and one shard, however many traces there are. A cluster's tasks do the first and last
+    steps (curate/cluster.py)."""
+    for shard in shards:
+        make_keys(stage, shard, path)
         release_memory(collect=False)
+    compare_step(stage, shards, path)
+    result, stats = read_results(path)
+    for index, shard in enumerate(shards):
+        if not (path / shard.name).exists():
+            write_back(stage.name, shard, path, result, stats, index)
+        release_memory(collect=False)
+
+
+def keys_dir(stage_dir: Path) -> Path:
+    """Where a problem-level stage's keys go: inside its folder, so they go when the stage
+    starts afresh (a changed recipe or input never meets old keys) or is complete."""
+    return stage_dir / WORKING
+
+
+def results_path(stage_dir: Path) -> Path:
+    return keys_dir(stage_dir) / "results.parquet"
+
+
+def make_keys(stage: Stage, shard: Path, stage_dir: Path) -> None:
+    """One shard's first live row of each problem, as the stage's keys, unless made."""
+    target = keys_dir(stage_dir) / shard.name
+    if not target.exists():
+        problems, _ = shard_problems(stage, shard)
+        write_parquet(stage.keys(problems).to_arrow(), target)
+
+
+def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
+    """Every shard's keys, in shard order, first of each problem (as one pass over the input
+    would meet them), through the stage; the results saved for the write-back (unless
+    they were before a crash)."""
+    live = sum(_live_rows(shard) for shard in shards)
+    stage.plan(live)
+    if not results_path(stage_dir).exists():
+        parts = [pl.read_parquet(keys_dir(stage_dir) / shard.name) for shard in shards]
+        result, stats = problem_results(stage, first_of_each(parts))
+        write_parquet(result.to_arrow(), results_path(stage_dir), {STATS_KEY: _json(stats)})
+    stage.advance(live)
+
+
+def read_results(stage_dir: Path) -> tuple[pl.DataFrame, Stats]:
+    """A problem-level stage's results per problem, and the stage's stats."""
+    path = results_path(stage_dir)
+    stats = json.loads(read_parquet_metadata(path)[STATS_KEY])
+    return pl.read_parquet(path), stats
 
 
 def problem_results(stage: Stage, problems: pl.DataFrame) -> tuple[pl.DataFrame, Stats]:
@@ -501,19 +543,6 @@ def whole_shard(shard: Path) -> tuple[pa.Table, pl.DataFrame]:
     frame = pl.from_arrow(before)
     assert isinstance(frame, pl.DataFrame)
     return before, frame
-
-
-def distinct_problems(stage: Stage, shards: list[Path]) -> tuple[pl.DataFrame, int]:
-    """The first live row of each problem, as the stage's keys (what it compares, made a
-    shard at a time: dedup's hashes and signatures, not the text), and how many live rows
-    there are. A cluster makes the same keys in its tasks (curate/cluster.py)."""
-    parts, live = [], 0
-    for shard in shards:
-        rows, count = shard_problems(stage, shard)
-        live += count
-        parts.append(stage.keys(rows))
-        release_memory(collect=False)
-    return first_of_each(parts), live
 
 
 def shard_problems(stage: Stage, shard: Path) -> tuple[pl.DataFrame, int]:

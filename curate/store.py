@@ -25,6 +25,7 @@ from curate.errors import StoreError
 from curate.memory import release_memory
 
 MARKER = "_stage.json"
+WORKING = "keys"  # a stage's working files, kept until it is complete
 LEAN = "_lean.json"  # its shards may read their text from the ledger
 Stats = dict[str, Any]
 
@@ -92,7 +93,9 @@ class RunStore:
             shutil.rmtree(path)
 
     def finish_stage(self, path: Path, identity: str, stats: Stats) -> None:
+        """Mark a stage done; its working files (a problem-level stage's keys/) go."""
         write_json(path / MARKER, {"identity": identity, "complete": True, "stats": stats})
+        shutil.rmtree(path / WORKING, ignore_errors=True)
 
     def drop_stale_stages(self, keep: set[Path]) -> None:
         """Remove directories of stages no longer in the pipeline."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -101,9 +102,7 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
         ("exact_duplicate", 4),
         ("near_duplicate", 4),
     ]
-    keys = sorted((tmp_path / "local" / "stages" / "01-dedup" / "keys").glob("part-*.parquet"))
-    assert len(keys) == 5  # one per shard of 8 rows, made by three tasks
-    assert "problem" not in pl.read_parquet(keys[0]).columns  # keys, not text
+    assert not (tmp_path / "local" / "stages" / "01-dedup" / "keys").exists()  # done: gone
 
 
 KILLED_IN_A_STEP = """
@@ -122,37 +121,53 @@ main()
 """
 
 
-@pytest.mark.parametrize("step", ["shard_problems", "write_back"])
-def test_a_kill_inside_a_dedup_step_redoes_one_shard(tmp_path: Path, monkeypatch, step: str):
-    """kill -9 in the tasks' keys step or their write-back: the rerun keeps the shards
-    written before (and the driver's comparison), redoes the one in hand and finishes
-    with the plain run's ledger."""
-    pytest.importorskip("datatrove")
-    path = recipe(tmp_path)
-    run_dir = tmp_path / "local"
-    args = ["run", str(path), "--run-dir", str(run_dir), "--executor", "local"]
-    args += ["--tasks", "3", "--workers", "1"]
-    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_STEP, step, *args], cwd=ROOT)
-    assert killed.returncode == -signal.SIGKILL
-    keys = run_dir / "stages" / "01-dedup" / "keys"
-    folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"
-    kept = [*folder.glob("part-*.parquet"), *keys.glob("results.parquet")]
-    written = {p: p.stat().st_mtime_ns for p in kept}
-    assert len(list(folder.glob("part-*.parquet"))) == 2
-    real, calls = getattr(curate.runner, step), []
+def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Calls of curate.runner's `name` from now on."""
+    real, calls = getattr(curate.runner, name), []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(curate.runner, step, counting)
+    monkeypatch.setattr(curate.runner, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("executor", ["plain", "local"])
+@pytest.mark.parametrize("step", ["shard_problems", "write_back"])
+def test_a_kill_inside_a_dedup_step_redoes_one_shard(
+    tmp_path: Path, monkeypatch, step: str, executor: str
+):
+    """kill -9 in dedup's keys step or its write-back, in a plain run or in the tasks of
+    the local executor: the rerun keeps the shards written before (and the comparison),
+    redoes the one in hand and finishes with the plain run's ledger."""
+    pytest.importorskip("datatrove")
+    path = recipe(tmp_path)
+    run_dir = tmp_path / executor
+    args = ["run", str(path), "--run-dir", str(run_dir)]
+    if executor == "local":
+        args += ["--executor", "local", "--tasks", "3", "--workers", "1"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_STEP, step, *args], cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    keys = run_dir / "stages" / "01-dedup" / "keys"
+    folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"
+    assert len(list(folder.glob("part-*.parquet"))) == 2
+    if step == "write_back":  # every shard's keys were made, and they hold no text
+        assert len(list(keys.glob("part-*.parquet"))) == 5
+        assert "problem" not in pq.read_schema(next(keys.glob("part-*.parquet"))).names
+    written = {p: p.stat().st_mtime_ns for p in folder.glob("part-*.parquet")}
+    calls = count_calls(monkeypatch, step)
+    compared = count_calls(monkeypatch, "problem_results")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(calls) == 5 - 2  # five shards of 8 rows; two were written before the kill
-    assert {p: p.stat().st_mtime_ns for p in kept} == written
-    plain = CliRunner().invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
+    assert len(compared) == (1 if step == "shard_problems" else 0)
+    if step == "write_back":
+        assert {p: p.stat().st_mtime_ns for p in written} == written
+    assert not keys.exists()  # working files go when the stage is complete
+    plain = CliRunner().invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "fresh")])
     assert plain.exit_code == 0, plain.output
-    assert ledger(run_dir).equals(ledger(tmp_path / "plain"))
+    assert ledger(run_dir).equals(ledger(tmp_path / "fresh"))
 
 
 def test_changed_input_is_compared_on_fresh_keys(tmp_path: Path):
