@@ -37,6 +37,7 @@ from curate.stats import merge_stats
 from curate.store import WORKING, RunStore, Stats
 
 STATS_KEY = "curate_stats"
+SECONDS_KEY = "curate_seconds"  # how long a problem-level stage took to make a shard's keys
 SHARD = "_shard"
 NEW = "_new"
 ORDER = "_curate_row"  # a name no stage uses for its own work
@@ -489,8 +490,10 @@ def make_keys(stage: Stage, shard: Path, stage_dir: Path) -> None:
     """One shard's first live row of each problem, as the stage's keys, unless made."""
     target = keys_dir(stage_dir) / shard.name
     if not target.exists():
+        started = time.perf_counter()
         problems, _ = shard_problems(stage, shard)
-        write_parquet(stage.keys(problems).to_arrow(), target)
+        keys = stage.keys(problems).to_arrow()
+        write_parquet(keys, target, {SECONDS_KEY: str(time.perf_counter() - started)})
 
 
 def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
@@ -500,8 +503,10 @@ def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
     live = sum(_live_rows(shard) for shard in shards)
     stage.plan(live)
     if not results_path(stage_dir).exists():
-        parts = [pl.read_parquet(keys_dir(stage_dir) / shard.name) for shard in shards]
-        result, stats = problem_results(stage, first_of_each(parts))
+        files = [keys_dir(stage_dir) / shard.name for shard in shards]
+        result, stats = problem_results(stage, first_of_each([pl.read_parquet(f) for f in files]))
+        making = sum(float(read_parquet_metadata(f).get(SECONDS_KEY, 0)) for f in files)
+        stats["seconds"] = round(stats["seconds"] + making, 3)  # the keys' making counts
         write_parquet(result.to_arrow(), results_path(stage_dir), {STATS_KEY: _json(stats)})
     stage.advance(live)
 
