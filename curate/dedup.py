@@ -121,6 +121,7 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 TEXT_HASH, SIGNATURE, NUMBERS = "_text_hash", "_signature", "_numbers"
+TRACE_HASH = "_trace_hash"
 KEY_COLUMNS = [TEXT_HASH, SIGNATURE, NUMBERS]
 
 
@@ -270,17 +271,30 @@ class TraceDedupStage(Stage):
     writes = ("dup_of",)
     config: TraceDedupConfig
 
+    def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Each trace's hash in place of its text (what the whole input, when a problem's
+        traces are spread over shards, is compared on)."""
+        return rows.with_columns(pl.Series(TRACE_HASH, self._hashes(rows), pl.String)).drop(
+            "reasoning", "completion"
+        )
+
+    def _hashes(self, frame: pl.DataFrame) -> list[str]:
+        if TRACE_HASH in frame.columns:
+            return list(frame[TRACE_HASH])
+        hashes = []
+        for reasoning, completion in frame.select("reasoning", "completion").iter_rows():
+            text = f"{reasoning or ''}\x1f{completion or ''}"
+            if self.config.normalize:
+                text = " ".join(text.lower().split())
+            hashes.append(stable_hash(text))
+        return hashes
+
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         first: dict[tuple[str, str], str] = {}
         dup_of: list[str] = []
-        ordered = frame.select("problem_id", "sample_idx", "reasoning", "completion")
-        for row in ordered.iter_rows(named=True):
-            text = f"{row['reasoning'] or ''}\x1f{row['completion'] or ''}"
-            if self.config.normalize:
-                text = " ".join(text.lower().split())
-            key = stable_hash(text)
-            label = f"{row['problem_id']}#{row['sample_idx']}"
-            dup_of.append(first.setdefault((row["problem_id"], key), label))
+        ids = frame.select("problem_id", "sample_idx").iter_rows()
+        for (problem, sample), key in zip(ids, self._hashes(frame), strict=True):
+            dup_of.append(first.setdefault((problem, key), f"{problem}#{sample}"))
         marked = [
             None if d == f"{p}#{s}" else d
             for d, p, s in zip(dup_of, frame["problem_id"], frame["sample_idx"], strict=True)

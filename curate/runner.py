@@ -587,16 +587,18 @@ def carry_results(
 
 
 def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
-    """Run a stage that needs every row at once on just the columns it reads, then write
-    each shard back with the columns it wrote (rows in their order): memory holds those
-    columns of the whole input, and one shard in full."""
+    """Run a stage that needs every row at once on just the columns it reads, made into its
+    keys a shard at a time (trace_dedup compares hashes, not the text), then write each
+    shard back with the columns it wrote (rows in their order): memory holds those keys of
+    the whole input, and one shard in full."""
     needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped", "dropped_at"])]
     marked = []
     for index, shard in enumerate(shards):
-        table = read_shard(shard, needed)
-        marked.append(
-            conform(table).append_column(SHARD, pa.array([index] * table.num_rows, pa.int32()))
-        )
+        rows = pl.from_arrow(read_shard(shard, needed))
+        assert isinstance(rows, pl.DataFrame)
+        table = stage.keys(rows).to_arrow()  # what it compares, not the text (trace_dedup)
+        marked.append(table.append_column(SHARD, pa.array([index] * table.num_rows, pa.int32())))
+        release_memory(collect=False)
     stage.plan(sum(t["dropped"].null_count for t in marked))
     merged, stats = process_batch(stage, pa.concat_tables(marked, promote_options="permissive"))
     stage.advance(stats["in"])

@@ -96,11 +96,13 @@ class Stage(ABC):
         """Told, in a cluster's task, that `tasks` processes run this stage at once; a stage
         with limits meant for the whole run (generation's rate limits) takes its part."""
 
-    def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
-        """A whole-input problem-level stage on a cluster: what each task works out of its
-        share of the problems ahead of the comparison; process() then gets these rows, of
-        every task, in input order. By default the problems as they are."""
-        return problems
+    def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """What a stage that sees many rows at once compares of them, worked out a shard at
+        a time before it does (in a cluster's tasks, too): dedup's hashes and signatures of
+        each distinct problem, or a trace's hash for duplicate traces of problems spread
+        over shards. process() then gets these rows, of every shard, in input order. By
+        default the rows as they are."""
+        return rows
 
     def close(self) -> None:
         """Release workers or connections; called once after the last batch."""

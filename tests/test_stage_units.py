@@ -101,6 +101,49 @@ def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
     assert ledger.height == 40 and result.dataset_rows == 15
 
 
+@pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
+def test_repeated_traces_are_found_wherever_they_sit(tmp_path: Path, monkeypatch, shuffled):
+    """trace_dedup over a problem's traces spread through the input compares the traces'
+    hashes across the whole input (never their text all at once), as it does shard by
+    shard when they come together."""
+    from curate.dedup import TraceDedupStage
+
+    rows = []
+    for start in range(0, 24, 4):  # a copy of each problem's first trace after its own
+        group = traces(problems=6, per_problem=4, correct=2)[start : start + 4]
+        rows += [*group, {**group[0], "completion": group[0]["completion"].replace(" ", "  ")}]
+    if shuffled:
+        random.Random(1).shuffle(rows)
+    seen: list[bool] = []  # per call: whether the frame held the traces' text
+    real = TraceDedupStage.process
+
+    def watched(self: TraceDedupStage, frame: pl.DataFrame) -> pl.DataFrame:
+        seen.append(frame["reasoning"].null_count() < frame.height)
+        return real(self, frame)
+
+    monkeypatch.setattr(TraceDedupStage, "process", watched)
+    recipe = {
+        "name": "repeats",
+        "source": {
+            "kind": "files",
+            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
+            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
+        },
+        "trace_dedup": {},
+        "run": {"shard_size": 5},
+    }
+    path = tmp_path / "repeats.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_recipe(load_recipe(path), tmp_path / "run")
+    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    assert result.stats["trace_dedup"]["dropped"] == {"duplicate_trace": 6}
+    ledger = pl.read_parquet(tmp_path / "run" / "ledger")
+    repeats = ledger.filter(pl.col("dropped") == "duplicate_trace")
+    assert (repeats["dup_of"].str.split("#").list.first() == repeats["problem_id"]).all()
+    assert (len(seen) == 1) == shuffled  # the whole input at once, or shard by shard
+    assert all(text != shuffled for text in seen)
+
+
 KILLED_MID_FILE = """
 import os, signal, sys
 from pathlib import Path
