@@ -2,6 +2,7 @@
 whether every planted defect is caught; beside a plain math-verify loop on the same traces.
 
     python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8] [--reasoning-words 0]
+                               [--scattered]
 
 The corpus (synthetic, made here): problems from benchmarks/synthetic.py with integer
 answers, `per-problem` traces each (reasoning in <think> tags, about 1 in 3 wrong), and
@@ -41,7 +42,12 @@ CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
 
 
 def corpus(
-    data: Path, traces: int, per_problem: int, seed: int = 0, words: int = 0
+    data: Path,
+    traces: int,
+    per_problem: int,
+    seed: int = 0,
+    words: int = 0,
+    scattered: bool = False,
 ) -> dict[str, Any]:
     """Write trace rows to `data` (Parquet, one row group at a time, so this process stays
     small at a million traces) and return what was planted in them; `words` more words of
@@ -74,7 +80,8 @@ def corpus(
         for start in range(0, count * per_problem, ROW_GROUP):
             rows = range(start, min(start + ROW_GROUP, count * per_problem))
             filler = reasoning_filler(len(rows), words, rng)
-            columns = trace_rows(rows, per_problem, texts, answers, kinds, filler)
+            of = [row % count if scattered else row // per_problem for row in rows]
+            columns = trace_rows(rows, of, texts, answers, kinds, filler)
             writer.write_table(pa.table(columns, schema=schema))
     planted = {
         "near_duplicate_problems": pairs,
@@ -89,7 +96,7 @@ def corpus(
 
 def trace_rows(
     rows: range,
-    per_problem: int,
+    problem_of: list[int],
     texts: list[str],
     answers: np.ndarray,
     kinds: np.ndarray,
@@ -97,8 +104,7 @@ def trace_rows(
 ) -> dict[str, list[str]]:
     """The given trace rows: problem, reference answer and one generation each, of its kind."""
     columns: dict[str, list[str]] = {"problem": [], "answer": [], "generations": []}
-    for row, words in zip(rows, filler, strict=True):
-        problem = row // per_problem
+    for row, problem, words in zip(rows, problem_of, filler, strict=True):
         kind = str(kinds[row])
         said = answers[problem] + (1 if kind == "wrong" else 0)
         thought = f"Trace {row}: set up the quantities. {words} Then combine them."
@@ -257,12 +263,19 @@ def main() -> None:
     parser.add_argument("--traces", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--per-problem", type=int, default=8)
     parser.add_argument("--reasoning-words", type=int, default=0, help="words added per trace")
+    parser.add_argument(
+        "--scattered",
+        action="store_true",
+        help="a problem's traces spread through the whole file, not together",
+    )
     args = parser.parse_args()
     for size in args.traces:
         folder = Path(tempfile.mkdtemp(prefix="curate-scale-"))
         try:
             data = folder / "traces.parquet"
-            planted = corpus(data, size, args.per_problem, words=args.reasoning_words)
+            planted = corpus(
+                data, size, args.per_problem, words=args.reasoning_words, scattered=args.scattered
+            )
             groups = pq.ParquetFile(data).metadata.num_row_groups
             print(f"{size:,} traces, {size_mb(data):,.0f} MB of Parquet in {groups} row groups")
             seconds, peak, steps = run(recipe(data, folder), folder / "run")

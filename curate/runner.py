@@ -293,7 +293,8 @@ def run_source(
     recipe_round: int = 0,
 ) -> Stats:
     """Read the source into problem shards, marking repeated problems as duplicates; with
-    `only`, just those problems."""
+    `only`, just those problems. After a crash the source is read again (what a row is
+    marked depends on every row before it) but shards already written are kept."""
     state = store.open_stage(path, identity)
     if state.complete:
         return state.stats
@@ -318,7 +319,9 @@ def run_source(
             problem["dropped_at"] = "source" if reason else None
             if reason:
                 dropped[reason] += 1
-        write_parquet(conform(pa.Table.from_pylist(batch)), path / f"part-{index:05d}.parquet")
+        target = path / f"part-{index:05d}.parquet"
+        if not target.exists():  # written before a crash: the same rows
+            write_parquet(conform(pa.Table.from_pylist(batch)), target)
         task.advance(len(batch))
         release_memory(collect=False)
     stats = {

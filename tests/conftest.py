@@ -15,6 +15,22 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+# `python -c` this with a name in curate.runner and the CLI's arguments: the third call of
+# that function kills the process (kill -9), as a crash would mid-stage.
+KILLED_AT_THIRD_CALL = """
+import os, signal, sys
+import curate.runner as runner
+from curate.cli import main
+name, real, calls = sys.argv[1], getattr(runner, sys.argv[1]), []
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+setattr(runner, name, dying)
+sys.argv = ["curate", *sys.argv[2:]]
+main()
+"""
 EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
 
 

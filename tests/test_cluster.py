@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import curate.runner
 from curate.cli import app
-from tests.conftest import write_jsonl
+from tests.conftest import KILLED_AT_THIRD_CALL, write_jsonl
 from tests.test_stage_units import traces
 
 pytestmark = pytest.mark.extras
@@ -105,22 +105,6 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
     assert not (tmp_path / "local" / "stages" / "01-dedup" / "keys").exists()  # done: gone
 
 
-KILLED_IN_A_STEP = """
-import os, signal, sys
-import curate.runner as runner
-from curate.cli import main
-name, real, calls = sys.argv[1], getattr(runner, sys.argv[1]), []
-def dying(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 3:  # the third shard of the step: killed while working on it
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-setattr(runner, name, dying)
-sys.argv = ["curate", *sys.argv[2:]]
-main()
-"""
-
-
 def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     """Calls of curate.runner's `name` from now on."""
     real, calls = getattr(curate.runner, name), []
@@ -147,7 +131,7 @@ def test_a_kill_inside_a_dedup_step_redoes_one_shard(
     args = ["run", str(path), "--run-dir", str(run_dir)]
     if executor == "local":
         args += ["--executor", "local", "--tasks", "3", "--workers", "1"]
-    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_STEP, step, *args], cwd=ROOT)
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, step, *args], cwd=ROOT)
     assert killed.returncode == -signal.SIGKILL
     keys = run_dir / "stages" / "01-dedup" / "keys"
     folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"

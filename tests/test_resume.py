@@ -1,7 +1,9 @@
-"""Kill -9 mid-generation, rerun, and compare with a run that was never interrupted."""
+"""Kill -9 mid-generation or mid-source, rerun, and compare with a run that was never
+interrupted."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -9,12 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from curate import runner as run_module
 from curate.generate.stage import CACHE_FILE
-from tests.conftest import math_rows, write_jsonl
+from curate.recipe import load_recipe
+from curate.runner import run_recipe
+from tests.conftest import KILLED_AT_THIRD_CALL, math_rows, write_jsonl
+from tests.test_stage_units import traces
 
 PROBLEMS = 240
 SAMPLES = 4
@@ -125,3 +132,38 @@ def cached_keys(run_dir: Path) -> dict[str, int]:
     """Samples cached per gen_key."""
     with sqlite3.connect(f"file:{run_dir / 'cache' / CACHE_FILE}?mode=ro", uri=True) as db:
         return dict(db.execute("select gen_key, count(*) from samples group by gen_key"))
+
+
+def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
+    """Existing traces read into shards: after kill -9 at the third shard, the rerun keeps
+    the two written (it reads the input again, since a row's marks depend on the rows
+    before it) and the run ends as an uninterrupted one does."""
+    recipe = tmp_path / "existing.yaml"
+    data = write_jsonl(tmp_path / "traces.jsonl", traces(problems=8, per_problem=4, correct=2))
+    columns = {"problem": "problem", "reference": "answer", "completion": "completion"}
+    source = {"kind": "files", "path": str(data), "columns": columns}
+    recipe.write_text(
+        json.dumps({"name": "kill", "source": source, "trace_dedup": {}, "run": {"shard_size": 6}})
+    )
+    run_dir = tmp_path / "run"
+    args = ["run", str(recipe), "--run-dir", str(run_dir)]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, "write_parquet", *args])
+    assert killed.returncode == -signal.SIGKILL
+    shards = run_dir / "stages" / "00-source"
+    assert len(list(shards.glob("part-*.parquet"))) == 2
+    real, written = run_module.write_parquet, []
+
+    def watched(table: Any, path: Path, *args: Any) -> None:
+        written.append(path)
+        real(table, path, *args)
+
+    monkeypatch.setattr(run_module, "write_parquet", watched)
+    result = run_recipe(load_recipe(recipe), run_dir)
+    assert [p.name for p in written if p.parent == shards] == [
+        f"part-0000{n}.parquet"
+        for n in range(2, 4)  # 8 rows each: problems kept whole
+    ]
+    monkeypatch.undo()
+    fresh = run_recipe(load_recipe(recipe), tmp_path / "fresh")
+    assert result.stats["source"]["in"] == fresh.stats["source"]["in"] == 32
+    assert ledger(run_dir) == ledger(tmp_path / "fresh")
