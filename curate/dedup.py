@@ -140,8 +140,12 @@ def problem_keys(frame: pl.DataFrame, config: DedupConfig) -> pl.DataFrame:
         pl.Series(NUMBERS, number_keys(texts), pl.String),
     ]
     if config.near is not None:
-        shape = pl.Array(pl.UInt32, config.near.num_perm)
-        keys.append(pl.Series(SIGNATURE, signatures(texts, config.near), shape))
+        # the low 16 bits of each MinHash value (b-bit minwise hashing): two different
+        # values agree by chance once in 65,536, so the similarity estimate moves by less
+        # than 0.0001, and a signature takes 256 bytes, not 512
+        shape = pl.Array(pl.UInt16, config.near.num_perm)
+        short = signatures(texts, config.near).astype(np.uint16)
+        keys.append(pl.Series(SIGNATURE, short, shape))
     return frame.with_columns(keys)
 
 
@@ -194,6 +198,8 @@ class DedupStage(Stage):
         """Duplicates among the distinct problems; with traces (rows with a completion), every
         trace of a problem gets its problem's result, while a problem listed twice in a file
         of problems is a duplicate."""
+        if TEXT_HASH in frame.columns:  # keys of distinct problems (made a shard at a time)
+            return self._problems(frame)
         traces = "completion" in frame.columns and frame["completion"].null_count() < frame.height
         problems = frame.unique("problem_id", keep="first", maintain_order=True)
         if not traces or problems.height == frame.height:  # problems: a repeat is a duplicate

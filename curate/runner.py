@@ -6,7 +6,7 @@ import errno
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from curate.publish.dataset import write_dataset
 from curate.recipe import dump_recipe
 from curate.records import (
     PROBLEM_SCHEMA,
+    TRACE_SCHEMA,
     conform,
     read_parquet_metadata,
     stable_hash,
@@ -507,7 +508,7 @@ def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
     stage.plan(live)
     if not results_path(stage_dir).exists():
         files = [keys_dir(stage_dir) / shard.name for shard in shards]
-        result, stats = problem_results(stage, first_of_each([pl.read_parquet(f) for f in files]))
+        result, stats = problem_results(stage, first_of_each(pl.read_parquet(f) for f in files))
         making = sum(float(read_parquet_metadata(f).get(SECONDS_KEY, 0)) for f in files)
         stats["seconds"] = round(stats["seconds"] + making, 3)  # the keys' making counts
         write_parquet(result.to_arrow(), results_path(stage_dir), {STATS_KEY: _json(stats)})
@@ -524,8 +525,12 @@ def read_results(stage_dir: Path) -> tuple[pl.DataFrame, Stats]:
 def problem_results(stage: Stage, problems: pl.DataFrame) -> tuple[pl.DataFrame, Stats]:
     """A problem-level stage run on its distinct problems: per problem_id, the columns it
     wrote (named with NEW after them), and the stage's stats."""
-    out, stats = process_batch(stage, problems.to_arrow())
     written = [*dict.fromkeys([*stage.writes, "dropped"])]
+    # only the columns it writes are added, not every trace column (at a million
+    # problems, the empty ones would cost more than the keys)
+    names = [*dict.fromkeys([*written, "dropped_at"])]
+    schema = pa.schema([TRACE_SCHEMA.field(n) for n in names if n in TRACE_SCHEMA.names])
+    out, stats = process_batch(stage, problems.to_arrow(), schema)
     result = pl.from_arrow(out.select(["problem_id", *written]))
     assert isinstance(result, pl.DataFrame)
     return result.rename({name: f"{name}{NEW}" for name in written}), stats
@@ -566,12 +571,22 @@ def shard_problems(stage: Stage, shard: Path) -> tuple[pl.DataFrame, int]:
     return copied, rows.height
 
 
-def first_of_each(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """The parts' rows, the first of each problem kept, in order."""
-    merged = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
-    if merged.is_empty():
-        return merged
-    return merged.unique("problem_id", keep="first", maintain_order=True)
+def first_of_each(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    """The parts' rows, the first of each problem kept, in order; each part is cut as it
+    comes and the cut parts are joined without copying them again."""
+    seen: set[str] = set()
+    kept = []
+    for part in parts:
+        firsts = part.filter(pl.col("problem_id").is_first_distinct())
+        ids = firsts["problem_id"].to_list()
+        new = [pid not in seen for pid in ids]
+        if not all(new):  # a problem whose rows an earlier part had
+            firsts = firsts.filter(pl.Series(new, dtype=pl.Boolean))
+        seen.update(ids)
+        kept.append(firsts)
+    if not kept:
+        return pl.DataFrame()
+    return pl.concat(kept, how="diagonal_relaxed", rechunk=False)
 
 
 def carry_results(
@@ -624,13 +639,19 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         release_memory(collect=False)
 
 
-def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
-    """Run a stage on the live rows of a batch; dropped rows pass through untouched."""
-    frame = pl.from_arrow(conform(table))
+def process_batch(
+    stage: Stage, table: pa.Table, schema: pa.Schema = TRACE_SCHEMA
+) -> tuple[pa.Table, Stats]:
+    """Run a stage on the live rows of a batch; dropped rows pass through untouched. The
+    batch gets the columns of `schema` it lacks (every trace column, unless told)."""
+    frame = pl.from_arrow(conform(table, schema))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_row_index(ORDER)
     is_live = frame["dropped"].is_null()
-    live, dead = frame.filter(is_live), frame.filter(~is_live)
+    if is_live.all():  # no copy of a batch that is all live
+        live, dead = frame, frame.clear()
+    else:
+        live, dead = frame.filter(is_live), frame.filter(~is_live)
     stage.counts.clear()
     stage.errors.clear()
     started = time.perf_counter()
@@ -654,7 +675,8 @@ def process_batch(stage: Stage, table: pa.Table) -> tuple[pa.Table, Stats]:
         stats["errors"] = dict(stage.errors)
     if stage.expands:
         stats["generated"] = out.height
-    merged = pa.concat_tables([conform(out), conform(dead)], promote_options="permissive")
+    parts = [conform(out, schema), *([conform(dead, schema)] if dead.height else [])]
+    merged = pa.concat_tables(parts, promote_options="permissive")
     return _in_order(merged, stage.expands), stats
 
 
@@ -662,7 +684,9 @@ def _in_order(table: pa.Table, expands: bool) -> pa.Table:
     """The batch's rows where they were (a stage that makes rows puts them first)."""
     if ORDER not in table.column_names:
         return table
-    if not expands:
+    order = table[ORDER]
+    moved = len(order) > 1 and not pc.all(pc.less(order[:-1], order[1:])).as_py()
+    if moved and not expands:  # no copy of a batch whose rows kept their places
         table = table.take(pc.sort_indices(table, [(ORDER, "ascending")]))
     return table.drop_columns([ORDER])
 
