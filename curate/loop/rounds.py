@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from curate import registry
 from curate.loop.settings import LoopConfig, MergeConfig
@@ -90,19 +91,29 @@ def write_ids(path: Path, ids: list[str]) -> Path:
     return path
 
 
-def ledger(run_dir: Path) -> pl.DataFrame:
-    """A run's traces (rows with a sample), or an empty frame when it has none."""
+def ledger(run_dir: Path, columns: list[str] | None = None, kept: bool = False) -> pl.DataFrame:
+    """A run's traces (rows with a sample; with `kept`, only the correct ones still in), or
+    an empty frame when it has none: read a shard at a time, just `columns` (those the
+    ledger has), so a big round is never read whole for a few columns."""
     store = RunStore(run_dir)
     shards = store.shards(store.ledger) if store.ledger.exists() else []
-    if not shards:
-        return pl.DataFrame()
-    rows = pl.read_parquet(shards)
-    return rows.filter(pl.col("sample_idx").is_not_null())
+    parts = []
+    for shard in shards:
+        names = pq.read_schema(shard).names
+        wanted = None if columns is None else [c for c in names if c in {*columns, *NEEDED}]
+        rows = pl.read_parquet(shard, columns=wanted).filter(pl.col("sample_idx").is_not_null())
+        if kept:
+            rows = rows.filter(pl.col("dropped").is_null() & (pl.col("verdict") == "correct"))
+        parts.append(rows)
+    return pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+
+
+NEEDED = ("sample_idx", "dropped", "verdict")  # what ledger() itself reads
 
 
 def outcomes(run_dir: Path, number: int) -> pl.DataFrame:
     """Per problem of one round: samples, correct ones, pass rate, corrected reference."""
-    rows = ledger(run_dir)
+    rows = ledger(run_dir, ["problem_id", "review"])
     if rows.is_empty():
         return pl.DataFrame(
             schema={
@@ -158,7 +169,7 @@ def per_problem(root: Path, upto: int) -> pl.DataFrame:
 def round_metrics(root: Path, number: int) -> dict[str, Any]:
     """What a round sampled, solved and kept, and what its samples cost per kept trace."""
     folder = root / f"round-{number}"
-    rows = ledger(folder)
+    rows = ledger(folder, ["problem_id", "borderline"])
     found = outcomes(folder, number)
     solved = set(found.filter(pl.col("correct") > 0)["problem_id"].to_list())
     table = per_problem(root, number)
@@ -169,7 +180,7 @@ def round_metrics(root: Path, number: int) -> dict[str, Any]:
         if "borderline" in kept.columns
         else 0
     )
-    rational = ledger(folder / "rationalize")
+    rational = ledger(folder / "rationalize", [])
     rational_kept = rational.filter(pl.col("dropped").is_null()).height if rational.height else 0
     stats = RunStore(folder).load_stats() if (folder / "stats.json").exists() else {}
     tokens = stats.get("generate", {}).get("counts", {}).get("spent_completion_tokens", 0)
@@ -192,8 +203,8 @@ def merge(root: Path, number: int, config: MergeConfig, sampler: Any) -> Path:
     with their hint-free prompt), the merge policy applied, in TRL's conversational layout."""
     parts = []
     for n in range(number + 1):
-        own = _kept(ledger(root / f"round-{n}"), rationalized=False)
-        hinted = _kept(ledger(root / f"round-{n}" / "rationalize"), rationalized=True)
+        own = _kept(ledger(root / f"round-{n}", kept=True), rationalized=False)
+        hinted = _kept(ledger(root / f"round-{n}" / "rationalize", kept=True), rationalized=True)
         if not hinted.is_empty():  # published without the hint
             prompts = [sampler.messages(p) for p in hinted["problem"].to_list()]
             hinted = hinted.with_columns(pl.Series("prompt", prompts, dtype=hinted["prompt"].dtype))

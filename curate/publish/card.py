@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -21,6 +22,17 @@ CONFIG_TEXT = {
     "preference": "(prompt, chosen, rejected) pairs of a correct and an incorrect trace, for DPO",
 }
 PATH_KEYS = {"path", "files", "index", "model", "cache_dir", "dataset"}
+CARD_COLUMNS = ("model", "round", "dropped", "verifier", "verdict", "verdict_reason")
+
+
+@dataclass
+class ConfigFacts:
+    """What the card tells of the configs: rows per config, the small columns of every
+    trace (CARD_COLUMNS of `all`) and the pass rate of each problem (`rl`)."""
+
+    sizes: dict[str, int] = field(default_factory=dict)
+    every: pl.DataFrame = field(default_factory=pl.DataFrame)
+    rates: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def size_category(rows: int) -> str:
@@ -73,15 +85,14 @@ def card_text(
     recipe: dict[str, Any],
     settings: Any,
     stats: dict[str, Any],
-    frames: dict[str, pl.DataFrame],
+    configs: ConfigFacts,
     contamination: dict[str, Any],
     plots: list[str] | None = None,
     loop: dict[str, Any] | None = None,
 ) -> str:
-    sizes = {name: frame.height for name, frame in frames.items()}
+    sizes, every = configs.sizes, configs.every
     name = str(recipe.get("name", "dataset"))
     header = metadata(settings, name, sizes)
-    every = frames.get("all", pl.DataFrame())
     parts = [
         "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n",
         f"# {header['pretty_name']}\n",
@@ -95,7 +106,7 @@ def card_text(
         "## Funnel\n\n" + funnel_markdown(stats),
         _review(stats.get("review")),
         "## Verdicts\n\n" + _verdicts(every),
-        "## Pass rate per problem\n\n" + _pass_rates(frames.get("rl", pl.DataFrame())),
+        "## Pass rate per problem\n\n" + _pass_rates(configs.rates),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
         "## Recipe\n\nThe resolved recipe (secrets removed, local paths cut to file names):\n\n"
         "```yaml\n" + yaml.safe_dump(public_recipe(recipe), sort_keys=False) + "```\n",

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import yaml
 
 from curate.errors import PublishError
-from curate.publish.card import CONFIG_FILES, card_text, public_recipe
+from curate.memory import release_memory
+from curate.publish.card import CARD_COLUMNS, CONFIG_FILES, ConfigFacts, card_text, public_recipe
 from curate.publish.configs import all_config, preference_config, rl_config, sft_config
 from curate.publish.hub import Published, upload
 from curate.publish.settings import PublishConfig
-from curate.records import small_types, write_parquet
+from curate.records import small_types
 from curate.report import write_report
 from curate.store import RunStore, read_json
 
@@ -53,38 +56,86 @@ def build_configs(ledger: pl.DataFrame, think: bool) -> dict[str, pl.DataFrame]:
     return {name: frame for name, frame in frames.items() if frame.height}
 
 
+FILE = "train-00000-of-00001.parquet"
+
+
+def write_configs(parts: Iterable[pl.DataFrame], think: bool, target: Path) -> ConfigFacts:
+    """Each config written a part of the ledger at a time (every part holds its problems'
+    traces whole), so memory holds one part, not the ledger; what the card needs of them
+    is kept."""
+    writers: dict[str, pq.ParquetWriter] = {}
+    facts, every, rates = ConfigFacts(), [], []
+    try:
+        for ledger in parts:
+            frames = build_configs(ledger, think)
+            for name, frame in frames.items():
+                table = small_types(frame.to_arrow())
+                if name not in writers:
+                    path = target / CONFIG_FILES[name] / FILE
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    writers[name] = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writers[name].write_table(table.cast(writers[name].schema))
+                facts.sizes[name] = facts.sizes.get(name, 0) + frame.height
+            every.append(_present(frames.get("all"), CARD_COLUMNS))
+            rates.append(_present(frames.get("rl"), ("pass_rate",)))
+            release_memory(collect=False)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    facts.sizes = {name: facts.sizes[name] for name in CONFIG_FILES if name in facts.sizes}
+    facts.every = pl.concat(every, how="diagonal_relaxed") if every else pl.DataFrame()
+    facts.rates = pl.concat(rates, how="diagonal_relaxed") if rates else pl.DataFrame()
+    return facts
+
+
+def _present(frame: pl.DataFrame | None, names: tuple[str, ...]) -> pl.DataFrame:
+    if frame is None:
+        return pl.DataFrame()
+    return frame.select([name for name in names if name in frame.columns])
+
+
+def ledger_parts(store: RunStore, shards: list[Path]) -> Iterator[pl.DataFrame]:
+    """The ledger a shard at a time; the whole of it at once when the run's source spread
+    some problem's traces over several shards (then a problem's configs need them all)."""
+    split = store.load_stats().get("source", {}).get("split_problems")
+    if split:
+        yield pl.read_parquet(shards)
+        return
+    for shard in shards:
+        yield pl.read_parquet(shard)
+
+
 def stage_repository(run_dir: Path, overrides: dict[str, Any] | None = None) -> Staged:
-    """Write the exact repository content to RUN/publish/ (replacing what was there)."""
+    """Write the exact repository content to RUN/publish/ (replacing what was there once
+    the new content is whole)."""
     store = RunStore(run_dir)
     recipe, settings = load_settings(store, overrides or {})
     shards = store.shards(store.ledger)
     if not shards:
         raise PublishError(f"{run_dir}: the ledger is empty (run `curate run` first)")
-    ledger = pl.read_parquet(shards)
-    frames = build_configs(ledger, settings.think)
-    if "default" not in frames:
+    target, building = run_dir / "publish", run_dir / ".publish-building"
+    shutil.rmtree(building, ignore_errors=True)
+    configs = write_configs(ledger_parts(store, shards), settings.think, building)
+    if "default" not in configs.sizes:
+        shutil.rmtree(building, ignore_errors=True)
         raise PublishError(f"{run_dir}: no kept trace to publish (`curate stats {run_dir}`)")
-    target = run_dir / "publish"
-    if target.exists():
-        shutil.rmtree(target)
-    for name, frame in frames.items():
-        table = small_types(frame.to_arrow())
-        write_parquet(table, target / CONFIG_FILES[name] / "train-00000-of-00001.parquet")
     stats = store.load_stats()
     report = read_json(store.reports / "decontamination.json")
     plots = sorted(write_report(run_dir).parent.glob("*.png"))
-    (target / "report").mkdir()
+    (building / "report").mkdir()
     for plot in plots:
-        shutil.copy2(plot, target / "report" / plot.name)
+        shutil.copy2(plot, building / "report" / plot.name)
     loop = read_json(run_dir.resolve().parent / "loop.json")  # a round of `curate loop`
-    card = card_text(recipe, settings, stats, frames, report, [p.name for p in plots], loop)
-    (target / "README.md").write_text(card, encoding="utf-8")
-    (target / "curate").mkdir()
-    (target / "curate" / "recipe.yaml").write_text(
+    card = card_text(recipe, settings, stats, configs, report, [p.name for p in plots], loop)
+    (building / "README.md").write_text(card, encoding="utf-8")
+    (building / "curate").mkdir()
+    (building / "curate" / "recipe.yaml").write_text(
         yaml.safe_dump(public_recipe(recipe), sort_keys=False), encoding="utf-8"
     )
-    (target / "curate" / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", "utf-8")
-    return Staged(target, {name: frame.height for name, frame in frames.items()}, settings)
+    (building / "curate" / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", "utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    building.rename(target)
+    return Staged(target, dict(configs.sizes), settings)
 
 
 def publish_staged(

@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from curate.cli import add_stage_commands, app
+from curate.publish.card import CONFIG_FILES
 from curate.publish.repo import stage_repository
 from tests.publish.fake_hub import FakeHubServer
 
@@ -74,6 +75,42 @@ def test_every_config_loads_as_the_hub_would_serve_it(finished_run: Path, tmp_pa
     for pair in pairs.select(range(min(20, pairs.num_rows))):
         assert by_text[pair["chosen"][0]["content"]] == "correct"
         assert pair["chosen"] != pair["rejected"]
+
+
+@pytest.mark.parametrize("scattered", [False, True], ids=["together", "apart"])
+def test_configs_built_a_shard_at_a_time_equal_the_whole_ledgers(
+    make_recipe, tmp_path: Path, scattered: bool
+):
+    """Small shards: each config is written a ledger shard at a time and equals the one
+    built from the whole ledger at once; a run whose problems' traces are spread over
+    shards (existing traces, shuffled) is built from the whole ledger."""
+    from curate.publish.repo import build_configs
+    from tests.test_stage_units import traces
+
+    rows = traces(problems=12, per_problem=4, correct=2)
+    if scattered:
+        rows = rows[::2] + rows[1::2]
+    data = tmp_path / "traces.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    columns = {"problem": "problem", "reference": "answer", "completion": "completion"}
+    recipe = make_recipe(
+        name="shards",
+        source={"kind": "files", "path": str(data), "columns": columns},
+        verify={"kind": "math", "workers": 1},
+        select={"policy": "all_correct"},
+        run={"shard_size": 6},
+    )
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert len(list((run_dir / "ledger").glob("*.parquet"))) > 3
+    staged = stage_repository(run_dir)
+    whole = build_configs(pl.read_parquet(run_dir / "ledger"), think=True)
+    assert staged.rows == {name: frame.height for name, frame in whole.items()}
+    for name, frame in whole.items():
+        written = pl.read_parquet(staged.path / CONFIG_FILES[name])
+        key = "problem_id"
+        assert written.sort(key, maintain_order=True).equals(frame.sort(key, maintain_order=True))
 
 
 def test_think_tags_can_be_left_out(finished_run: Path, tmp_path: Path):
