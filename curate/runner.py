@@ -628,6 +628,8 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     parts = frame.partition_by(SHARD, as_dict=True, include_key=False, maintain_order=True)
     empty = frame.clear().drop(SHARD)
     for index, shard in enumerate(shards):
+        if (path / shard.name).exists():  # written before a crash: the same result
+            continue
         part = parts.get((index,), empty)
         newly = part.filter(pl.col("dropped_at") == stage.name)
         own = shard_stats(

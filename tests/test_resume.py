@@ -134,23 +134,27 @@ def cached_keys(run_dir: Path) -> dict[str, int]:
         return dict(db.execute("select gen_key, count(*) from samples group by gen_key"))
 
 
-def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
-    """Existing traces read into shards: after kill -9 at the third shard, the rerun keeps
-    the two written (it reads the input again, since a row's marks depend on the rows
-    before it) and the run ends as an uninterrupted one does."""
-    recipe = tmp_path / "existing.yaml"
-    data = write_jsonl(tmp_path / "traces.jsonl", traces(problems=8, per_problem=4, correct=2))
+def trace_recipe(tmp_path: Path, scattered: bool = False) -> Path:
+    """Existing traces (8 problems of 4) through trace_dedup, in shards of about 6 rows;
+    `scattered`: a problem's traces spread through the file."""
+    rows = traces(problems=8, per_problem=4, correct=2)
+    data = write_jsonl(tmp_path / "traces.jsonl", rows[::2] + rows[1::2] if scattered else rows)
     columns = {"problem": "problem", "reference": "answer", "completion": "completion"}
     source = {"kind": "files", "path": str(data), "columns": columns}
-    recipe.write_text(
-        json.dumps({"name": "kill", "source": source, "trace_dedup": {}, "run": {"shard_size": 6}})
-    )
-    run_dir = tmp_path / "run"
+    recipe = tmp_path / "existing.yaml"
+    settings = {"name": "kill", "source": source, "trace_dedup": {}, "run": {"shard_size": 6}}
+    recipe.write_text(json.dumps(settings))
+    return recipe
+
+
+def killed_then_rerun(
+    recipe: Path, run_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Path], Any]:
+    """kill -9 at the third call of curate.runner's `name`, then the run again here: the
+    paths the rerun wrote through the runner, and its result."""
     args = ["run", str(recipe), "--run-dir", str(run_dir)]
-    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, "write_parquet", *args])
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, name, *args])
     assert killed.returncode == -signal.SIGKILL
-    shards = run_dir / "stages" / "00-source"
-    assert len(list(shards.glob("part-*.parquet"))) == 2
     real, written = run_module.write_parquet, []
 
     def watched(table: Any, path: Path, *args: Any) -> None:
@@ -158,12 +162,44 @@ def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
         real(table, path, *args)
 
     monkeypatch.setattr(run_module, "write_parquet", watched)
+    shards_written = run_module.write_shard
+
+    def watched_shard(table: Any, path: Path, *args: Any) -> None:
+        written.append(path)
+        shards_written(table, path, *args)
+
+    monkeypatch.setattr(run_module, "write_shard", watched_shard)
     result = run_recipe(load_recipe(recipe), run_dir)
+    monkeypatch.undo()
+    return written, result
+
+
+def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
+    """Existing traces read into shards: after kill -9 at the third shard, the rerun keeps
+    the two written (it reads the input again, since a row's marks depend on the rows
+    before it) and the run ends as an uninterrupted one does."""
+    recipe = trace_recipe(tmp_path)
+    run_dir = tmp_path / "run"
+    written, result = killed_then_rerun(recipe, run_dir, "write_parquet", monkeypatch)
+    shards = run_dir / "stages" / "00-source"
     assert [p.name for p in written if p.parent == shards] == [
         f"part-0000{n}.parquet"
         for n in range(2, 4)  # 8 rows each: problems kept whole
     ]
-    monkeypatch.undo()
     fresh = run_recipe(load_recipe(recipe), tmp_path / "fresh")
     assert result.stats["source"]["in"] == fresh.stats["source"]["in"] == 32
+    assert ledger(run_dir) == ledger(tmp_path / "fresh")
+
+
+def test_kill_while_a_whole_input_stage_writes_back(tmp_path: Path, monkeypatch):
+    """trace_dedup over scattered traces sees every trace's hash at once, then writes each
+    shard back: after kill -9 at the third shard, the rerun writes only the others."""
+    recipe = trace_recipe(tmp_path, scattered=True)
+    run_dir = tmp_path / "run"
+    written, _ = killed_then_rerun(recipe, run_dir, "whole_shard", monkeypatch)
+    stage = run_dir / "stages" / "01-trace_dedup"
+    shards = sorted(p.name for p in (run_dir / "stages" / "00-source").glob("part-*.parquet"))
+    assert len(shards) == 6
+    assert sorted(p.name for p in written if p.parent == stage) == shards[2:]
+    run_recipe(load_recipe(recipe), tmp_path / "fresh")
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
