@@ -609,7 +609,9 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     keys a shard at a time (trace_dedup compares hashes, not the text), then write each
     shard back with the columns it wrote (rows in their order): memory holds those keys of
     the whole input, and one shard in full."""
-    needed = [*dict.fromkeys([*stage.reads, "problem_id", "reference", "dropped", "dropped_at"])]
+    fixed = ["problem_id", "reference", "dropped", "dropped_at"]
+    # what it writes, it may extend (select adds to earlier borderline flags)
+    needed = [*dict.fromkeys([*stage.reads, *stage.key_inputs, *stage.writes, *fixed])]
     marked = []
     for index, shard in enumerate(shards):
         rows = pl.from_arrow(read_shard(shard, needed))
@@ -618,7 +620,11 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         marked.append(table.append_column(SHARD, pa.array([index] * table.num_rows, pa.int32())))
         release_memory(collect=False)
     stage.plan(sum(t["dropped"].null_count for t in marked))
-    merged, stats = process_batch(stage, pa.concat_tables(marked, promote_options="permissive"))
+    # only the columns read get added where missing, not every trace column (a million
+    # rows of 35 empty columns would cost more than the keys)
+    schema = pa.schema([TRACE_SCHEMA.field(n) for n in needed if n in TRACE_SCHEMA.names])
+    whole = pa.concat_tables(marked, promote_options="permissive")
+    merged, stats = process_batch(stage, whole, schema)
     stage.advance(stats["in"])
     written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
     frame = pl.from_arrow(merged.select([SHARD, *written]))

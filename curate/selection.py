@@ -99,6 +99,7 @@ class SelectStage(Stage):
     config_class = SelectConfig
     reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")
     writes = ("selected", "pass_rate", "majority_answer", "agreement", "borderline")
+    key_inputs: ClassVar[tuple[str, ...]] = ("reasoning", "completion")
     config: SelectConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -110,6 +111,8 @@ class SelectStage(Stage):
         in_band = pl.col("pass_rate").is_between(config.pass_rate_min, config.pass_rate_max)
         if config.policy != "pass_rate_band":
             in_band = pl.lit(True)
+        if LENGTH not in frame.columns and "reasoning" in frame.columns:  # not from keys()
+            frame = frame.with_columns(_length().alias(LENGTH))
         # Rank correct traces only (others have no order, so no rank).
         frame = frame.with_columns(pl.when(correct).then(self._order()).alias("_order"))
         frame = frame.with_columns(pl.col("_order").rank("ordinal").over(PID).alias("_rank"))
@@ -128,14 +131,27 @@ class SelectStage(Stage):
         for flag in ("unverifiable", "reference_disputed", "lucky_hit"):
             self.counts[f"borderline_{flag}"] += int(frame["borderline"].list.contains(flag).sum())
         return frame.with_columns(keep.alias("selected"), reason.alias("dropped")).drop(
-            "_answer", "_top", "_order", "_rank"
+            "_answer", "_top", "_order", "_rank", LENGTH, strict=False
         )
+
+    def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The traces' lengths in place of their text (all the shortest-first policy needs,
+        when a problem's traces are spread over shards and the whole input is seen at once)."""
+        if "reasoning" not in rows.columns:
+            return rows
+        return rows.with_columns(_length().alias(LENGTH)).drop("reasoning", "completion")
 
     def _order(self) -> pl.Expr:
         """Which correct traces come first: shortest (by text length) or by sample index."""
         if self.config.policy == "shortest_correct":
-            length = pl.col("reasoning").str.len_chars().fill_null(0) + pl.col(
-                "completion"
-            ).str.len_chars().fill_null(0)
-            return length * 10_000 + pl.col("sample_idx")
+            return pl.col(LENGTH) * 10_000 + pl.col("sample_idx")
         return pl.col("sample_idx").cast(pl.Int64)
+
+
+LENGTH = "_length"
+
+
+def _length() -> pl.Expr:
+    """A trace's length: its reasoning and its completion, in characters."""
+    reasoning = pl.col("reasoning").str.len_chars().fill_null(0)
+    return reasoning + pl.col("completion").str.len_chars().fill_null(0)

@@ -58,6 +58,9 @@ class Stage(ABC):
     per_problem: ClassVar[bool] = False  # sees all the rows of a problem in one batch
     # (with whole) acts on one row per distinct problem; the result carries to its traces
     problem_level: ClassVar[bool] = False
+    # columns its keys() turns into something smaller, read beside `reads` when it sees many
+    # rows at once (select's shortest-first policy reads only the traces' lengths)
+    key_inputs: ClassVar[tuple[str, ...]] = ()
     retry_reason: ClassVar[str | None] = None  # drop reason `curate run --retry-failed` retries
 
     def __init__(self, config: Config, context: StageContext) -> None:

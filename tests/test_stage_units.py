@@ -144,6 +144,36 @@ def test_repeated_traces_are_found_wherever_they_sit(tmp_path: Path, monkeypatch
     assert all(text != shuffled for text in seen)
 
 
+@pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
+def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, shuffled):
+    """select's shortest-first policy over traces spread through the input compares their
+    lengths (made a shard at a time), and keeps the same trace as when they come together."""
+    rows = traces(problems=6, per_problem=4, correct=3)
+    for k, row in enumerate(rows):  # the later a correct trace, the shorter its reasoning
+        row["completion"] = row["completion"].replace("<think>", "<think>" + "x" * (9 - k % 4))
+    if shuffled:
+        random.Random(2).shuffle(rows)
+    recipe = {
+        "name": "shortest",
+        "source": {
+            "kind": "files",
+            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
+            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
+        },
+        "verify": {"kind": "math", "workers": 1},
+        "select": {"policy": "shortest_correct"},
+        "run": {"shard_size": 5},
+    }
+    path = tmp_path / "shortest.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_recipe(load_recipe(path), tmp_path / "run")
+    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    ledger = pl.read_parquet(tmp_path / "run" / "ledger")
+    kept = ledger.filter(pl.col("selected"))
+    assert kept["reasoning"].to_list() == ["xxxxxxxstep 2"] * 6  # the shortest correct one
+    assert ledger["reasoning"].null_count() == 0  # the text itself is untouched
+
+
 KILLED_MID_FILE = """
 import os, signal, sys
 from pathlib import Path
