@@ -528,9 +528,7 @@ def problem_results(stage: Stage, problems: pl.DataFrame) -> tuple[pl.DataFrame,
     written = [*dict.fromkeys([*stage.writes, "dropped"])]
     # only the columns it writes are added, not every trace column (at a million
     # problems, the empty ones would cost more than the keys)
-    names = [*dict.fromkeys([*written, "dropped_at"])]
-    schema = pa.schema([TRACE_SCHEMA.field(n) for n in names if n in TRACE_SCHEMA.names])
-    out, stats = process_batch(stage, problems.to_arrow(), schema)
+    out, stats = process_batch(stage, problems.to_arrow(), trace_fields([*written, "dropped_at"]))
     result = pl.from_arrow(out.select(["problem_id", *written]))
     assert isinstance(result, pl.DataFrame)
     return result.rename({name: f"{name}{NEW}" for name in written}), stats
@@ -622,9 +620,8 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     stage.plan(sum(t["dropped"].null_count for t in marked))
     # only the columns read get added where missing, not every trace column (a million
     # rows of 35 empty columns would cost more than the keys)
-    schema = pa.schema([TRACE_SCHEMA.field(n) for n in needed if n in TRACE_SCHEMA.names])
     whole = pa.concat_tables(marked, promote_options="permissive")
-    merged, stats = process_batch(stage, whole, schema)
+    merged, stats = process_batch(stage, whole, trace_fields(needed))
     stage.advance(stats["in"])
     written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
     frame = pl.from_arrow(merged.select([SHARD, *written]))
@@ -645,6 +642,12 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         full = full.with_columns(part.get_column(name) for name in written)
         write_shard(conform(full), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
         release_memory(collect=False)
+
+
+def trace_fields(names: list[str]) -> pa.Schema:
+    """The trace schema's fields of these names (others are left out)."""
+    known = [name for name in dict.fromkeys(names) if name in TRACE_SCHEMA.names]
+    return pa.schema([TRACE_SCHEMA.field(name) for name in known])
 
 
 def process_batch(

@@ -147,14 +147,11 @@ def full_base(shard: Path) -> Path | None:
     return own.base
 
 
-def lean_base(shard: Path, whole: Path) -> None:
-    """Keep the text of the full shard that a stage's `shard` extends once: `whole` holds
-    `shard` as whole rows (the ledger), so the full shard keeps only the columns `shard`
-    holds itself (every other column of `whole` is the full shard's, unchanged), with its
-    own values, and reads the rest from `whole`."""
-    full = full_base(shard)
-    if full is None:
-        return
+def lean_base(shard: Path, full: Path, whole: Path) -> None:
+    """Keep the text of `full`, the full shard that a stage's `shard` extends, once:
+    `whole` holds `shard` as whole rows (the ledger), so `full` keeps only the columns
+    `shard` holds itself (every other column of `whole` is the full shard's, unchanged),
+    with its own values, and reads the rest from `whole`."""
     names = pq.read_schema(full).names
     changed = [name for name in names if name in header(shard).schema.names]
     table = pq.read_table(full, columns=changed or names[:1])

@@ -122,11 +122,11 @@ class RunStore:
         for shard in shards:
             materialize(shard, self.ledger / shard.name)
             release_memory(collect=False)
-        bases = {base.parent for shard in shards if (base := full_base(shard))}
-        for folder in bases:  # said before any shard there is made lean
+        bases = [(shard, base) for shard in shards if (base := full_base(shard))]
+        for folder in {base.parent for _, base in bases}:  # before any shard there is lean
             write_json(folder / LEAN, {"ledger": str(self.ledger)})
-        for shard in shards:
-            lean_base(shard, self.ledger / shard.name)
+        for shard, base in bases:
+            lean_base(shard, base, self.ledger / shard.name)
             release_memory(collect=False)
 
     def restore_bases(self) -> None:

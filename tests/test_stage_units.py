@@ -45,6 +45,18 @@ def traces(problems: int, per_problem: int, correct: int) -> list[dict[str, Any]
     return rows
 
 
+def run_recipe_file(
+    tmp_path: Path, name: str, rows: list[dict[str, Any]], stages: dict[str, Any], shard_size: int
+) -> Path:
+    """A recipe over `rows` as existing traces (a local file), with `stages`."""
+    columns = {"problem": "problem", "reference": "answer", "completion": "completion"}
+    source = {"kind": "files", "path": str(write_jsonl(tmp_path / "traces.jsonl", rows))}
+    recipe = {"name": name, "source": {**source, "columns": columns}, **stages}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**recipe, "run": {"shard_size": shard_size}}), "utf-8")
+    return path
+
+
 def test_problem_batches_never_split_a_problem():
     ids = ["a"] * 3 + ["b"] * 4 + ["c"] * 2
     assert problem_batches(ids, 2) == [(0, 3), (3, 7), (7, 9)]
@@ -79,20 +91,12 @@ def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
     rows = traces(problems=5, per_problem=8, correct=3)
     if shuffled:  # a problem's traces scattered through the file
         random.Random(0).shuffle(rows)
-    recipe = {
-        "name": "units",
-        "source": {
-            "kind": "files",
-            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
-            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
-        },
+    stages = {
         "verify": {"kind": "math", "workers": 1},
         "trace_dedup": {},
         "select": {"policy": "all_correct"},
-        "run": {"shard_size": 6},
     }
-    path = tmp_path / "units.yaml"
-    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    path = run_recipe_file(tmp_path, "units", rows, stages, shard_size=6)
     result = run_recipe(load_recipe(path), tmp_path / "run")
     assert bool(result.stats["source"].get("split_problems")) == shuffled
     ledger = pl.from_arrow(pq.read_table(tmp_path / "run" / "ledger"))
@@ -122,18 +126,7 @@ def test_repeated_traces_are_found_wherever_they_sit(tmp_path: Path, monkeypatch
         return real(self, frame)
 
     monkeypatch.setattr(TraceDedupStage, "process", watched)
-    recipe = {
-        "name": "repeats",
-        "source": {
-            "kind": "files",
-            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
-            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
-        },
-        "trace_dedup": {},
-        "run": {"shard_size": 5},
-    }
-    path = tmp_path / "repeats.yaml"
-    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    path = run_recipe_file(tmp_path, "repeats", rows, {"trace_dedup": {}}, shard_size=5)
     result = run_recipe(load_recipe(path), tmp_path / "run")
     assert bool(result.stats["source"].get("split_problems")) == shuffled
     assert result.stats["trace_dedup"]["dropped"] == {"duplicate_trace": 6}
@@ -153,19 +146,11 @@ def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, 
         row["completion"] = row["completion"].replace("<think>", "<think>" + "x" * (9 - k % 4))
     if shuffled:
         random.Random(2).shuffle(rows)
-    recipe = {
-        "name": "shortest",
-        "source": {
-            "kind": "files",
-            "path": str(write_jsonl(tmp_path / "traces.jsonl", rows)),
-            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
-        },
+    stages = {
         "verify": {"kind": "math", "workers": 1},
         "select": {"policy": "shortest_correct"},
-        "run": {"shard_size": 5},
     }
-    path = tmp_path / "shortest.yaml"
-    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    path = run_recipe_file(tmp_path, "shortest", rows, stages, shard_size=5)
     result = run_recipe(load_recipe(path), tmp_path / "run")
     assert bool(result.stats["source"].get("split_problems")) == shuffled
     ledger = pl.read_parquet(tmp_path / "run" / "ledger")
