@@ -201,12 +201,11 @@ class ClusterRunner:
         in_path: Path,
         path: Path,
         identity: str,
-        problems_split: bool = False,
     ) -> Stats:
         from curate.runner import _shard_stats, compare_step, keys_dir, run_stage
 
-        if not eligible(stage) or (stage.per_problem and problems_split):
-            return run_stage(store, stage, in_path, path, identity, problems_split)
+        if not eligible(stage):
+            return run_stage(store, stage, in_path, path, identity)
         state = store.open_stage(path, identity)
         if state.complete:
             return state.stats

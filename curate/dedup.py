@@ -121,7 +121,6 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 TEXT_HASH, SIGNATURE, NUMBERS = "_text_hash", "_signature", "_numbers"
-TRACE_HASH = "_trace_hash"
 KEY_COLUMNS = [TEXT_HASH, SIGNATURE, NUMBERS]
 
 
@@ -277,16 +276,7 @@ class TraceDedupStage(Stage):
     writes = ("dup_of",)
     config: TraceDedupConfig
 
-    def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """Each trace's hash in place of its text (what the whole input, when a problem's
-        traces are spread over shards, is compared on)."""
-        return rows.with_columns(pl.Series(TRACE_HASH, self._hashes(rows), pl.String)).drop(
-            "reasoning", "completion"
-        )
-
     def _hashes(self, frame: pl.DataFrame) -> list[str]:
-        if TRACE_HASH in frame.columns:
-            return list(frame[TRACE_HASH])
         hashes = []
         for reasoning, completion in frame.select("reasoning", "completion").iter_rows():
             text = f"{reasoning or ''}\x1f{completion or ''}"

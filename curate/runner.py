@@ -31,6 +31,7 @@ from curate.records import (
     stable_hash,
     write_parquet,
 )
+from curate.regroup import regroup
 from curate.shards import read_shard, write_shard
 from curate.sources.base import Source
 from curate.stage import Stage, StageContext
@@ -175,7 +176,8 @@ def plan_run(
         "source",
         source.identity(),
         str(recipe.run.shard_size),
-        f"round {recipe.round}" if source.config.traces() else "",
+        # traces: shards group each problem's traces (regrouped where the input scattered them)
+        f"round {recipe.round} grouped" if source.config.traces() else "",
         *sorted(only_problems(recipe) or []),
     )
     identities = [identity]
@@ -248,8 +250,7 @@ def _execute(
         if rerun or _must_retry(store, stage, path, identity, retry_failed):
             store.reset_stage(path)
         before = store.open_stage(path, identity).complete
-        split = bool(stats["source"].get("split_problems"))
-        stats[stage.name] = runner(store, stage, in_path, path, identity, split)
+        stats[stage.name] = runner(store, stage, in_path, path, identity)
         stage.close()  # what it held is not needed by the stages after it
         release_memory()
         rerun = rerun or not before
@@ -294,47 +295,75 @@ def run_source(
     recipe_round: int = 0,
 ) -> Stats:
     """Read the source into problem shards, marking repeated problems as duplicates; with
-    `only`, just those problems. After a crash the source is read again (what a row is
-    marked depends on every row before it) but shards already written are kept."""
+    `only`, just those problems. Existing traces are read into working shards first: where
+    the input scattered a problem's traces over several, they are regrouped by problem
+    (curate/regroup.py), so every stage after the source and publishing can work a shard
+    at a time. After a crash the source is read again (what a row is marked depends on
+    every row before it) but shards already written are kept."""
     state = store.open_stage(path, identity)
     if state.complete:
         return state.stats
     started = time.perf_counter()
+    traces = source.config.traces()
+    read_dir = path / WORKING / "read" if traces else path
+    places, split, stats = read_source(
+        source, read_dir, path, shard_size, progress, only, recipe_round
+    )
+    if split:
+        regroup(store.shards(read_dir), path, path / WORKING / "buckets", places, shard_size)
+        stats["regrouped_problems"] = split
+    elif traces:
+        for shard in store.shards(read_dir):
+            shard.replace(path / shard.name)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    store.finish_stage(path, identity, stats)
+    return stats
+
+
+def read_source(
+    source: Source,
+    read_dir: Path,
+    path: Path,
+    shard_size: int,
+    progress: Progress,
+    only: set[str] | None,
+    recipe_round: int,
+) -> tuple[dict[str, int], int, Stats]:
+    """The source's rows marked and written in reading order as shards under read_dir
+    (those written before a crash, there or already moved to path, kept); each problem's
+    place (order of first appearance), how many problems came scattered over several
+    shards, and the counts."""
     task = progress.task("source", None, unit="problems")
-    read = 0
-    dropped: Counter[str] = Counter()
     problems = source.problems()
     if only is not None:
         problems = (p for p in problems if p["problem_id"] in only)
     traces = source.config.traces()
     mark = TraceMarker(recipe_round) if traces else ProblemMarker()
-    shard_of: dict[str, int] = {}
-    split: set[str] = set()  # problems whose traces landed in more than one shard
+    places: dict[str, int] = {}
+    first_shard: list[int] = []  # by place
+    split: set[str] = set()
+    dropped: Counter[str] = Counter()
+    read = 0
     for index, batch in enumerate(_batches(problems, shard_size, traces)):
         for problem in batch:
-            if traces and shard_of.setdefault(problem["problem_id"], index) != index:
-                split.add(problem["problem_id"])
+            if traces:
+                place = places.setdefault(problem["problem_id"], len(places))
+                if place == len(first_shard):
+                    first_shard.append(index)
+                elif first_shard[place] != index:
+                    split.add(problem["problem_id"])
             read += 1
-            reason = mark(problem)
-            problem["dropped"] = reason
+            reason = problem["dropped"] = mark(problem)
             problem["dropped_at"] = "source" if reason else None
             if reason:
                 dropped[reason] += 1
-        target = path / f"part-{index:05d}.parquet"
-        if not target.exists():  # written before a crash: the same rows
-            write_parquet(conform(pa.Table.from_pylist(batch)), target)
+        name = f"part-{index:05d}.parquet"
+        if not ((read_dir / name).exists() or (path / name).exists()):  # kept from a crash
+            write_parquet(conform(pa.Table.from_pylist(batch)), read_dir / name)
         task.advance(len(batch))
         release_memory(collect=False)
-    stats = {
-        "in": read,
-        "out": read - sum(dropped.values()),
-        "dropped": dict(dropped),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    if split:
-        stats["split_problems"] = len(split)
-    store.finish_stage(path, identity, stats)
-    return stats
+    stats = {"in": read, "out": read - sum(dropped.values()), "dropped": dict(dropped)}
+    return places, len(split), stats
 
 
 class ProblemMarker:
@@ -418,18 +447,17 @@ def run_stage(
     in_path: Path,
     path: Path,
     identity: str,
-    problems_split: bool = False,
 ) -> Stats:
     """Run one stage shard by shard; shards already written are kept (crash resume). A
-    stage that needs a problem's rows together sees the whole input at once when the
-    source spread some problem over several shards (its traces came apart in the input)."""
+    stage that needs a problem's rows together gets them so: the source's shards never
+    split a problem (curate/regroup.py)."""
     state = store.open_stage(path, identity)
     if state.complete:
         return state.stats
     shards = store.shards(in_path)
     if stage.whole and stage.problem_level:
         run_problem_level(stage, shards, path)
-    elif stage.whole or (stage.per_problem and problems_split):
+    elif stage.whole:
         run_whole(stage, shards, path)
     else:
         pending = [s for s in shards if not (path / s.name).exists()]
@@ -604,12 +632,12 @@ def carry_results(
 
 def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
     """Run a stage that needs every row at once on just the columns it reads, made into its
-    keys a shard at a time (trace_dedup compares hashes, not the text), then write each
+    keys a shard at a time (say, hashes in place of text), then write each
     shard back with the columns it wrote (rows in their order): memory holds those keys of
     the whole input, and one shard in full."""
     fixed = ["problem_id", "reference", "dropped", "dropped_at"]
     # what it writes, it may extend (select adds to earlier borderline flags)
-    needed = [*dict.fromkeys([*stage.reads, *stage.key_inputs, *stage.writes, *fixed])]
+    needed = [*dict.fromkeys([*stage.reads, *stage.writes, *fixed])]
     marked = []
     for index, shard in enumerate(shards):
         rows = pl.from_arrow(read_shard(shard, needed))

@@ -99,7 +99,6 @@ class SelectStage(Stage):
     config_class = SelectConfig
     reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")
     writes = ("selected", "pass_rate", "majority_answer", "agreement", "borderline")
-    key_inputs: ClassVar[tuple[str, ...]] = ("reasoning", "completion")
     config: SelectConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -111,7 +110,7 @@ class SelectStage(Stage):
         in_band = pl.col("pass_rate").is_between(config.pass_rate_min, config.pass_rate_max)
         if config.policy != "pass_rate_band":
             in_band = pl.lit(True)
-        if LENGTH not in frame.columns and "reasoning" in frame.columns:  # not from keys()
+        if "reasoning" in frame.columns:
             frame = frame.with_columns(_length().alias(LENGTH))
         # Rank correct traces only (others have no order, so no rank).
         frame = frame.with_columns(pl.when(correct).then(self._order()).alias("_order"))
@@ -133,13 +132,6 @@ class SelectStage(Stage):
         return frame.with_columns(keep.alias("selected"), reason.alias("dropped")).drop(
             "_answer", "_top", "_order", "_rank", LENGTH, strict=False
         )
-
-    def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """The traces' lengths in place of their text (all the shortest-first policy needs,
-        when a problem's traces are spread over shards and the whole input is seen at once)."""
-        if "reasoning" not in rows.columns:
-            return rows
-        return rows.with_columns(_length().alias(LENGTH)).drop("reasoning", "completion")
 
     def _order(self) -> pl.Expr:
         """Which correct traces come first: shortest (by text length) or by sample index."""

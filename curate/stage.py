@@ -58,9 +58,6 @@ class Stage(ABC):
     per_problem: ClassVar[bool] = False  # sees all the rows of a problem in one batch
     # (with whole) acts on one row per distinct problem; the result carries to its traces
     problem_level: ClassVar[bool] = False
-    # columns its keys() turns into something smaller, read beside `reads` when it sees many
-    # rows at once (select's shortest-first policy reads only the traces' lengths)
-    key_inputs: ClassVar[tuple[str, ...]] = ()
     retry_reason: ClassVar[str | None] = None  # drop reason `curate run --retry-failed` retries
 
     def __init__(self, config: Config, context: StageContext) -> None:
@@ -102,9 +99,8 @@ class Stage(ABC):
     def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
         """What a stage that sees many rows at once compares of them, worked out a shard at
         a time before it does (in a cluster's tasks, too): dedup's hashes and signatures of
-        each distinct problem, or a trace's hash for duplicate traces of problems spread
-        over shards. process() then gets these rows, of every shard, in input order. By
-        default the rows as they are."""
+        each distinct problem. process() then gets these rows, of every shard, in input
+        order. By default the rows as they are."""
         return rows
 
     def close(self) -> None:

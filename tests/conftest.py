@@ -17,17 +17,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 # `python -c` this with a name in curate.runner and the CLI's arguments: the third call of
 # that function kills the process (kill -9), as a crash would mid-stage.
+# argv: [module:]function (curate.runner's by default), then curate's arguments
 KILLED_AT_THIRD_CALL = """
-import os, signal, sys
-import curate.runner as runner
+import importlib, os, signal, sys
 from curate.cli import main
-name, real, calls = sys.argv[1], getattr(runner, sys.argv[1]), []
+where, _, name = sys.argv[1].rpartition(":")
+module = importlib.import_module(where or "curate.runner")
+real, calls = getattr(module, name), []
 def dying(*args, **kwargs):
     calls.append(1)
     if len(calls) == 3:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
-setattr(runner, name, dying)
+setattr(module, name, dying)
 sys.argv = ["curate", *sys.argv[2:]]
 main()
 """

@@ -182,7 +182,7 @@ def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
     run_dir = tmp_path / "run"
     written, result = killed_then_rerun(recipe, run_dir, "write_parquet", monkeypatch)
     shards = run_dir / "stages" / "00-source"
-    assert [p.name for p in written if p.parent == shards] == [
+    assert [p.name for p in written if p.parent == shards / "keys" / "read"] == [
         f"part-0000{n}.parquet"
         for n in range(2, 4)  # 8 rows each: problems kept whole
     ]
@@ -191,15 +191,38 @@ def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
 
 
-def test_kill_while_a_whole_input_stage_writes_back(tmp_path: Path, monkeypatch):
-    """trace_dedup over scattered traces sees every trace's hash at once, then writes each
-    shard back: after kill -9 at the third shard, the rerun writes only the others."""
+def test_kill_while_the_source_regroups_scattered_traces(tmp_path: Path, monkeypatch):
+    """Traces scattered through the input are regrouped by problem in two passes: after
+    kill -9 at the third bucket of the second pass, the rerun keeps the first pass and the
+    two buckets written, and ends as an uninterrupted run does."""
+    import curate.regroup as regroup
+
     recipe = trace_recipe(tmp_path, scattered=True)
     run_dir = tmp_path / "run"
-    written, _ = killed_then_rerun(recipe, run_dir, "whole_shard", monkeypatch)
-    stage = run_dir / "stages" / "01-trace_dedup"
-    shards = sorted(p.name for p in (run_dir / "stages" / "00-source").glob("part-*.parquet"))
-    assert len(shards) == 6
-    assert sorted(p.name for p in written if p.parent == stage) == shards[2:]
+    args = ["run", str(recipe), "--run-dir", str(run_dir)]
+    where = "curate.regroup:write_bucket"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, where, *args])
+    assert killed.returncode == -signal.SIGKILL
+    source = run_dir / "stages" / "00-source"
+    left = sorted(p.name for p in (source / "keys" / "buckets").glob("bucket-*"))
+    assert len(left) == 4 and len(list(source.glob("part-*.parquet"))) >= 2
+    calls: dict[str, list[str]] = {"fill_buckets": [], "write_bucket": []}
+    for name, seen in calls.items():
+        monkeypatch.setattr(regroup, name, recording(getattr(regroup, name), seen))
+    result = run_recipe(load_recipe(recipe), run_dir)
+    monkeypatch.undo()
+    assert calls == {"fill_buckets": [], "write_bucket": left}
+    assert result.stats["source"]["regrouped_problems"] == 8
+    assert not (source / "keys").exists()
     run_recipe(load_recipe(recipe), tmp_path / "fresh")
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
+
+
+def recording(real: Any, seen: list[str]) -> Any:
+    """`real`, noting the name of the path it is given first."""
+
+    def watched(path: Any, *args: Any) -> Any:
+        seen.append(Path(path).name if isinstance(path, Path) else "")
+        return real(path, *args)
+
+    return watched

@@ -98,7 +98,7 @@ def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
     }
     path = run_recipe_file(tmp_path, "units", rows, stages, shard_size=6)
     result = run_recipe(load_recipe(path), tmp_path / "run")
-    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    assert_problems_grouped(result, shuffled)
     ledger = pl.from_arrow(pq.read_table(tmp_path / "run" / "ledger"))
     assert isinstance(ledger, pl.DataFrame)
     assert set(ledger["pass_rate"].drop_nulls().to_list()) == {3 / 8}
@@ -107,9 +107,8 @@ def test_a_run_over_existing_traces_gives_each_problem_its_pass_rate(
 
 @pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
 def test_repeated_traces_are_found_wherever_they_sit(tmp_path: Path, monkeypatch, shuffled):
-    """trace_dedup over a problem's traces spread through the input compares the traces'
-    hashes across the whole input (never their text all at once), as it does shard by
-    shard when they come together."""
+    """trace_dedup over a problem's traces spread through the input finds the same repeats
+    as when they come together, shard by shard: the source regrouped them by problem."""
     from curate.dedup import TraceDedupStage
 
     rows = []
@@ -128,19 +127,18 @@ def test_repeated_traces_are_found_wherever_they_sit(tmp_path: Path, monkeypatch
     monkeypatch.setattr(TraceDedupStage, "process", watched)
     path = run_recipe_file(tmp_path, "repeats", rows, {"trace_dedup": {}}, shard_size=5)
     result = run_recipe(load_recipe(path), tmp_path / "run")
-    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    assert_problems_grouped(result, shuffled)
     assert result.stats["trace_dedup"]["dropped"] == {"duplicate_trace": 6}
     ledger = pl.read_parquet(tmp_path / "run" / "ledger")
     repeats = ledger.filter(pl.col("dropped") == "duplicate_trace")
     assert (repeats["dup_of"].str.split("#").list.first() == repeats["problem_id"]).all()
-    assert (len(seen) == 1) == shuffled  # the whole input at once, or shard by shard
-    assert all(text != shuffled for text in seen)
+    assert len(seen) > 1 and all(seen)  # shard by shard, with the text, either way
 
 
 @pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
 def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, shuffled):
-    """select's shortest-first policy over traces spread through the input compares their
-    lengths (made a shard at a time), and keeps the same trace as when they come together."""
+    """select's shortest-first policy over traces spread through the input keeps the same
+    trace as when they come together."""
     rows = traces(problems=6, per_problem=4, correct=3)
     for k, row in enumerate(rows):  # the later a correct trace, the shorter its reasoning
         row["completion"] = row["completion"].replace("<think>", "<think>" + "x" * (9 - k % 4))
@@ -152,7 +150,7 @@ def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, 
     }
     path = run_recipe_file(tmp_path, "shortest", rows, stages, shard_size=5)
     result = run_recipe(load_recipe(path), tmp_path / "run")
-    assert bool(result.stats["source"].get("split_problems")) == shuffled
+    assert_problems_grouped(result, shuffled)
     ledger = pl.read_parquet(tmp_path / "run" / "ledger")
     kept = ledger.filter(pl.col("selected"))
     assert kept["reasoning"].to_list() == ["xxxxxxxstep 2"] * 6  # the shortest correct one
@@ -209,3 +207,57 @@ def test_trace_numbers_given_or_not_and_repeats_found():
     repeats = [k for k, reason in enumerate(reasons) if reason]
     assert repeats == [2, 5, 8, 9] and set(reasons) == {None, "duplicate_sample"}
     assert {row["round"] for row in rows} == {2}
+
+
+def assert_problems_grouped(result: Any, scattered: bool) -> None:
+    """Each problem's rows sit in one ledger shard, in reading order (sample numbers
+    rising); the source says how many problems it regrouped, only when it had to."""
+    regrouped = result.stats["source"].get("regrouped_problems", 0)
+    assert (regrouped > 0) == scattered
+    owner: dict[str, str] = {}
+    for shard in sorted((result.run_dir / "ledger").glob("*.parquet")):
+        rows = pl.read_parquet(shard, columns=["problem_id", "sample_idx"])
+        for pid, group in rows.group_by("problem_id", maintain_order=True):
+            assert owner.setdefault(str(pid[0]), shard.name) == shard.name
+            assert group["sample_idx"].is_sorted()
+
+
+def test_a_stage_that_sees_every_row_at_once_compares_its_keys(tmp_path: Path, monkeypatch):
+    """A plugin stage that needs the whole input (here: a reasoning seen anywhere before,
+    across problems and shards) gets every shard's keys (hashes, made a shard at a time)
+    in one batch, in input order; each shard is written back with what it decided."""
+    from curate import registry
+    from curate.records import stable_hash
+    from curate.stage import Config, Stage
+
+    batches: list[int] = []
+
+    class SeenAnywhere(Stage):
+        name = section = "seen_anywhere"
+        order = 99
+        whole = True
+        config_class = Config
+        reads = ("reasoning",)
+
+        def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
+            hashes = [stable_hash(text) for text in rows["reasoning"]]
+            return rows.with_columns(pl.Series("reasoning", hashes))
+
+        def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+            batches.append(frame.height)
+            repeat = frame["reasoning"].is_first_distinct().not_()
+            reason = pl.when(repeat).then(pl.lit("seen_before")).otherwise(None)
+            return frame.with_columns(reason.alias("dropped"))
+
+    items = {**registry.stages._items, "seen_anywhere": SeenAnywhere}
+    monkeypatch.setattr(registry.stages, "_items", items)
+    rows = traces(problems=6, per_problem=4, correct=2)  # each reasoning in every problem
+    path = run_recipe_file(tmp_path, "anywhere", rows, {"stages": ["seen_anywhere"]}, 5)
+    result = run_recipe(load_recipe(path), tmp_path / "run")
+    assert batches == [24]
+    assert len(list((tmp_path / "run" / "ledger").glob("*.parquet"))) == 3  # 8 rows each
+    ledger = pl.read_parquet(tmp_path / "run" / "ledger")
+    kept = ledger.filter(pl.col("dropped").is_null())
+    assert kept["reasoning"].to_list() == [f"step {k}" for k in range(4)]
+    assert result.stats["seen_anywhere"]["dropped"] == {"seen_before": 20}
+    assert ledger["reasoning"].to_list() == [f"step {k % 4}" for k in range(24)]  # untouched

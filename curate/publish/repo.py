@@ -95,8 +95,9 @@ def _present(frame: pl.DataFrame | None, names: tuple[str, ...]) -> pl.DataFrame
 
 
 def ledger_parts(store: RunStore, shards: list[Path]) -> Iterator[pl.DataFrame]:
-    """The ledger a shard at a time; the whole of it at once when the run's source spread
-    some problem's traces over several shards (then a problem's configs need them all)."""
+    """The ledger a shard at a time; the whole of it at once for a run made before the
+    source regrouped scattered traces (its shards may split a problem, whose configs need
+    all its rows)."""
     split = store.load_stats().get("source", {}).get("split_problems")
     if split:
         yield pl.read_parquet(shards)

@@ -82,8 +82,8 @@ def test_configs_built_a_shard_at_a_time_equal_the_whole_ledgers(
     make_recipe, tmp_path: Path, scattered: bool
 ):
     """Small shards: each config is written a ledger shard at a time and equals the one
-    built from the whole ledger at once; a run whose problems' traces are spread over
-    shards (existing traces, shuffled) is built from the whole ledger."""
+    built from the whole ledger at once, also where the input scattered each problem's
+    traces (the source regrouped them by problem)."""
     from curate.publish.repo import build_configs
     from tests.test_stage_units import traces
 
