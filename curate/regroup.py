@@ -4,16 +4,17 @@ Existing traces need not come grouped by problem (a shuffled dataset, or samples
 round by round), but the stages that look at a problem's traces together (trace_dedup,
 select) and publishing work a shard at a time only when no problem spans two shards. So a
 source that found scattered problems partitions its shards by problem in two passes, as an
-external hash partition does: each read shard's rows go to buckets by the problem's place
-in the input (compressed Arrow streams, at most MAX_BUCKETS files), then each bucket is
-ordered by problem and cut into shards that end on problem boundaries. Memory holds one
-shard, then one bucket (the input's rows / buckets); disk holds the input twice while it
-runs. A crash redoes the first pass, or the bucket in hand.
+external hash partition does. Pass 1 reads the shards in groups of about GROUP_BYTES and
+writes each group as one Arrow file (zstd) holding one record batch per bucket, a bucket
+being a range of problems by their place in the input. Pass 2 takes each bucket's batch
+from every group file, orders it by problem and cuts it into shards that end on problem
+boundaries. Memory holds one group, then one bucket (the input's rows / buckets); disk
+holds the input twice while it runs. A crash redoes the group or the bucket in hand.
 """
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,83 +22,114 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.memory import release_memory
+from curate.progress import Progress
 from curate.records import write_parquet
-from curate.store import read_json, write_json
 
-MAX_BUCKETS = 512  # open files in the first pass; a bucket holds rows / MAX_BUCKETS beyond
+MAX_BUCKETS = 512  # batches per group file; a bucket holds rows / MAX_BUCKETS beyond
+GROUP_BYTES = 64 << 20  # the rows pass 1 partitions at once (uncompressed)
 PLACE = "_curate_problem"  # the problem's place in the input (first appearance)
-FILLED = "_filled.json"
-STREAM = pa.ipc.IpcWriteOptions(compression="zstd")
+COMPRESSED = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def bucket_count(rows: int, shard_size: int) -> int:
-    """About one shard's rows per bucket, within the open-file bound."""
+    """About one shard's rows per bucket, within MAX_BUCKETS."""
     return max(1, min(MAX_BUCKETS, -(-rows // max(shard_size, 1))))
 
 
 def regroup(
-    read: list[Path], out: Path, work: Path, places: dict[str, int], shard_size: int
+    read: list[Path],
+    out: Path,
+    work: Path,
+    places: dict[str, int],
+    shard_size: int,
+    progress: Progress,
 ) -> None:
     """Write the rows of the `read` shards into `out` as shards of about shard_size rows in
     which each problem's rows are together, problems in order of first appearance and
     each problem's rows in reading order; `places` gives each problem its place."""
     rows = sum(pq.read_metadata(path).num_rows for path in read)
     buckets = bucket_count(rows, shard_size)
-    if read_json(work / FILLED).get("buckets") != buckets:
-        shutil.rmtree(work, ignore_errors=True)
-        fill_buckets(read, work, places, buckets)
-        write_json(work / FILLED, {"buckets": buckets})
-    for bucket in sorted(work.glob("bucket-*.arrow")):
-        write_bucket(bucket, out, shard_size)
-        bucket.unlink()  # its shards are written: a rerun does not redo them
-        release_memory(collect=False)
-
-
-def fill_buckets(read: list[Path], work: Path, places: dict[str, int], buckets: int) -> None:
-    """First pass: every read shard's rows, tagged with their problem's place, appended to
-    the bucket of that place (places split evenly over the buckets)."""
     work.mkdir(parents=True, exist_ok=True)
-    writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
-    try:
-        for path in read:
-            table = pq.read_table(path, pre_buffer=False)
-            place = np.fromiter((places[p] for p in table["problem_id"].to_pylist()), np.int64)
-            table = table.append_column(PLACE, pa.array(place))
-            for index, part in split_by_bucket(table, place * buckets // len(places)):
-                if index not in writers:
-                    target = work / f"bucket-{index:05d}.arrow"
-                    writers[index] = pa.ipc.new_stream(target, table.schema, options=STREAM)
-                writers[index].write_table(part)
+    task = progress.task("regroup: by problem", rows)
+    files = []
+    for index, group in enumerate(shard_groups(read)):
+        files.append(work / f"group-{index:05d}.arrow")
+        if not files[-1].exists():  # written before a crash: the same rows
+            write_group(group, files[-1], places, buckets)
             release_memory(collect=False)
-    finally:
-        for writer in writers.values():
-            writer.close()
+        task.advance(sum(pq.read_metadata(path).num_rows for path in group))
+    task = progress.task("regroup: into shards", rows)
+    for bucket in range(buckets):
+        done = work / f"bucket-{bucket:05d}.done"
+        table = None if done.exists() else read_bucket(files, bucket)
+        if table is not None:
+            write_bucket(table, out, bucket, shard_size)
+            done.touch()
+            release_memory(collect=False)
+        task.advance(0 if table is None else table.num_rows)
 
 
-def split_by_bucket(table: pa.Table, bucket: np.ndarray) -> list[tuple[int, pa.Table]]:
-    """The table's rows by bucket, each part in the rows' order (one sort, no filter per
-    bucket)."""
+def shard_groups(read: list[Path]) -> Iterator[list[Path]]:
+    """The read shards in runs of about GROUP_BYTES of data, in order."""
+    group: list[Path] = []
+    size = 0
+    for path in read:
+        group.append(path)
+        meta = pq.read_metadata(path)
+        size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def write_group(group: list[Path], target: Path, places: dict[str, int], buckets: int) -> None:
+    """Pass 1, one group: its rows tagged with their problem's place, as one record batch
+    per bucket (batch b holds bucket b's rows, in reading order), written atomically."""
+    table = pa.concat_tables(pq.read_table(path, pre_buffer=False) for path in group)
+    place = np.fromiter((places[p] for p in table["problem_id"].to_pylist()), np.int64)
+    table = table.append_column(PLACE, pa.array(place))
+    bucket = place * buckets // len(places)
     order = np.argsort(bucket, kind="stable")
-    table, bucket = table.take(pa.array(order)), bucket[order]
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = [*starts[1:], len(bucket)]
-    return [(int(bucket[s]), table.slice(s, e - s)) for s, e in zip(starts, ends, strict=True)]
+    table = table.take(pa.array(order))
+    bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+    tmp = target.with_name(f".{target.name}.tmp")
+    with pa.ipc.new_file(tmp, table.schema, options=COMPRESSED) as writer:
+        for b in range(buckets):
+            start, end = int(bounds[b]), int(bounds[b + 1])
+            writer.write_batch(one_batch(table.slice(start, end - start)))
+    tmp.replace(target)
 
 
-def write_bucket(bucket: Path, out: Path, shard_size: int) -> None:
-    """Second pass, one bucket: its rows ordered by problem place (stable: each problem's
-    rows stay in reading order), cut on problem boundaries into shards named after the
-    bucket (part-BBBBB-KKKK), replacing any a crash left half done."""
-    number = bucket.stem.removeprefix("bucket-")
-    for stale in out.glob(f"part-{number}-*.parquet"):
+def one_batch(table: pa.Table) -> pa.RecordBatch:
+    """The table as one record batch (empty ones too)."""
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def read_bucket(files: list[Path], bucket: int) -> pa.Table:
+    """Pass 2: one bucket's rows from every group file, in reading order."""
+    parts = []
+    for path in files:
+        with pa.ipc.open_file(pa.memory_map(str(path))) as reader:
+            parts.append(pa.Table.from_batches([reader.get_batch(bucket)]))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def write_bucket(table: pa.Table, out: Path, bucket: int, shard_size: int) -> None:
+    """One bucket's rows ordered by problem place (stable: each problem's rows stay in
+    reading order), cut on problem boundaries into shards named after the bucket
+    (part-BBBBB-KKKK), replacing any a crash left half done."""
+    for stale in out.glob(f"part-{bucket:05d}-*.parquet"):
         stale.unlink()
-    with pa.ipc.open_stream(bucket) as reader:
-        table = reader.read_all()
     place = table[PLACE].to_numpy()
     order = np.argsort(place, kind="stable")
     table, place = table.take(pa.array(order)).drop_columns([PLACE]), place[order]
     for index, (start, end) in enumerate(cuts(place, shard_size)):
-        write_parquet(table.slice(start, end - start), out / f"part-{number}-{index:04d}.parquet")
+        write_parquet(
+            table.slice(start, end - start), out / f"part-{bucket:05d}-{index:04d}.parquet"
+        )
 
 
 def cuts(place: np.ndarray, size: int) -> list[tuple[int, int]]:

@@ -310,7 +310,8 @@ def run_source(
         source, read_dir, path, shard_size, progress, only, recipe_round
     )
     if split:
-        regroup(store.shards(read_dir), path, path / WORKING / "buckets", places, shard_size)
+        work = path / WORKING / "regroup"
+        regroup(store.shards(read_dir), path, work, places, shard_size, progress)
         stats["regrouped_problems"] = split
     elif traces:
         for shard in store.shards(read_dir):

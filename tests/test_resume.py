@@ -191,38 +191,33 @@ def test_kill_mid_source_keeps_the_shards_it_wrote(tmp_path: Path, monkeypatch):
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
 
 
-def test_kill_while_the_source_regroups_scattered_traces(tmp_path: Path, monkeypatch):
-    """Traces scattered through the input are regrouped by problem in two passes: after
-    kill -9 at the third bucket of the second pass, the rerun keeps the first pass and the
-    two buckets written, and ends as an uninterrupted run does."""
+@pytest.mark.parametrize("step", ["write_group", "write_bucket"])
+def test_kill_while_the_source_regroups_scattered_traces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+):
+    """Traces scattered through the input are regrouped by problem in two passes (here each
+    read shard is a group of pass 1): after kill -9 at the third group of pass 1, or the
+    third bucket of pass 2, the rerun redoes only the groups or buckets not written, and
+    ends as an uninterrupted run does."""
     import curate.regroup as regroup
 
+    monkeypatch.setattr(regroup, "GROUP_BYTES", 1)
     recipe = trace_recipe(tmp_path, scattered=True)
     run_dir = tmp_path / "run"
     args = ["run", str(recipe), "--run-dir", str(run_dir)]
-    where = "curate.regroup:write_bucket"
-    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, where, *args])
+    script = "import curate.regroup as r; r.GROUP_BYTES = 1" + KILLED_AT_THIRD_CALL
+    killed = subprocess.run([sys.executable, "-c", script, f"curate.regroup:{step}", *args])
     assert killed.returncode == -signal.SIGKILL
-    source = run_dir / "stages" / "00-source"
-    left = sorted(p.name for p in (source / "keys" / "buckets").glob("bucket-*"))
-    assert len(left) == 4 and len(list(source.glob("part-*.parquet"))) >= 2
-    calls: dict[str, list[str]] = {"fill_buckets": [], "write_bucket": []}
-    for name, seen in calls.items():
-        monkeypatch.setattr(regroup, name, recording(getattr(regroup, name), seen))
+    work = run_dir / "stages" / "00-source" / "keys" / "regroup"
+    groups, buckets = len(list(work.glob("group-*"))), len(list(work.glob("*.done")))
+    assert (groups, buckets) == ((2, 0) if step == "write_group" else (6, 2))
+    calls: list[Any] = []
+    real = getattr(regroup, step)
+    monkeypatch.setattr(regroup, step, lambda *a: calls.append(a) or real(*a))
     result = run_recipe(load_recipe(recipe), run_dir)
-    monkeypatch.undo()
-    assert calls == {"fill_buckets": [], "write_bucket": left}
+    assert len(calls) == 4  # of 6 groups (one per read shard), or of 6 buckets
     assert result.stats["source"]["regrouped_problems"] == 8
-    assert not (source / "keys").exists()
+    assert not work.exists()
+    monkeypatch.undo()
     run_recipe(load_recipe(recipe), tmp_path / "fresh")
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
-
-
-def recording(real: Any, seen: list[str]) -> Any:
-    """`real`, noting the name of the path it is given first."""
-
-    def watched(path: Any, *args: Any) -> Any:
-        seen.append(Path(path).name if isinstance(path, Path) else "")
-        return real(path, *args)
-
-    return watched
