@@ -54,8 +54,12 @@ def ledger(run_dir: Path) -> pl.DataFrame:
     return frame.drop("latency_s")
 
 
-def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path):
-    path = recipe(tmp_path)
+@pytest.mark.parametrize("scattered", [False, True], ids=["together", "apart"])
+def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path, scattered: bool):
+    """Also where the input scatters each problem's traces: the source regroups them, so
+    the per-problem stages (trace_dedup, select) run in the tasks too."""
+    rows = traces(problems=9, per_problem=4, correct=2)
+    path = recipe(tmp_path, rows[::3] + rows[1::3] + rows[2::3] if scattered else rows)
     runner = CliRunner()
     plain = runner.invoke(app, ["run", str(path), "--run-dir", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
@@ -65,8 +69,9 @@ def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path):
         result = runner.invoke(app, [*args, "--tasks", "3", "--workers", str(workers)])
         assert result.exit_code == 0, result.output
         assert ledger(run_dir).equals(ledger(tmp_path / "plain"))
-        completions = list((run_dir / "datatrove").glob("*-verify-*/completions/*"))
-        assert len(completions) == 3  # one marker per task
+        for stage in ("verify", "trace_dedup", "select"):
+            completions = list((run_dir / "datatrove").glob(f"*-{stage}-*/completions/*"))
+            assert len(completions) == 3  # one marker per task
     again = runner.invoke(app, [*args, "--tasks", "3"])
     assert "nothing to do" in again.output
 
