@@ -184,14 +184,30 @@ def current_step(run_dir: Path) -> str:
     return stages[-1].name.partition("-")[2] if stages else "start"
 
 
-def plain_verify(frame: pl.DataFrame) -> float:
-    """A plain math-verify loop over the same traces (one process), seconds."""
+def plain_verify(frame: pl.DataFrame) -> tuple[float, list[bool]]:
+    """A plain math-verify loop over the same traces (one process): seconds, and each
+    trace's verdict (the answer after </think> equals the reference)."""
     from math_verify import parse, verify
 
     started = time.perf_counter()
-    for answer, trace in zip(frame["answer"], frame["generations"], strict=True):
-        verify(parse(f"${answer}$"), parse(trace.rpartition("</think>")[2]))
-    return time.perf_counter() - started
+    verdicts = [
+        bool(verify(parse(f"${answer}$"), parse(trace.rpartition("</think>")[2])))
+        for answer, trace in zip(frame["answer"], frame["generations"], strict=True)
+    ]
+    return time.perf_counter() - started, verdicts
+
+
+def compare_verdicts(run_dir: Path, plain: list[bool]) -> str:
+    """How curate's verdicts on the first traces of the corpus compare with the plain
+    loop's, over the traces curate verified (not dropped before verify) and that closed
+    their think (the plain loop reads a truncated trace whole)."""
+    ledger = ledger_rows(run_dir).filter(
+        pl.col("verdict").is_not_null() & (pl.col("row") < len(plain)) & pl.col("closed")
+    )
+    ours = (ledger["verdict"] == "correct").to_list()
+    theirs = [plain[row] for row in ledger["row"]]
+    same = sum(a == b for a, b in zip(ours, theirs, strict=True))
+    return f"{same:,} of {len(ours):,} equal ({len(ours) - same:,} differ)"
 
 
 def size_mb(path: Path) -> float:
@@ -205,10 +221,19 @@ def ledger_rows(run_dir: Path) -> pl.DataFrame:
     parts = []
     for shard in sorted((run_dir / "ledger").glob("*.parquet")):
         frame = pl.read_parquet(
-            shard, columns=["problem_id", "dropped", "contaminated", "reasoning"]
+            shard,
+            columns=[
+                "problem_id",
+                "dropped",
+                "contaminated",
+                "verdict",
+                "finish_reason",
+                "reasoning",
+            ],
         )
         row = pl.col("reasoning").str.extract(r"Trace (\d+):").cast(pl.Int64).alias("row")
-        parts.append(frame.with_columns(row).drop("reasoning"))
+        closed = (pl.col("finish_reason") != "length").fill_null(True).alias("closed")
+        parts.append(frame.with_columns(row, closed).drop("reasoning", "finish_reason"))
     return pl.concat(parts)
 
 
@@ -283,10 +308,11 @@ def main() -> None:
             print(f"  curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
             report(folder, planted, data, steps)
             sample = pl.read_parquet(data, n_rows=min(size, 20_000))
-            plain = plain_verify(sample)
+            plain, verdicts = plain_verify(sample)
             print(
                 f"  plain math-verify loop: {len(sample) / plain:,.0f} traces/s on {len(sample):,} "
-                f"(curate's verify stage: see its seconds above)"
+                f"(curate's verify stage: see its seconds above); curate's verdicts on them: "
+                f"{compare_verdicts(folder / 'run', verdicts)}"
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
