@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -153,7 +154,8 @@ def recipe(data: Path, folder: Path, shard_size: int = 8192) -> Path:
 def run(recipe_path: Path, run_dir: Path) -> tuple[float, float, dict[str, float]]:
     """Seconds and peak resident memory of `curate run`, watched in /proc while it runs
     (VmHWM starts afresh at exec; ru_maxrss of a child counts this process's memory from
-    before the exec), and the highest resident memory seen in each step."""
+    before the exec), the highest resident memory seen in each step, and (printed) how
+    many cores each step kept busy on average (CPU time of curate and its workers)."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "curate", "run", str(recipe_path), "--run-dir", str(run_dir)],
@@ -161,19 +163,39 @@ def run(recipe_path: Path, run_dir: Path) -> tuple[float, float, dict[str, float
     )
     peak_kb = 0
     steps: dict[str, float] = {}
+    busy: dict[str, list[float]] = {}  # step: [first wall, first cpu, last wall, last cpu]
     while child.poll() is None:
         try:
             status = Path(f"/proc/{child.pid}/status").read_text()
             peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
             now = int(status.split("VmRSS:")[1].split()[0]) / 1024
+            cpu = cpu_seconds(child.pid)
         except (OSError, IndexError):
             continue
         step = current_step(run_dir)
         steps[step] = max(steps.get(step, 0.0), now)
+        wall = time.perf_counter()
+        busy.setdefault(step, [wall, cpu, wall, cpu])[2:] = [wall, cpu]
         time.sleep(0.2)
     if child.returncode:
         sys.exit(f"curate run failed with exit code {child.returncode}")
+    cores = {k: (c1 - c0) / (w1 - w0) for k, (w0, c0, w1, c1) in busy.items() if w1 - w0 > 1}
+    print("  cores busy per step (average): " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()))
     return time.perf_counter() - started, peak_kb / 1024, steps
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process, the children it has waited for, and its live children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for kid in (task / "children").read_text().split():
+            try:
+                kid_fields = Path(f"/proc/{kid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += int(kid_fields[11]) + int(kid_fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def current_step(run_dir: Path) -> str:
