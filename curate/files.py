@@ -24,7 +24,13 @@ from curate.records import (
     stable_hash,
     write_parquet,
 )
-from curate.runner import STATS_KEY, check_columns, problem_batches, process_batch
+from curate.runner import (
+    STATS_KEY,
+    TraceMarker,
+    check_columns,
+    problem_batches,
+    process_batch,
+)
 from curate.sources.files import file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
@@ -165,7 +171,7 @@ def run_stage_on_file(
     raw = read_table(in_path)
     table, renamed = map_columns(raw, in_path, stage, columns or {})
     missing_columns(table, in_path, stage, raw.column_names)
-    table = with_problem_ids(table, in_path)
+    table = with_sample_numbers(with_problem_ids(table, in_path))
     check_columns([stage], set(table.column_names))
     stage.preflight()
     table = _conformed(table, in_path)
@@ -236,6 +242,26 @@ def with_problem_ids(table: pa.Table, path: Path) -> pa.Table:
         for i, text in enumerate(table["problem"].to_pylist())
     ]
     return table.append_column("problem_id", pa.array(ids, pa.string()))
+
+
+def with_sample_numbers(table: pa.Table) -> pa.Table:
+    """Number a trace file's samples per problem in reading order where it gives none, as
+    `curate run` does, so trace_dedup and select can tell a problem's traces apart."""
+    names = table.column_names
+    if "completion" not in names or "problem_id" not in names:
+        return table
+    given = table["sample_idx"].to_pylist() if "sample_idx" in names else [None] * len(table)
+    if None not in given:
+        return table
+    mark, numbers = TraceMarker(0), []
+    for problem, number in zip(table["problem_id"].to_pylist(), given, strict=True):
+        row = {"problem_id": problem, "sample_idx": number}
+        mark(row)
+        numbers.append(row["sample_idx"])
+    column = pa.array(numbers, pa.int64())
+    if "sample_idx" in names:
+        return table.set_column(names.index("sample_idx"), "sample_idx", column)
+    return table.append_column("sample_idx", column)
 
 
 def _conformed(table: pa.Table, path: Path) -> pa.Table:

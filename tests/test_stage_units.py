@@ -261,3 +261,34 @@ def test_a_stage_that_sees_every_row_at_once_compares_its_keys(tmp_path: Path, m
     assert kept["reasoning"].to_list() == [f"step {k}" for k in range(4)]
     assert result.stats["seen_anywhere"]["dropped"] == {"seen_before": 20}
     assert ledger["reasoning"].to_list() == [f"step {k % 4}" for k in range(24)]  # untouched
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["together", "apart"])
+def test_file_commands_and_a_run_decide_alike_on_existing_traces(tmp_path: Path, shuffled):
+    """The same traces through `curate verify|dedup|trace_dedup|select --in` one file after
+    another, and through `curate run` with those stages: every trace gets the same verdict,
+    drop reason, pass rate and selection (the run's ledger is regrouped by problem and
+    splits the think part off; the decisions are what must agree)."""
+    rows = traces(problems=6, per_problem=4, correct=2)
+    rows += [{**rows[0], "completion": rows[0]["completion"].replace(" ", "  ")}]  # a repeat
+    rows += [{**row, "problem": row["problem"] + " Show the work."} for row in rows[4:8]]
+    if shuffled:
+        random.Random(3).shuffle(rows)
+    names = ["verify", "dedup", "trace_dedup", "select"]
+    path = write_jsonl(tmp_path / "traces.jsonl", rows)
+    for name in names:
+        out = tmp_path / f"{name}.parquet"
+        run_stage_on_file(name, path, out, ["workers=1"] if name == "verify" else [])
+        path = out
+    chained = pl.read_parquet(path)
+    stages = {"stages": names, "verify": {"kind": "math", "workers": 1}}
+    recipe = run_recipe_file(tmp_path, "alike", rows, stages, shard_size=5)
+    run_recipe(load_recipe(recipe), tmp_path / "run")
+    ledger = pl.read_parquet(tmp_path / "run" / "ledger")
+    decided = ["problem", "sample_idx", "verdict", "dropped", "pass_rate", "selected"]
+    assert (
+        ledger.select(decided)
+        .sort("problem", "sample_idx")
+        .equals(chained.select(decided).sort("problem", "sample_idx"))
+    )
+    assert set(ledger["dropped"].drop_nulls()) >= {"duplicate_trace", "near_duplicate"}
