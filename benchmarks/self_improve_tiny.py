@@ -1,16 +1,19 @@
 """A real model, really improving: the self-improvement loop on a tiny causal LM, on a CPU.
 
 Easy-to-hard arithmetic (the setting of "Self-Improving Transformers", Lee et al. 2025):
-sums of two numbers of 1 to 6 digits, the numbers and the answer written units first, as in
-the paper's reversed addition. The simulated teacher writes the column-addition procedure,
-but round 0 only covers sums of up to 3 digits. A ~1M-parameter
-Qwen2 built here (no download) is trained on those traces by TRL's SFTTrainer; then each
-round the model samples the next level's problems, curate verifies and selects, and the
-model is trained again on what it got right. The control arm starts from the same round-0
-model and trains the same number of steps on teacher data only (on the other core, while the
-loop goes on). Held-out pass@1 per digit count is printed for both arms after every round.
+sums of two numbers of 1 to 4 digits, the numbers and the answer written units first with
+index hints, as in the paper's reversed addition. The simulated teacher writes the
+column-addition procedure, but its data covers 3-digit sums sparsely: every 1-2 digit sum
+and only 300 of the 3,000 3-digit ones (tier 0); 4-digit sums it never covers. A
+~1M-parameter Qwen2 built here (no download) is trained on those traces by TRL's
+SFTTrainer; then each round the model samples the next tier's problems (round 1: the 3-digit
+sums the teacher left out; round 2: those still unsolved, and 4-digit sums), curate verifies
+and selects, and the model is trained again on what it got right. The control arm starts
+from the same round-0 model and trains the same number of steps on teacher data only (on
+the other core, while the loop goes on). Held-out pass@1 per digit count is printed for both
+arms after every round.
 
-    python benchmarks/self_improve_tiny.py [--rounds 4] [--work DIR]
+    python benchmarks/self_improve_tiny.py [--rounds 3] [--work DIR]
 
 Needs the extras `train` and `tokenizers` and a CPU build of torch.
 """
@@ -31,8 +34,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "self-improve-tiny.yaml"
-COUNTS = {1: 100, 2: 3000, 3: 4000, 4: 800, 5: 600, 6: 600}
-TEACHER_THREE_DIGIT = 1000  # the teacher's data covers all 1-2 digit sums and this many of 3
+COUNTS = {1: 100, 2: 3000, 3: 3000, 4: 600}
+TEACHER_THREE_DIGIT = 300  # the teacher's data covers all 1-2 digit sums and this many of 3
 
 
 def hinted(number: int, width: int, start: int) -> str:
@@ -43,12 +46,10 @@ def hinted(number: int, width: int, start: int) -> str:
 
 
 def make_problems(path: Path, seed: int = 0) -> Path:
-    """Distinct sums a + b of two d-digit numbers for each d in COUNTS, written units first,
-    zero-padded by 0 to 2 places and with index hints; the answer units first at the same
-    width. `tier` is the curriculum level: 0 for what the teacher covers (sums of up to 2
-    digits and a few of 3), then one tier per digit count. Padding makes the number of
-    columns vary apart from the number of digits, so a longer sum is not a longer trace than
-    the teacher's; what is new in a harder tier is nonzero digits in the high columns."""
+    """Distinct sums a + b of two d-digit numbers for each d in COUNTS, written units first
+    with index hints; the answer units first at the same width. `tier` is the curriculum
+    level: 0 for what the teacher covers (every sum of up to 2 digits and the first
+    TEACHER_THREE_DIGIT of 3), then one tier per digit count from 3."""
     rng = random.Random(seed)
     rows = []
     for digits, count in COUNTS.items():
@@ -61,7 +62,7 @@ def make_problems(path: Path, seed: int = 0) -> Path:
                 seen.add(pair)
                 pairs.append(pair)
         for a, b in pairs:
-            width = digits + rng.randint(0, 2)
+            width = digits
             start = rng.randint(0, 26 - width - 1)
             question = f"What is {hinted(a, width, start)} + {hinted(b, width, start)}?"
             total = str(a + b).zfill(width)[::-1]
@@ -127,7 +128,7 @@ def evaluate(model: Path, work: Path, name: str, loop_dir: Path) -> dict[str, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/curate-self-improve-tiny"))
     args = parser.parse_args()
     work = args.work.resolve()
