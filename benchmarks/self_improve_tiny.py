@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
+import re
 import string
 import subprocess
 import sys
@@ -30,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,17 +146,24 @@ def main() -> None:
     teacher_data = loop_dir / "round-0" / "train" / "data" / "train-00000-of-00001.parquet"
     control: list[Path] = []
     running: subprocess.Popen[bytes] | None = None
-    for number in range(args.rounds):  # the control arm trains on the other core meanwhile
-        rounds_ = str(number + 1)
-        curate("loop", str(PIPELINE), "--rounds", rounds_, "--run-dir", str(loop_dir), cwd=work)
-        if number == 0:
-            continue
-        steps = training_steps(loop_dir, number)
-        if running is not None:
-            running.wait()  # the control arm's models follow one another, like the loop's
-        start = control[-1] if control else loop_dir / "round-0" / "policy"
-        control.append(work / "control" / f"round-{number}")
-        running = start_training(teacher_data, start, control[-1], steps, work)
+    for number in range(args.rounds):
+        command = [sys.executable, "-m", "curate", "loop", str(PIPELINE), "--rounds"]
+        loop = subprocess.Popen([*command, str(number + 1), "--run-dir", str(loop_dir)], cwd=work)
+        planned = 0
+        if number:  # the control trains as many steps on the other core, meanwhile
+            planned = planned_steps(loop_dir, number, loop)
+            if running is not None:
+                running.wait()  # the control arm's models follow one another, like the loop's
+            start = control[-1] if control else loop_dir / "round-0" / "policy"
+            control.append(work / "control" / f"round-{number}")
+            running = start_training(teacher_data, start, control[-1], planned, work)
+        if loop.wait():
+            sys.exit(f"curate loop failed with exit code {loop.returncode}")
+        if number and training_steps(loop_dir, number) != planned:
+            sys.exit(
+                f"round {number}: the loop trained {training_steps(loop_dir, number)} "
+                f"steps, the control {planned}"
+            )
     if running is not None:
         running.wait()
     looped = {
@@ -162,6 +173,26 @@ def main() -> None:
     for number, model in enumerate(control, start=1):
         scores[("control", number)] = evaluate(model, work, f"control-eval-{number}", loop_dir)
     report(looped, scores, time.monotonic() - started)
+
+
+def planned_steps(loop_dir: Path, number: int, loop: subprocess.Popen[bytes]) -> int:
+    """The steps the loop's training of round `number` will take, worked out from its
+    training set as soon as it is written (as the trainer does: batches per epoch times
+    epochs, from the recipe's train command), so the control can start alongside."""
+    data = loop_dir / f"round-{number}" / "train" / "data" / "train-00000-of-00001.parquet"
+    rows = None
+    while rows is None:
+        if loop.poll() is not None and not data.exists():
+            sys.exit(f"curate loop ended (exit code {loop.returncode}) before round {number}")
+        try:
+            rows = pq.read_metadata(data).num_rows
+        except (OSError, pa.ArrowInvalid):  # not there yet, or still being written
+            time.sleep(1)
+    train = yaml.safe_load(PIPELINE.read_text())["loop"]["train"]["command"]
+    epochs = re.search(r"--epochs (\S+)", train)
+    batch = re.search(r"--batch-size (\d+)", train)
+    per_epoch = -(-rows // (int(batch.group(1)) if batch else 32))
+    return math.ceil(per_epoch * (float(epochs.group(1)) if epochs else 3))
 
 
 def training_steps(loop_dir: Path, number: int) -> int:
