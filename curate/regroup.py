@@ -87,7 +87,8 @@ def shard_groups(read: list[Path]) -> Iterator[list[Path]]:
 def write_group(group: list[Path], target: Path, places: dict[str, int], buckets: int) -> None:
     """Pass 1, one group: its rows tagged with their problem's place, as one record batch
     per bucket (batch b holds bucket b's rows, in reading order), written atomically."""
-    table = pa.concat_tables(pq.read_table(path, pre_buffer=False) for path in group)
+    tables = [pq.read_table(path, pre_buffer=False) for path in group]
+    table = pa.concat_tables(tables, promote_options="permissive")  # extra columns may vary
     place = np.fromiter((places[p] for p in table["problem_id"].to_pylist()), np.int64)
     table = table.append_column(PLACE, pa.array(place))
     bucket = place * buckets // len(places)
@@ -114,7 +115,7 @@ def read_bucket(files: list[Path], bucket: int) -> pa.Table:
     for path in files:
         with pa.ipc.open_file(pa.memory_map(str(path))) as reader:
             parts.append(pa.Table.from_batches([reader.get_batch(bucket)]))
-    return pa.concat_tables(parts).combine_chunks()
+    return pa.concat_tables(parts, promote_options="permissive").combine_chunks()
 
 
 def write_bucket(table: pa.Table, out: Path, bucket: int, shard_size: int) -> None:
