@@ -47,17 +47,18 @@ def regroup(
     """Write the rows of the `read` shards into `out` as shards of about shard_size rows in
     which each problem's rows are together, problems in order of first appearance and
     each problem's rows in reading order; `places` gives each problem its place."""
-    rows = sum(pq.read_metadata(path).num_rows for path in read)
+    metas = [pq.read_metadata(path) for path in read]
+    rows = sum(meta.num_rows for meta in metas)
     buckets = bucket_count(rows, shard_size)
     work.mkdir(parents=True, exist_ok=True)
     task = progress.task("regroup: by problem", rows)
     files = []
-    for index, group in enumerate(shard_groups(read)):
+    for index, (group, group_rows) in enumerate(shard_groups(read, metas)):
         files.append(work / f"group-{index:05d}.arrow")
         if not files[-1].exists():  # written before a crash: the same rows
             write_group(group, files[-1], places, buckets)
             release_memory(collect=False)
-        task.advance(sum(pq.read_metadata(path).num_rows for path in group))
+        task.advance(group_rows)
     task = progress.task("regroup: into shards", rows)
     for bucket in range(buckets):
         done = work / f"bucket-{bucket:05d}.done"
@@ -69,19 +70,21 @@ def regroup(
         task.advance(0 if table is None else table.num_rows)
 
 
-def shard_groups(read: list[Path]) -> Iterator[list[Path]]:
-    """The read shards in runs of about GROUP_BYTES of data, in order."""
+def shard_groups(
+    read: list[Path], metas: list[pq.FileMetaData]
+) -> Iterator[tuple[list[Path], int]]:
+    """The read shards in runs of about GROUP_BYTES of data, in order, with their rows."""
     group: list[Path] = []
-    size = 0
-    for path in read:
+    size = rows = 0
+    for path, meta in zip(read, metas, strict=True):
         group.append(path)
-        meta = pq.read_metadata(path)
+        rows += meta.num_rows
         size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if size >= GROUP_BYTES:
-            yield group
-            group, size = [], 0
+            yield group, rows
+            group, size, rows = [], 0, 0
     if group:
-        yield group
+        yield group, rows
 
 
 def write_group(group: list[Path], target: Path, places: dict[str, int], buckets: int) -> None:
