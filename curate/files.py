@@ -24,11 +24,11 @@ from curate.records import (
     stable_hash,
     write_parquet,
 )
+from curate.regroup import problem_batches
 from curate.runner import (
     STATS_KEY,
     TraceMarker,
     check_columns,
-    problem_batches,
     process_batch,
 )
 from curate.sources.files import file_format, read_rows

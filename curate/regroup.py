@@ -127,23 +127,28 @@ def write_bucket(table: pa.Table, out: Path, bucket: int, shard_size: int) -> No
     (part-BBBBB-KKKK), replacing any a crash left half done."""
     for stale in out.glob(f"part-{bucket:05d}-*.parquet"):
         stale.unlink()
-    place = table[PLACE].to_numpy()
-    order = np.argsort(place, kind="stable")
-    table, place = table.take(pa.array(order)).drop_columns([PLACE]), place[order]
-    for index, (start, end) in enumerate(cuts(place, shard_size)):
+    order = np.argsort(table[PLACE].to_numpy(), kind="stable")
+    table = table.take(pa.array(order)).drop_columns([PLACE])
+    bounds = problem_batches(table["problem_id"].to_pylist(), shard_size)
+    assert bounds is not None  # ordered by problem: each problem's rows are together
+    for index, (start, end) in enumerate(bounds):
         write_parquet(
             table.slice(start, end - start), out / f"part-{bucket:05d}-{index:04d}.parquet"
         )
 
 
-def cuts(place: np.ndarray, size: int) -> list[tuple[int, int]]:
-    """(start, end) of runs of about `size` rows over sorted places, never inside a place."""
-    bounds, start = [], 0
-    changes = np.flatnonzero(place[1:] != place[:-1]) + 1  # where a new problem starts
-    for row in changes:
-        if row - start >= size:
-            bounds.append((start, int(row)))
-            start = int(row)
-    if start < len(place):
-        bounds.append((start, len(place)))
+def problem_batches(problem_ids: list[str], size: int) -> list[tuple[int, int]] | None:
+    """(start, end) of batches of about `size` rows that never split a problem, or None
+    when a problem's rows are not all together (then only the whole input will do)."""
+    bounds, start, seen = [], 0, set()
+    for row, pid in enumerate(problem_ids):
+        if row and pid != problem_ids[row - 1]:
+            if pid in seen:
+                return None
+            if row - start >= size:
+                bounds.append((start, row))
+                start = row
+        seen.add(pid)
+    if start < len(problem_ids):
+        bounds.append((start, len(problem_ids)))
     return bounds

@@ -425,23 +425,6 @@ def _batches(
         yield batch
 
 
-def problem_batches(problem_ids: list[str], size: int) -> list[tuple[int, int]] | None:
-    """(start, end) of batches of about `size` rows that never split a problem, or None
-    when a problem's rows are not all together (then only the whole input will do)."""
-    bounds, start, seen = [], 0, set()
-    for row, pid in enumerate(problem_ids):
-        if row and pid != problem_ids[row - 1]:
-            if pid in seen:
-                return None
-            if row - start >= size:
-                bounds.append((start, row))
-                start = row
-        seen.add(pid)
-    if start < len(problem_ids):
-        bounds.append((start, len(problem_ids)))
-    return bounds
-
-
 def run_stage(
     store: RunStore,
     stage: Stage,

@@ -19,7 +19,8 @@ import yaml
 import curate.files
 from curate.files import run_stage_on_file
 from curate.recipe import load_recipe
-from curate.runner import TraceMarker, problem_batches, run_recipe
+from curate.regroup import problem_batches
+from curate.runner import TraceMarker, run_recipe
 from tests.conftest import write_jsonl
 
 TEMPLATE = (
