@@ -49,14 +49,19 @@ def corpus(
     seed: int = 0,
     words: int = 0,
     scattered: bool = False,
+    symbolic: float = 0.0,
 ) -> dict[str, Any]:
     """Write trace rows to `data` (Parquet, one row group at a time, so this process stays
     small at a million traces) and return what was planted in them; `words` more words of
-    varied reasoning in each trace (real traces run to thousands of characters)."""
+    varied reasoning in each trace (real traces run to thousands of characters); a share
+    `symbolic` of the problems has a fraction or radical for answer, which traces write in
+    another form (math-verify must work these out: no integer shortcut)."""
     count = traces // per_problem
     texts, _ = problems(count, seed=seed)
     rng = np.random.default_rng(seed)
-    answers = rng.integers(1, 10_000, count)
+    values = rng.integers(1, 10_000, count)
+    forms = np.where(rng.random(count) < symbolic, values % 2 + 1, 0)
+    answers = [answer_forms(int(v), int(f)) for v, f in zip(values, forms, strict=True)]
     pairs = max(1, count // 200)
     chosen = rng.choice(count, 2 * pairs, replace=False)
     for original, copy in zip(chosen[:pairs], chosen[pairs:], strict=True):
@@ -99,7 +104,7 @@ def trace_rows(
     rows: range,
     problem_of: list[int],
     texts: list[str],
-    answers: np.ndarray,
+    answers: list[tuple[str, str, str]],
     kinds: np.ndarray,
     filler: list[str],
 ) -> dict[str, list[str]]:
@@ -107,7 +112,8 @@ def trace_rows(
     columns: dict[str, list[str]] = {"problem": [], "answer": [], "generations": []}
     for row, problem, words in zip(rows, problem_of, filler, strict=True):
         kind = str(kinds[row])
-        said = answers[problem] + (1 if kind == "wrong" else 0)
+        reference, right, wrong = answers[problem]
+        said = wrong if kind == "wrong" else right
         thought = f"Trace {row}: set up the quantities. {words} Then combine them."
         if kind == "loop":
             thought += " " + LOOP
@@ -117,9 +123,24 @@ def trace_rows(
         if kind == "truncated":
             trace = f"<think>{thought} and then"
         columns["problem"].append(texts[problem])
-        columns["answer"].append(str(answers[problem]))
+        columns["answer"].append(reference)
         columns["generations"].append(trace)
     return columns
+
+
+def answer_forms(value: int, form: int) -> tuple[str, str, str]:
+    """A problem's reference, a right answer and a wrong one: an integer (form 0), a
+    fraction (1) or a radical (2), the right answer in another form than the reference."""
+    if form == 1:
+        denominator = 3 + value % 89
+        return (
+            f"\\frac{{{value}}}{{{denominator}}}",
+            f"\\dfrac{{{2 * value}}}{{{2 * denominator}}}",
+            f"\\frac{{{value + 1}}}{{{denominator}}}",
+        )
+    if form == 2:
+        return f"{value}\\sqrt{{3}}", f"\\sqrt{{{3 * value * value}}}", f"{value + 1}\\sqrt{{3}}"
+    return str(value), str(value), str(value + 1)
 
 
 def reasoning_filler(rows: int, words: int, rng: np.random.Generator) -> list[str]:
@@ -312,6 +333,12 @@ def main() -> None:
     parser.add_argument("--reasoning-words", type=int, default=0, help="words added per trace")
     parser.add_argument("--shard-size", type=int, default=8192, help="the recipe's run.shard_size")
     parser.add_argument(
+        "--symbolic",
+        type=float,
+        default=0.0,
+        help="share of problems with a fraction or radical for answer (math-verify's work)",
+    )
+    parser.add_argument(
         "--scattered",
         action="store_true",
         help="a problem's traces spread through the whole file, not together",
@@ -322,7 +349,12 @@ def main() -> None:
         try:
             data = folder / "traces.parquet"
             planted = corpus(
-                data, size, args.per_problem, words=args.reasoning_words, scattered=args.scattered
+                data,
+                size,
+                args.per_problem,
+                words=args.reasoning_words,
+                scattered=args.scattered,
+                symbolic=args.symbolic,
             )
             groups = pq.ParquetFile(data).metadata.num_row_groups
             print(f"{size:,} traces, {size_mb(data):,.0f} MB of Parquet in {groups} row groups")

@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,17 +447,47 @@ def run_stage(
     else:
         pending = [s for s in shards if not (path / s.name).exists()]
         stage.plan(sum(_live_rows(s) for s in pending))
-        for shard in pending:
-            stage.advance(run_shard(stage, shard, path)["in"])
-            release_memory(collect=False)
+        run_shards(stage, pending, path)
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
 
 
+def run_shards(stage: Stage, shards: list[Path], path: Path) -> None:
+    """Each shard through a stage in turn, the next one read meanwhile, so a stage whose
+    work runs in other processes (verify's workers) does not leave them waiting on the
+    disk. Each shard is written before the next is processed: a crash redoes at most the
+    shard in hand."""
+    for shard, before in read_ahead(shards):
+        stage.advance(shard_through(stage, shard, path, before)["in"])
+        del before
+        release_memory(collect=False)
+
+
+def read_ahead(shards: list[Path]) -> Iterator[tuple[Path, pa.Table]]:
+    """Each shard with its rows, the next shard read in a thread while the caller works on
+    these (Arrow reads without holding the GIL); one shard ahead, never more."""
+    with ThreadPoolExecutor(1, thread_name_prefix="curate-read") as reader:
+        upcoming = reader.submit(read_input, shards[0]) if shards else None
+        for shard, following in zip(shards, [*shards[1:], None], strict=True):
+            assert upcoming is not None
+            table = upcoming.result()
+            upcoming = reader.submit(read_input, following) if following else None
+            yield shard, table
+
+
 def run_shard(stage: Stage, shard: Path, path: Path) -> Stats:
     """One input shard through a stage into the same name under path; its stats."""
-    before = conform(read_shard(shard))
+    return shard_through(stage, shard, path, read_input(shard))
+
+
+def read_input(shard: Path) -> pa.Table:
+    return conform(read_shard(shard))
+
+
+def shard_through(stage: Stage, shard: Path, path: Path, before: pa.Table) -> Stats:
+    """A shard's rows (`before`, as read) through a stage, written to the same name under
+    path; its stats."""
     table, stats = process_batch(stage, before)
     write_shard(table, path / shard.name, {STATS_KEY: _json(stats)}, shard, before)
     return stats

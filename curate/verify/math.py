@@ -18,7 +18,7 @@ from curate import registry
 from curate.records import Verdict
 from curate.verify.base import ProblemAnswers, Result, Verifier, final_answer_of
 from curate.verify.magnitude import too_large
-from curate.verify.workers import KillablePool, default_workers
+from curate.verify.workers import SLOW, KillablePool, default_workers
 
 Fallback = Literal["latex", "expr"]
 DEFAULT_FALLBACKS: tuple[Fallback, ...] = ("latex", "expr")
@@ -55,6 +55,7 @@ def as_words(text: str) -> str | None:
 
 
 INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+ENDING = 200  # characters at the end of an answer that tell answers apart for check_cost
 
 
 def check_math(
@@ -63,8 +64,9 @@ def check_math(
     answers: Sequence[str | None],
     timeout: int = 5,
     fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
-) -> Iterator[Result | None]:
-    """Yield None once the reference is ready, then one result per answer (workers.CheckFn).
+) -> Iterator[Result | str | None]:
+    """Yield None once the reference is ready, then one result per answer, and SLOW before
+    each use of math-verify (workers.CheckFn).
 
     The gold is parsed only when an answer needs math-verify: integer answers against an
     integer reference, and empty answers, are settled without it.
@@ -82,12 +84,15 @@ def check_math(
         same = answer_key(key)
         result = seen.get(same) or quick_verdict(reference, key)
         if result is None and gold is None and as_words(reference) is None:
+            yield SLOW
             gold, problem = parse_gold(reference, timeout)
         if not ready:
             yield None
             ready = True
+        result = result or problem
         if result is None:
-            result = problem or check_answer(gold or [], reference, key, timeout, fallbacks)
+            yield SLOW
+            result = check_answer(gold or [], reference, key, timeout, fallbacks)
         seen[same] = result
         yield result
     if not ready:
@@ -114,18 +119,25 @@ def quick_verdict(reference: str, answer: str) -> Result | None:
         same = as_words(final) == words
         return Result("correct" if same else "incorrect", None if same else "mismatch", final)
     if final is not None and INTEGER.fullmatch(gold) and INTEGER.fullmatch(final.strip()):
-        same = int(gold) == int(final)
+        same = whole_number(gold) == whole_number(final.strip())  # no int(): 5,000 digits
         return Result("correct" if same else "incorrect", None if same else "mismatch", final)
     return None
 
 
+def whole_number(text: str) -> str:
+    """An INTEGER's text as its value (it has no leading zeros): only -0 is written twice."""
+    return "0" if text == "-0" else text
+
+
 def check_cost(problem: ProblemAnswers) -> float:
-    """A rough cost: distinct answers that need math-verify, weighted by the reference's
-    length (equations and long expressions are what make sympy slow)."""
-    reference = problem.reference or ""
-    keys = {answer_key(answer.strip()) for answer in problem.answers if answer}
-    slow = [key for key in keys if quick_verdict(reference, key) is None]
-    return len(slow) * (len(reference) + 10)
+    """A rough cost, from what the parent sees without extracting answers (the workers do
+    that, in parallel): distinct answer endings, where final answers are, weighted by the
+    reference's length (equations and long expressions are what make sympy slow); answers
+    to an integer reference are mostly settled without math-verify."""
+    reference = (problem.reference or "").strip()
+    endings = {answer[-ENDING:] for answer in problem.answers if answer}
+    weight = 1 if INTEGER.fullmatch(reference) else len(reference) + 10
+    return len(endings) * weight
 
 
 def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result | None]:
@@ -281,6 +293,7 @@ class MathVerifier(Verifier):
             workers or default_workers(),
             deadline_s=3 * timeout + 2,  # parse + verify, each under math-verify's own limit
             check_args={"timeout": timeout, "fallbacks": tuple(fallbacks)},
+            holds=True,
         )
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:

@@ -1,9 +1,14 @@
 """Worker processes that can be killed: a hung check costs one timeout, never the run.
 
-Each task is one problem: a reference and its answers. A worker streams back one result
-per answer as it finishes, so the parent always knows which answer is being checked; one
-that runs past its deadline (or crashes) is killed, that answer gets an unverifiable
-verdict, a fresh worker starts, and the rest of the problem's answers are sent again.
+Each task is one problem: a reference and its answers. A worker streams back results as
+they finish, so the parent always knows which answer is being checked; one that runs past
+its deadline (or crashes) is killed, that answer gets an unverifiable verdict, a fresh
+worker starts, and the rest of the problem's answers are sent again.
+
+A check that yields SLOW before every step that may take long lets its worker hold the
+quick results in between and send them together (one message per problem, not per answer,
+when every answer is quick): whatever was held is sent before the slow step starts, so a
+kill never loses a finished result. Other checks have each result sent as it comes.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from curate.cores import available_cores
 from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
 
+SLOW = "slow"  # a check yields it just before a step that may take long
 # (reference, metadata, answers) -> None once the reference is parsed, then one result
-# per answer as each finishes
-CheckFn = Callable[[str | None, str | None, list[str | None]], Iterator[Result | None]]
+# per answer as each finishes (and SLOW before slow steps, where the pool is told so)
+CheckFn = Callable[[str | None, str | None, list[str | None]], Iterator[Result | str | None]]
 MEMORY_LIMIT = 4 << 30  # bytes of address space a worker may use
 STARTUP_S = 120  # seconds a worker may take to import its check function
 
@@ -42,22 +48,36 @@ def worker_main() -> None:
     outbox = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    check_path, check_args = inbox.recv()
+    check_path, check_args, holds = inbox.recv()
     module, _, name = check_path.rpartition(".")
     check = getattr(importlib.import_module(module), name)
-    outbox.send(("ready", -1, None))
+    outbox.send(("ready", False, []))
     while True:
         try:
             task_id, reference, metadata, answers = inbox.recv()
         except EOFError:
             return
-        index = 0
-        for result in check(reference, metadata, answers, **check_args):
-            if result is None:  # the reference is ready
-                outbox.send((task_id, -1, None))
-                continue
-            outbox.send((task_id, index, result))
-            index += 1
+        run_task(check(reference, metadata, answers, **check_args), task_id, outbox, holds)
+
+
+def run_task(
+    checks: Iterator[Result | str | None], task_id: int, outbox: Connection, holds: bool
+) -> None:
+    """Send one task's results as (task_id, reference ready, results): each as it comes, or,
+    when the check announces its slow steps (holds), all that came before each slow step."""
+    ready, told, held = False, False, []
+    try:
+        for item in checks:
+            if item is None:  # the reference is ready
+                ready = True
+            elif isinstance(item, Result):
+                held.append(item)
+            if (item == SLOW or not holds) and (held or ready != told):
+                outbox.send((task_id, ready, held))
+                told, held = ready, []
+    finally:  # a check that raises still has its finished results counted
+        if held or ready != told:
+            outbox.send((task_id, ready, held))
 
 
 @dataclass
@@ -87,6 +107,7 @@ class KillablePool:
     workers: int
     deadline_s: float
     check_args: dict[str, Any] = field(default_factory=dict)
+    holds: bool = False  # the check yields SLOW before slow steps (see the module's text)
     killed: int = 0
     _pool: list[Worker] = field(default_factory=list)
 
@@ -133,7 +154,7 @@ class KillablePool:
         process.stdin.close()
         process.stdout.close()
         try:
-            send.send((self.check_path, self.check_args))
+            send.send((self.check_path, self.check_args, self.holds))
             if not conn.poll(STARTUP_S) or conn.recv()[0] != "ready":
                 raise EOFError
         except (EOFError, OSError):
@@ -167,13 +188,12 @@ class KillablePool:
     def _receive(self, worker: Worker, message: Any, results: list[list[Result | None]]) -> None:
         task = worker.task
         assert task is not None
-        _, index, result = message
+        _, ready, batch = message
         worker.deadline = time.monotonic() + self.deadline_s
-        if index < 0:
-            worker.reference_ready = True
-            return
-        results[task.task_id][task.offset + index] = result
-        worker.done += 1
+        worker.reference_ready = worker.reference_ready or ready
+        start = task.offset + worker.done
+        results[task.task_id][start : start + len(batch)] = batch
+        worker.done += len(batch)
         if task.offset + worker.done == len(task.problem.answers):
             worker.task = None
 

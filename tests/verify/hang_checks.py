@@ -7,6 +7,7 @@ import signal
 from collections.abc import Iterator
 
 from curate.verify.base import Result
+from curate.verify.workers import SLOW
 
 
 def spin() -> None:
@@ -26,3 +27,13 @@ def check(reference, metadata, answers, **_) -> Iterator[Result | None]:
             os._exit(3)
         same = answer == reference
         yield Result("correct" if same else "incorrect", None if same else "mismatch", answer)
+
+
+def announcing_check(reference, metadata, answers, **_) -> Iterator[Result | str | None]:
+    """As check, but it tells its worker before each answer that may hang (SLOW), so the
+    quick results before it may travel together."""
+    yield None
+    for answer in answers:
+        if answer in ("HANG", "CRASH"):
+            yield SLOW
+        yield from check(reference, metadata, [answer])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.verify.base import ProblemAnswers
+from curate.verify.base import ProblemAnswers, Result
 from curate.verify.math import MathVerifier, gold_text
 from tests.conftest import EVALDATA
 
@@ -119,6 +119,18 @@ def test_a_huge_numeric_gold_is_refused(verifier):
     assert [r.reason for r in results[0]] == ["gold_too_large", "gold_too_large"]
 
 
+def test_integers_past_pythons_digit_limit_are_compared_not_crashed(verifier):
+    """int() refuses more than 4,300 digits; such answers still get a verdict each, and the
+    other answers of their problem keep theirs."""
+    gold = "7" * 5000
+    answers = [f"\\boxed{{{gold}}}", f"\\boxed{{{gold}1}}", "\\boxed{-0}", f"\\boxed{{{gold}}}"]
+    results = verifier.verify(
+        [ProblemAnswers(gold, None, answers), ProblemAnswers("0", None, ["\\boxed{-0}"])]
+    )
+    assert [r.verdict for r in results[0]] == ["correct", "incorrect", "incorrect", "correct"]
+    assert [r.verdict for r in results[1]] == ["correct"]
+
+
 def test_gold_is_wrapped_so_bare_strings_parse():
     assert gold_text("(1,2)") == "$(1,2)$"
     assert gold_text("$x$") == "$x$"
@@ -167,6 +179,7 @@ def test_answers_with_the_same_final_box_are_checked_once(monkeypatch):
         "\\boxed{0.25}",
         "I get \\boxed{0.25} too",
     ]
-    results = [r for r in math_module.check_math("\\frac{1}{2}", None, answers) if r]
+    checked = math_module.check_math("\\frac{1}{2}", None, answers)
+    results = [r for r in checked if isinstance(r, Result)]
     assert [r.verdict for r in results] == ["correct", "correct", "incorrect", "incorrect"]
     assert len(calls) == 2

@@ -4,15 +4,19 @@ import pytest
 
 from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
-from curate.verify.workers import KillablePool, start_order
+from curate.verify.workers import SLOW, KillablePool, run_task, start_order
 
 KILLED = Result.unverifiable("timeout")
 REFERENCE_KILLED = Result.unverifiable("gold_timeout")
 
 
-@pytest.fixture
-def pool():
-    workers = KillablePool("tests.verify.hang_checks.check", workers=2, deadline_s=1.0)
+@pytest.fixture(params=["each", "held"])
+def pool(request):
+    """A pool whose check sends each result as it comes, or one that announces its slow
+    steps, so that its quick results are held and sent together."""
+    held = request.param == "held"
+    check = "announcing_check" if held else "check"
+    workers = KillablePool(f"tests.verify.hang_checks.{check}", 2, 1.0, holds=held)
     yield workers
     workers.close()
 
@@ -71,3 +75,29 @@ def test_problems_start_dearest_first_and_results_keep_input_order(pool):
     rows = pool.map(problems, KILLED, REFERENCE_KILLED, cost=cost)
     assert verdicts(rows) == [[("correct", None), ("incorrect", "mismatch")]] * 6 + [[]]
     assert [row[0].extracted for row in rows[:6]] == [str(i) for i in range(6)]
+
+
+class Outbox:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message):
+        self.sent.append(message)
+
+
+def results(*answers):
+    return [Result("correct", None, answer) for answer in answers]
+
+
+def test_held_results_are_sent_before_each_slow_step_and_at_the_end():
+    a, b, c, d = results("a", "b", "c", "d")
+    steps = [a, None, b, SLOW, c, d, SLOW, SLOW]
+    outbox = Outbox()
+    run_task(iter(steps), 7, outbox, holds=True)  # type: ignore[arg-type]
+    assert outbox.sent == [(7, True, [a, b]), (7, True, [c, d])]
+    outbox = Outbox()
+    run_task(iter([None, a, b]), 8, outbox, holds=True)  # type: ignore[arg-type]
+    assert outbox.sent == [(8, True, [a, b])]  # all quick: one message for the problem
+    outbox = Outbox()
+    run_task(iter([SLOW, None, a, b]), 9, outbox, holds=False)  # type: ignore[arg-type]
+    assert outbox.sent == [(9, True, []), (9, True, [a]), (9, True, [b])]
