@@ -4,6 +4,7 @@ RUN/
   recipe.yaml    resolved recipe, secrets removed
   stats.json     the funnel: {stage: {in, out, dropped: {reason: n}, seconds, ...}}
   ledger/        every row with all stage columns (the last stage's shards)
+  ledger.json    which stage shards ledger/ holds (a publish cut short is taken up)
   cache/         generation request cache
   review/        review exchanges
   dataset/       README.md (card) + data/*.parquet
@@ -47,6 +48,7 @@ class RunStore:
         self.recipe = root / "recipe.yaml"
         self.stats = root / "stats.json"
         self.ledger = root / "ledger"
+        self.ledger_record = root / "ledger.json"  # the stage shards ledger/ holds, or is given
         self.cache = root / "cache"
         self.review = root / "review"
         self.dataset = root / "dataset"
@@ -111,17 +113,26 @@ class RunStore:
     def publish_ledger(self, stage_path: Path) -> None:
         """Make ledger/ hold the final stage's shards as whole rows (hard links where the
         stage wrote them whole); the full shards the stage extends then keep only what
-        the stages changed and read their text from the ledger (curate/shards.py)."""
+        the stages changed and read their text from the ledger (curate/shards.py).
+
+        A publish cut short (a crash) is taken up where it stopped while the stage's
+        shards are the ones it was publishing (their names, sizes and times, saved in
+        ledger/): the ledger shards written and the bases made lean are kept. Otherwise
+        the old ledger goes, and the dataset made from it."""
         from curate.shards import full_base, lean_base, materialize
 
-        self.restore_bases()
-        for old in self.ledger.glob("*.parquet"):
-            old.unlink()
-        self.ledger.mkdir(parents=True, exist_ok=True)
         shards = self.shards(stage_path)
+        publishing = {"stage": str(stage_path.resolve()), "shards": fingerprints(shards)}
+        if read_json(self.ledger_record) != publishing:
+            self.restore_bases()
+            shutil.rmtree(self.ledger, ignore_errors=True)
+            shutil.rmtree(self.dataset, ignore_errors=True)
+            self.ledger.mkdir(parents=True)
+            write_json(self.ledger_record, publishing)
         for shard in shards:
-            materialize(shard, self.ledger / shard.name)
-            release_memory(collect=False)
+            if not (self.ledger / shard.name).exists():
+                materialize(shard, self.ledger / shard.name)
+                release_memory(collect=False)
         bases = [(shard, base) for shard in shards if (base := full_base(shard))]
         for folder in {base.parent for _, base in bases}:  # before any shard there is lean
             write_json(folder / LEAN, {"ledger": str(self.ledger)})
@@ -146,6 +157,11 @@ class RunStore:
 
     def save_stats(self, stats: Stats) -> None:
         write_json(self.stats, stats)
+
+
+def fingerprints(paths: list[Path]) -> dict[str, list[int]]:
+    """Each file's name with its size and modification time: what tells a file rewritten."""
+    return {path.name: [path.stat().st_size, path.stat().st_mtime_ns] for path in paths}
 
 
 def read_json(path: Path) -> dict[str, Any]:

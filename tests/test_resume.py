@@ -3,6 +3,7 @@ interrupted."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -221,3 +222,40 @@ def test_kill_while_the_source_regroups_scattered_traces(
     monkeypatch.undo()
     run_recipe(load_recipe(recipe), tmp_path / "fresh")
     assert ledger(run_dir) == ledger(tmp_path / "fresh")
+
+
+def dataset_rows(run_dir: Path) -> list[dict]:
+    files = sorted((run_dir / "dataset" / "data").glob("train-*.parquet"))
+    rows = [row for path in files for row in pq.read_table(path).to_pylist()]
+    return sorted(rows, key=lambda r: (r["problem_id"], r["sample_idx"]))
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["curate.shards:materialize", "curate.shards:lean_base", "curate.publish.dataset:write_part"],
+)
+def test_kill_while_the_run_finishes_redoes_one_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+):
+    """The finish (the ledger written whole, the text then kept once, the dataset files) is
+    taken up where a kill -9 stopped it: the rerun does only the shards not yet done, and
+    its ledger and dataset equal an uninterrupted run's."""
+    recipe = trace_recipe(tmp_path)
+    run_dir = tmp_path / "run"
+    args = ["run", str(recipe), "--run-dir", str(run_dir)]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, step, *args])
+    assert killed.returncode == -signal.SIGKILL
+    where, _, name = step.partition(":")
+    module = importlib.import_module(where)
+    real, calls = getattr(module, name), []
+    monkeypatch.setattr(module, name, lambda *a: calls.append(a) or real(*a))
+    result = run_recipe(load_recipe(recipe), run_dir)
+    shards = len(list((run_dir / "ledger").glob("part-*.parquet")))
+    assert shards >= 4
+    assert len(calls) == shards - 2
+    monkeypatch.undo()
+    fresh = run_recipe(load_recipe(recipe), tmp_path / "fresh")
+    assert ledger(run_dir) == ledger(tmp_path / "fresh")
+    assert dataset_rows(run_dir) == dataset_rows(tmp_path / "fresh")
+    assert result.dataset_rows == fresh.dataset_rows == len(dataset_rows(run_dir)) > 0
+    assert result.stats["dataset"]["in"] == fresh.stats["dataset"]["in"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ from pydantic import BaseModel
 
 from curate.memory import release_memory
 from curate.recipe import dump_recipe
-from curate.records import TRACE_SCHEMA, conform, small_types
+from curate.records import TRACE_SCHEMA, conform, small_types, write_parquet
+from curate.shards import read_shard
 
 DATASET_COLUMNS = (
     "problem_id",
@@ -38,39 +37,35 @@ DATASET_COLUMNS = (
     "extracted_answer",
     "gen_key",
 )
-DATA_FILE = "data/train-00000-of-00001.parquet"
+DATA_FILES = "data/train-{index:05d}-of-{count:05d}.parquet"  # one per ledger shard
 
 
 def write_dataset(
     shards: list[Path], out_dir: Path, recipe: BaseModel, stats: dict[str, Any]
 ) -> int:
-    """Write the ledger's surviving rows, shard by shard into one file, and the card;
-    returns the number of rows. Memory holds one shard, however large the ledger."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    target = out_dir / DATA_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    writer: pq.ParquetWriter | None = None
-    models: set[str] = set()
-    count = 0
-    try:
-        sources: list[Path | None] = [*shards] or [None]  # an empty ledger: an empty file
-        for shard in sources:
-            ledger = conform(pq.read_table(shard)) if shard else TRACE_SCHEMA.empty_table()
-            rows = small_types(surviving(ledger))
-            if writer is None:
-                writer = pq.ParquetWriter(partial, rows.schema, compression="zstd")
-            writer.write_table(rows.cast(writer.schema))
-            models.update(m for m in rows["model"].to_pylist() if m)
-            count += rows.num_rows
-            release_memory(collect=False)
-    finally:
-        if writer is not None:
-            writer.close()
-    os.replace(partial, target)
+    """Write the ledger's surviving rows, a file per ledger shard (the Hub's
+    train-00000-of-00003 naming), and then the card; returns the number of rows. Files
+    already there are kept: a crash redoes at most the file in hand (the ledger clears
+    dataset/ whenever it changes: RunStore.publish_ledger). Memory holds one shard."""
+    sources: list[Path | None] = [*shards] or [None]  # an empty ledger: one empty file
+    count, models = 0, set[str]()
+    for index, shard in enumerate(sources):
+        target = out_dir / DATA_FILES.format(index=index, count=len(sources))
+        if not target.exists():
+            write_part(shard, target)
+        count += pq.read_metadata(target).num_rows
+        models.update(m for m in pq.read_table(target, columns=["model"])["model"].to_pylist() if m)
+        release_memory(collect=False)
     (out_dir / "README.md").write_text(card(recipe, stats, count, sorted(models)), "utf-8")
     return count
+
+
+def write_part(shard: Path | None, target: Path) -> None:
+    """One ledger shard's surviving rows as a dataset file (atomically), in the dataset's
+    types whatever the shard holds, so every file of the dataset has the same schema."""
+    ledger = conform(read_shard(shard)) if shard else TRACE_SCHEMA.empty_table()
+    rows = surviving(ledger).replace_schema_metadata(None)
+    write_parquet(rows.cast(small_types(surviving(TRACE_SCHEMA.empty_table())).schema), target)
 
 
 def surviving(ledger: pa.Table) -> pa.Table:
