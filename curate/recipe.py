@@ -18,11 +18,21 @@ from curate.loop.settings import LoopConfig
 from curate.publish.settings import PublishConfig
 from curate.stage import Config
 
+PROBLEM_SHARD = 256  # problems per shard when a teacher generates (k traces each)
+TRACE_SHARD = 8192  # existing traces per shard
+
 
 class RunConfig(Config):
     """How the runner lays out work."""
 
-    shard_size: int = Field(256, ge=1, description="Problems per ledger shard (resume unit).")
+    shard_size: int | None = Field(
+        None,
+        ge=1,
+        description="Rows per ledger shard, the most a crash makes a stage redo: problems "
+        f"when a teacher generates (default {PROBLEM_SHARD}), traces when the source reads "
+        f"existing ones (default {TRACE_SHARD}: each shard costs a few file reads and writes "
+        "per stage, and a million traces in small shards spend their time on those).",
+    )
     problems: str | None = Field(
         None,
         description="A file of problem ids, one per line: only these problems are read "
@@ -30,6 +40,12 @@ class RunConfig(Config):
     )
 
     volatile = frozenset({"shard_size", "problems"})  # the ids themselves count, not the path
+
+    def shard_rows(self, traces: bool) -> int:
+        """Rows per shard: the one set, else the default for problems or for traces."""
+        if self.shard_size is not None:
+            return self.shard_size
+        return TRACE_SHARD if traces else PROBLEM_SHARD
 
 
 def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:

@@ -176,7 +176,7 @@ def plan_run(
     identity = stable_hash(
         "source",
         source.identity(),
-        str(recipe.run.shard_size),
+        str(recipe.run.shard_rows(source.config.traces())),
         # traces: shards group each problem's traces (regrouped where the input scattered them)
         f"round {recipe.round} grouped" if source.config.traces() else "",
         *sorted(only_problems(recipe) or []),
@@ -236,7 +236,7 @@ def _execute(
         path,
         identity,
         source,
-        recipe.run.shard_size,
+        recipe.run.shard_rows(source.config.traces()),
         progress,
         only_problems(recipe),
         recipe.round,

@@ -293,3 +293,19 @@ def test_file_commands_and_a_run_decide_alike_on_existing_traces(tmp_path: Path,
         .equals(chained.select(decided).sort("problem", "sample_idx"))
     )
     assert set(ledger["dropped"].drop_nulls()) >= {"duplicate_trace", "near_duplicate"}
+
+
+def test_existing_traces_are_sharded_in_thousands_unless_told(tmp_path: Path):
+    """Per-shard costs (a few file reads and writes per stage) would dominate a million
+    traces in the 256-row shards that suit generation: traces get 8,192 rows a shard by
+    default, and run.shard_size still decides when set."""
+    rows = traces(problems=150, per_problem=4, correct=2)
+    recipe = run_recipe_file(tmp_path, "default", rows, {"trace_dedup": {}}, 256)
+    settings = yaml.safe_load(recipe.read_text())
+    told = run_recipe(load_recipe(recipe), tmp_path / "told")
+    del settings["run"]
+    recipe.write_text(yaml.safe_dump(settings), "utf-8")
+    default = run_recipe(load_recipe(recipe), tmp_path / "default")
+    assert len(list((tmp_path / "told" / "ledger").glob("part-*.parquet"))) == 3
+    assert len(list((tmp_path / "default" / "ledger").glob("part-*.parquet"))) == 1
+    assert default.dataset_rows == told.dataset_rows == 600
