@@ -309,3 +309,24 @@ def test_existing_traces_are_sharded_in_thousands_unless_told(tmp_path: Path):
     assert len(list((tmp_path / "told" / "ledger").glob("part-*.parquet"))) == 3
     assert len(list((tmp_path / "default" / "ledger").glob("part-*.parquet"))) == 1
     assert default.dataset_rows == told.dataset_rows == 600
+
+
+def test_a_dataset_of_several_files_loads_when_a_shard_keeps_nothing(tmp_path: Path):
+    """A file per ledger shard with kept rows: a shard whose traces were all dropped gets no
+    file (`datasets` fails on an empty Parquet file beside others), and the rest load."""
+    import datasets
+
+    rows = traces(problems=3, per_problem=4, correct=2)
+    for row in rows[4:8]:  # the second problem: every trace wrong
+        row["completion"] = row["completion"].replace("boxed{", "boxed{1")
+    stages = {"verify": {"workers": 1}, "select": {"policy": "all_correct"}}
+    recipe = run_recipe_file(tmp_path, "gaps", rows, stages, 4)
+    result = run_recipe(load_recipe(recipe), tmp_path / "run")
+    files = sorted((tmp_path / "run" / "dataset" / "data").glob("*.parquet"))
+    assert [f.name for f in files] == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
+    loaded = datasets.load_dataset(str(tmp_path / "run" / "dataset"), split="train")
+    assert loaded.num_rows == result.dataset_rows == 4
+    assert set(loaded["verdict"]) == {"correct"}

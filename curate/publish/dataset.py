@@ -43,11 +43,13 @@ DATA_FILES = "data/train-{index:05d}-of-{count:05d}.parquet"  # one per ledger s
 def write_dataset(
     shards: list[Path], out_dir: Path, recipe: BaseModel, stats: dict[str, Any]
 ) -> int:
-    """Write the ledger's surviving rows, a file per ledger shard (the Hub's
-    train-00000-of-00003 naming), and then the card; returns the number of rows. Files
-    already there are kept: a crash redoes at most the file in hand (the ledger clears
-    dataset/ whenever it changes: RunStore.publish_ledger). Memory holds one shard."""
-    sources: list[Path | None] = [*shards] or [None]  # an empty ledger: one empty file
+    """Write the ledger's surviving rows, a file per ledger shard that has any (the Hub's
+    train-00000-of-00003 naming; `datasets` cannot read a file of no rows beside others),
+    and then the card; returns the number of rows. Files already there are kept: a crash
+    redoes at most the file in hand (the ledger clears dataset/ whenever it changes:
+    RunStore.publish_ledger). Memory holds one shard."""
+    alive = [shard for shard in shards if read_shard(shard, ["dropped"])["dropped"].null_count]
+    sources: list[Path | None] = [*alive] or [None]  # nothing kept: one empty file
     count, models = 0, set[str]()
     for index, shard in enumerate(sources):
         target = out_dir / DATA_FILES.format(index=index, count=len(sources))
