@@ -2,7 +2,7 @@
 whether every planted defect is caught; beside a plain math-verify loop on the same traces.
 
     python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8] [--reasoning-words 0]
-                               [--scattered] [--shard-size 8192]
+                               [--scattered] [--symbolic 0.3] [--shard-size N]
 
 The corpus (synthetic, made here): problems from benchmarks/synthetic.py with integer
 answers, `per-problem` traces each (reasoning in <think> tags, about 1 in 3 wrong), and
@@ -159,14 +159,15 @@ def reasoning_filler(rows: int, words: int, rng: np.random.Generator) -> list[st
     return lines
 
 
-def recipe(data: Path, folder: Path, shard_size: int = 8192) -> Path:
+def recipe(data: Path, folder: Path, shard_size: int | None = None) -> Path:
     settings = yaml.safe_load((ROOT / "pipelines" / "curate-existing.yaml").read_text())
     columns = {**settings["source"]["columns"], "metadata": []}
     settings["source"] = {"kind": "files", "path": str(data), "columns": columns}
     settings["decontaminate"] = {"semantic": None, "benchmarks": ["math500"]}
     if MATH500.exists():
         settings["decontaminate"]["files"] = {"math500": str(MATH500)}
-    settings["run"] = {"shard_size": shard_size}
+    if shard_size is not None:  # else the default for existing traces (8,192 rows)
+        settings["run"] = {"shard_size": shard_size}
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     return path
@@ -331,7 +332,9 @@ def main() -> None:
     parser.add_argument("--traces", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--per-problem", type=int, default=8)
     parser.add_argument("--reasoning-words", type=int, default=0, help="words added per trace")
-    parser.add_argument("--shard-size", type=int, default=8192, help="the recipe's run.shard_size")
+    parser.add_argument(
+        "--shard-size", type=int, default=None, help="run.shard_size (default: the recipe's)"
+    )
     parser.add_argument(
         "--symbolic",
         type=float,
