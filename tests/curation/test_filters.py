@@ -147,3 +147,15 @@ def test_a_large_batch_is_checked_by_worker_processes_with_the_same_flags(monkey
     alone = FilterStage(FiltersConfig(), StageContext(Path("."))).process(frame)
     assert parallel.select("flags", "dropped").equals(alone.select("flags", "dropped"))
     assert set(parallel["dropped"].drop_nulls()) == {"truncated", "repetition", "empty_reasoning"}
+
+
+@pytest.mark.parametrize("limit, flagged", [(0.04, True), (0.06, False)])
+def test_the_foreign_share_counts_letters_of_reasoning_and_completion(limit, flagged):
+    """5 foreign letters (3 in the reasoning, 2 in the completion) of 100 letters: a share
+    of 0.05; digits, spaces, symbols and Greek letters are not foreign."""
+    row = {
+        "reasoning": "a" * 40 + " 123 +-= " + "我们需" + "α" * 10,
+        "completion": "b" * 43 + "仔细 \\boxed{4}",
+    }
+    out = run([row, {}], language={"max_foreign_share": limit})
+    assert out["flags"].to_list() == [["language_mix"] if flagged else [], []]
