@@ -93,3 +93,18 @@ def test_near_duplicates_must_agree_on_their_answers():
 def test_a_row_without_an_answer_does_not_join_two_answers():
     out = dedup([LONG + ".", LONG + " please.", LONG + " now."], references=["5", None, "7"])
     assert out["dup_of"].to_list() == [None, "p0", None]  # 5 and 7 never in one group
+
+
+def test_a_trace_is_a_duplicate_only_with_the_same_reasoning_and_the_same_completion():
+    """The same words split differently between reasoning and answer are another trace;
+    case and spacing (tabs, no-break spaces, ends) are not a difference."""
+    frame = pl.DataFrame(
+        {
+            "problem_id": ["a"] * 4,
+            "sample_idx": [0, 1, 2, 3],
+            "reasoning": ["Add them up", "Add them", "add\tthem\u00a0 up  ", None],
+            "completion": ["so 4", "up so 4", " So 4", "so 4"],
+        }
+    )
+    out = TraceDedupStage(TraceDedupConfig(), StageContext(Path("."))).process(frame)
+    assert out["dup_of"].to_list() == [None, None, "a#0", None]
