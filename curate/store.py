@@ -117,7 +117,7 @@ class RunStore:
 
         A publish cut short (a crash) is taken up where it stopped while the stage's
         shards are the ones it was publishing (their names, sizes and times, saved in
-        ledger/): the ledger shards written and the bases made lean are kept. Otherwise
+        ledger.json): the ledger shards written and the bases made lean are kept. Otherwise
         the old ledger goes, and the dataset made from it."""
         from curate.shards import full_base, lean_base, materialize
 

@@ -28,6 +28,7 @@ from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
 
 SLOW = "slow"  # a check yields it just before a step that may take long
+HOLD_S = 1.0  # seconds a worker holds quick results at most
 # (reference, metadata, answers) -> None once the reference is parsed, then one result
 # per answer as each finishes (and SLOW before slow steps, where the pool is told so)
 CheckFn = Callable[[str | None, str | None, list[str | None]], Iterator[Result | str | None]]
@@ -64,17 +65,19 @@ def run_task(
     checks: Iterator[Result | str | None], task_id: int, outbox: Connection, holds: bool
 ) -> None:
     """Send one task's results as (task_id, reference ready, results): each as it comes, or,
-    when the check announces its slow steps (holds), all that came before each slow step."""
-    ready, told, held = False, False, []
+    when the check announces its slow steps (holds), all that came before each slow step
+    (and what was held for a second: each message puts the parent's deadline off)."""
+    ready, told, held, since = False, False, [], time.monotonic()
     try:
         for item in checks:
             if item is None:  # the reference is ready
                 ready = True
             elif isinstance(item, Result):
                 held.append(item)
-            if (item == SLOW or not holds) and (held or ready != told):
+            due = item == SLOW or not holds or time.monotonic() - since > HOLD_S
+            if due and (held or ready != told):
                 outbox.send((task_id, ready, held))
-                told, held = ready, []
+                told, held, since = ready, [], time.monotonic()
     finally:  # a check that raises still has its finished results counted
         if held or ready != told:
             outbox.send((task_id, ready, held))

@@ -101,3 +101,15 @@ def test_held_results_are_sent_before_each_slow_step_and_at_the_end():
     outbox = Outbox()
     run_task(iter([SLOW, None, a, b]), 9, outbox, holds=False)  # type: ignore[arg-type]
     assert outbox.sent == [(9, True, []), (9, True, [a]), (9, True, [b])]
+
+
+def test_results_held_too_long_are_sent_without_waiting_for_a_slow_step(monkeypatch):
+    """Each message puts the parent's deadline off: a long run of quick answers is sent in
+    parts, not held past the deadline."""
+    import curate.verify.workers as workers
+
+    monkeypatch.setattr(workers, "HOLD_S", -1.0)  # every result has been held too long
+    a, b = results("a", "b")
+    outbox = Outbox()
+    run_task(iter([None, a, b]), 3, outbox, holds=True)  # type: ignore[arg-type]
+    assert outbox.sent == [(3, True, []), (3, True, [a]), (3, True, [b])]
