@@ -127,8 +127,8 @@ class RunStore:
             self.restore_bases()
             shutil.rmtree(self.ledger, ignore_errors=True)
             shutil.rmtree(self.dataset, ignore_errors=True)
-            self.ledger.mkdir(parents=True)
             write_json(self.ledger_record, publishing)
+        self.ledger.mkdir(parents=True, exist_ok=True)  # also where ledger/ alone was removed
         for shard in shards:
             if not (self.ledger / shard.name).exists():
                 materialize(shard, self.ledger / shard.name)
