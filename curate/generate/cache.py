@@ -7,7 +7,9 @@ asks the backend only for what is missing.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +25,9 @@ create table if not exists samples (
 """
 
 
+WAL_TRIES = 200  # about 20 s of tries at most
+
+
 class SampleCache:
     """Samples keyed by (gen_key, sample_idx)."""
 
@@ -32,9 +37,23 @@ class SampleCache:
         self._db = sqlite3.connect(
             path, timeout=60, isolation_level=None, check_same_thread=False
         )  # timeout: other processes (a cluster's tasks) may be writing
-        self._db.execute("pragma journal_mode=wal")
+        self._use_wal()
         self._db.execute("pragma synchronous=normal")
         self._db.execute(SCHEMA)
+
+    def _use_wal(self) -> None:
+        """Switch the file to write-ahead logging, unless it is already. The switch needs
+        the file to itself and SQLite answers "locked" at once, without waiting, when
+        several processes (a cluster's tasks) open a new cache together: try again."""
+        for attempt in range(WAL_TRIES):
+            try:
+                if self._db.execute("pragma journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("pragma journal_mode=wal")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
+                    raise
+                time.sleep(0.05 + random.random() * 0.1)
 
     def put(self, gen_key: str, sample: Sample) -> None:
         data = json.dumps(sample.to_dict(), ensure_ascii=False)
