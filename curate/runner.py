@@ -33,7 +33,7 @@ from curate.records import (
     write_parquet,
 )
 from curate.regroup import regroup
-from curate.shards import read_shard, write_shard
+from curate.shards import live_rows, read_shard, write_shard
 from curate.sources.base import Source
 from curate.stage import Stage, StageContext
 from curate.stats import merge_stats
@@ -446,7 +446,7 @@ def run_stage(
         run_whole(stage, shards, path)
     else:
         pending = [s for s in shards if not (path / s.name).exists()]
-        stage.plan(sum(_live_rows(s) for s in pending))
+        stage.plan(sum(live_rows(s) for s in pending))
         run_shards(stage, pending, path)
     stats = merge_stats(_shard_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
@@ -547,7 +547,7 @@ def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
     """Every shard's keys, in shard order, first of each problem (as one pass over the input
     would meet them), through the stage; the results saved for the write-back (unless
     they were before a crash)."""
-    live = sum(_live_rows(shard) for shard in shards)
+    live = sum(live_rows(shard) for shard in shards)
     stage.plan(live)
     if not results_path(stage_dir).exists():
         files = [keys_dir(stage_dir) / shard.name for shard in shards]
@@ -759,11 +759,6 @@ def matched_rows(shards: list[Path]) -> pa.Table:
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def _live_rows(shard: Path) -> int:
-    dropped = read_shard(shard, ["dropped"])["dropped"]
-    return int(dropped.null_count)  # a null drop reason means the row is live
-
-
 def _shard_stats(shard: Path) -> Stats:
     return dict(json.loads(read_parquet_metadata(shard)[STATS_KEY]))
 
@@ -784,7 +779,7 @@ def finish(
         shards = store.shards(store.ledger)
         rows = write_dataset(shards, store.dataset, recipe, stats)
         write_report(matched_rows(shards), store.reports / "decontamination.json")
-        alive = sum(_live_rows(shard) for shard in shards)  # null drop reason: still in
+        alive = sum(live_rows(shard) for shard in shards)  # null drop reason: still in
         stats["dataset"] = {
             "in": alive,
             "out": rows,

@@ -91,6 +91,11 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
     return table.replace_schema_metadata(delta.schema.metadata)
 
 
+def live_rows(shard: Path) -> int:
+    """How many of a shard's rows are still in the funnel (a null drop reason)."""
+    return int(read_shard(shard, ["dropped"])["dropped"].null_count)
+
+
 def _wanted(names: list[str], columns: list[str] | None) -> list[str]:
     return [name for name in names if columns is None or name in columns]
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from curate.memory import release_memory
 from curate.recipe import dump_recipe
 from curate.records import TRACE_SCHEMA, conform, small_types, write_parquet
-from curate.shards import read_shard
+from curate.shards import live_rows, read_shard
 
 DATASET_COLUMNS = (
     "problem_id",
@@ -48,7 +48,7 @@ def write_dataset(
     and then the card; returns the number of rows. Files already there are kept: a crash
     redoes at most the file in hand (the ledger clears dataset/ whenever it changes:
     RunStore.publish_ledger). Memory holds one shard."""
-    alive = [shard for shard in shards if read_shard(shard, ["dropped"])["dropped"].null_count]
+    alive = [shard for shard in shards if live_rows(shard)]
     sources: list[Path | None] = [*alive] or [None]  # nothing kept: one empty file
     count, models = 0, set[str]()
     for index, shard in enumerate(sources):
