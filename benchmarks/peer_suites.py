@@ -17,6 +17,7 @@ import ast
 import gzip
 import json
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -137,6 +138,7 @@ def curate_verdicts(cases: list[Case]) -> list[tuple[str, str | None]]:
 
 
 def report(cases: list[Case]) -> dict[str, Any]:
+    cases = [c for c in cases if (c.gold, c.pred) not in SUITE_ERRORS]
     started = time.perf_counter()
     ours = curate_verdicts(cases)
     seconds = time.perf_counter() - started
@@ -165,6 +167,111 @@ def report(cases: list[Case]) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "disagreements": [r for r in rows if not r["agrees"]],
     }
+
+
+# A case whose expectation is itself wrong, with why; counted apart, never hidden.
+SUITE_ERRORS = {
+    ("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$"): "1 + 1/e is not 1 - 1/e: "
+    "the case passes in math-verify only because its unit removal deletes the \\mathrm{e}",
+}
+
+
+def curate_rewards(cases: list[Any]) -> list[float | None]:
+    """curate's reward (VerifierReward, None for a problem it cannot judge) per case, cases
+    with the same options judged together."""
+    from curate.answers import REASONING_TAGS
+    from curate.rewards import VerifierReward
+
+    out: dict[int, float | None] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, case in enumerate(cases):
+        groups.setdefault((case.require_reasoning, case.think_tags), []).append(index)
+    for (required, tags), indexes in groups.items():
+        reward = VerifierReward(
+            "math",
+            unverifiable=None,
+            workers=2,
+            require_reasoning=required,
+            think_tags=tags or REASONING_TAGS,
+        )
+        try:
+            scores = reward(
+                completions=[cases[i].completion for i in indexes],
+                reference=[cases[i].gold for i in indexes],
+            )
+        finally:
+            reward.close()
+        out.update(zip(indexes, scores, strict=True))
+    return [out[i] for i in range(len(cases))]
+
+
+def plain_reward(case: Any) -> float | None:
+    """The plain math-verify reward loop of open-r1 and TRL: skip a gold that parses to
+    nothing, else parse the completion (boxed first) and verify; for a reasoning reward, only
+    what follows the last closing delimiter, and 0.0 without one."""
+    from latex2sympy2_extended import NormalizationConfig
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    text = case.completion
+    if case.require_reasoning:
+        closing = [tag[1] for tag in case.think_tags] or ["</think>"]
+        found = [end for end in closing if end in text]
+        if not found:
+            return 0.0
+        text = text.rpartition(found[0])[2]
+    gold = parse(case.gold, extraction_mode="first_match")
+    if not gold:
+        return None
+    normalization = NormalizationConfig(
+        nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=True
+    )
+    extraction = LatexExtractionConfig(
+        normalization_config=normalization, boxed_match_priority=0, try_extract_without_anchor=False
+    )
+    answer = parse(text, extraction_config=[extraction], extraction_mode="first_match")
+    try:
+        return float(verify(gold, answer))
+    except Exception:
+        return None
+
+
+def reward_report() -> dict[str, Any]:
+    """Per suite of benchmarks/peer_cases.py: cases, how many curate and the plain loop get
+    right, and how often curate says 0.0 where the suite says skip (must be never)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from peer_cases import CASES
+
+    ours = curate_rewards(CASES)
+    suites: dict[str, dict[str, Any]] = {}
+    for case, score in zip(CASES, ours, strict=True):
+        plain = plain_reward(case)
+        suite = suites.setdefault(
+            case.suite,
+            {
+                "source": case.source,
+                "cases": 0,
+                "curate": 0,
+                "plain": 0,
+                "curate_zero_where_skip": 0,
+                "disagreements": [],
+            },
+        )
+        suite["cases"] += 1
+        suite["curate"] += score == case.expected
+        suite["plain"] += plain == case.expected
+        suite["curate_zero_where_skip"] += case.expected is None and score == 0.0
+        if score != case.expected:
+            suite["disagreements"].append(
+                {
+                    "test": case.test,
+                    "gold": case.gold,
+                    "completion": case.completion,
+                    "expected": case.expected,
+                    "curate": score,
+                    "plain": plain,
+                }
+            )
+    return suites
 
 
 HUMANEVAL = SUITE.parent / "humaneval_openai" / "HumanEval.jsonl.gz"
@@ -241,9 +348,36 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--humaneval-limit", type=int, default=None, help="0 skips HumanEval")
     args = parser.parse_args()
+    rewards = reward_report()
+    print("Reward suites (curate's VerifierReward vs the plain math-verify reward loop):")
+    for name, suite in rewards.items():
+        print(
+            f"  {name}: {suite['cases']} cases; curate {suite['curate']}/{suite['cases']}, "
+            f"plain math-verify {suite['plain']}/{suite['cases']}; curate 0.0 where the suite "
+            f"skips: {suite['curate_zero_where_skip']}   [{suite['source']}]"
+        )
+        for d in suite["disagreements"]:
+            print(
+                f"    {d['test']}: gold={d['gold']!r} expected={d['expected']} "
+                f"curate={d['curate']} plain={d['plain']}"
+            )
     if not args.suite.exists():
         raise SystemExit(f"{args.suite}: not present (Math-Verify's tests are read from there)")
-    result = report(load_cases(args.suite))
+    all_cases = load_cases(args.suite)
+    errors = [c for c in all_cases if (c.gold, c.pred) in SUITE_ERRORS]
+    result = report(all_cases)
+    result["rewards"] = rewards
+    plain_all = plain_math_verify(all_cases)
+    result["plain_math_verify_agree"] = sum(
+        (p is True) == c.expected
+        for p, c in zip(plain_all, all_cases, strict=True)
+        if (c.gold, c.pred) not in SUITE_ERRORS
+    )
+    for case in errors:
+        print(
+            f"  left out, the case is wrong: {case.test} {case.gold!r} vs {case.pred!r}: "
+            f"{SUITE_ERRORS[(case.gold, case.pred)]}"
+        )
     others = result["cases"] - result["default_config"]
     print(f"Math-Verify test cases: {result['cases']} ({result['default_config']} default config)")
     print(

@@ -22,9 +22,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from curate.answers import last_boxed
 from curate.generate.base import Request
 from curate.generate.simulated import SimulatedConfig, SimulatedTeacher
-from curate.verify.base import ProblemAnswers, last_boxed
+from curate.verify.base import ProblemAnswers
 from curate.verify.code import CodeVerifier
 from curate.verify.math import MathVerifier, gold_text
 

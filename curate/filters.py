@@ -19,10 +19,10 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
+from curate.answers import REASONING_TAGS, AnswerFormat, final_answer_of
 from curate.cores import available_cores
 from curate.errors import CurateWarning, RecipeError
 from curate.stage import Config, Stage, StageContext
-from curate.verify.base import last_boxed
 from curate.verify.choice import choice_letter
 from curate.verify.code import extract_code
 
@@ -105,12 +105,20 @@ def text_of(row: dict[str, Any]) -> str:
 def truncated(row: dict[str, Any]) -> str | None:
     if row.get("finish_reason") == "length":
         return "truncated"
-    if any(tag in text_of(row) for tag in ("<think>", "</think>")):
+    text = text_of(row)
+    if any(tag in text for pair in REASONING_TAGS for tag in pair):
         return "unclosed_think"
     return None
 
 
+# What the verifier says when it found no final answer; any other verdict means it found one.
+NO_ANSWER_REASONS = ("no_answer", "empty_answer")
+ANSWERS = AnswerFormat()
+
+
 def answer_format(row: dict[str, Any]) -> str | None:
+    """The final answer the verifier found (verdict_reason, where verify ran), else the shared
+    extraction's, so the filter and the verifier agree on what the answer is."""
     completion = row.get("completion") or ""
     if not completion.strip():
         return "no_final_answer"
@@ -119,12 +127,16 @@ def answer_format(row: dict[str, Any]) -> str | None:
         return None if extract_code(completion) else "no_code_block"
     if domain == "choice":
         return None if choice_letter(completion) else "no_choice"
-    if domain in ("math", "science"):
-        boxed = last_boxed(completion)
-        if boxed is None:
-            return "no_boxed_answer" if "\\boxed" not in completion else "malformed_boxed_answer"
-        return None if boxed.strip() else "malformed_boxed_answer"
-    return None
+    if domain not in ("math", "science"):
+        return None
+    if row.get("verdict") is not None:
+        if row.get("verdict_reason") not in NO_ANSWER_REASONS:
+            return None
+        return "malformed_boxed_answer" if "\\boxed" in completion else "no_boxed_answer"
+    final = final_answer_of(ANSWERS.answer_text(completion) or "")
+    if final is None:
+        return "no_boxed_answer" if "\\boxed" not in completion else "malformed_boxed_answer"
+    return None if final.strip() else "malformed_boxed_answer"
 
 
 def empty_reasoning(row: dict[str, Any]) -> str | None:
@@ -203,7 +215,8 @@ def load_tokenizer(name: str) -> Any:
         raise RecipeError(f"filters.length.tokenizer: cannot load {name!r} ({exc})") from None
 
 
-ROW_FIELDS = ["reasoning", "completion", "finish_reason", "domain"]  # what row checks read
+# what row checks read (the verdict where verify ran: the answer it found)
+ROW_FIELDS = ["reasoning", "completion", "finish_reason", "domain", "verdict", "verdict_reason"]
 PARALLEL_ROWS = 2_000  # a batch this large is spread over worker processes
 
 

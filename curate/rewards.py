@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from curate.generate.base import split_reasoning
+from curate.answers import ANSWER_TAGS, REASONING_TAGS, AnswerFormat, TagPair, split_reasoning
 from curate.records import to_json
 from curate.verify.base import Result
 from curate.verify.dispatch import Dispatcher, Item
@@ -22,21 +22,33 @@ from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
 
 def completion_text(completion: Any) -> str:
-    """The final answer text of a completion, plain or conversational, reasoning removed."""
+    """The text of a completion, plain or conversational (the last assistant message)."""
     if isinstance(completion, list):  # conversational: a list of messages
         assistant = [m for m in completion if m.get("role", "assistant") == "assistant"]
         completion = assistant[-1]["content"] if assistant else ""
-    text = str(completion or "")
-    if "</think>" in text:
-        return split_reasoning(text, ("<think>", "</think>"))[1]
-    return text
+    return str(completion or "")
+
+
+# Reasons that say the problem cannot be judged (its reference or tests), not the answer:
+# those get the reward's `unverifiable` value; an answer the policy left unjudgeable (none
+# given, malformed, too slow to check) gets 0.0, or a policy would learn to give no answer.
+PROBLEM_SIDE = (
+    "no_reference",
+    "gold_",
+    "no_tests",
+    "bad_tests",
+    "no_verifier_for_domain",
+    "verifier_crash",
+)
 
 
 class VerifierReward:
     """A reward function: 1.0 for a correct answer, 0.0 for an incorrect one.
 
-    Unverifiable answers get `unverifiable` (0.0 by default; None tells TRL the function
-    does not apply to that sample). Rows are judged by the verify stage's own dispatch, with
+    A problem that cannot be judged (no or unparseable reference, a gold in words, no tests)
+    gets `unverifiable` (0.0 by default; None tells TRL the function does not apply to that
+    sample); an answer the policy left unjudgeable (none, an empty box, malformed) gets 0.0.
+    Rows are judged by the verify stage's own dispatch, with
     the dataset's `domain`, `metadata` and `tests` columns where present: the same verdict
     `curate verify` gives, for the same row.
     """
@@ -49,12 +61,20 @@ class VerifierReward:
         timeout_s: float = 5.0,
         workers: int | None = None,
         fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+        think_tags: Sequence[TagPair] = REASONING_TAGS,
+        answer_tags: Sequence[TagPair] = ANSWER_TAGS,
+        require_reasoning: bool = False,
     ) -> None:
-        """kind, timeout_s, workers and fallbacks mean what the recipe's `verify:` keys do."""
+        """kind, timeout_s, workers, fallbacks, think_tags and answer_tags mean what the
+        recipe's `verify:` keys do; require_reasoning scores 0.0 a completion without a closed
+        reasoning block (TRL's reasoning_accuracy_reward contract)."""
         self.kind = kind
         self.reference_column = reference_column
         self.unverifiable = unverifiable
-        self.dispatcher = Dispatcher(kind, timeout_s, workers, fallbacks)
+        self.think_tags = tuple(think_tags)
+        self.require_reasoning = require_reasoning
+        answer_format = AnswerFormat(self.think_tags, tuple(answer_tags))
+        self.dispatcher = Dispatcher(kind, timeout_s, workers, fallbacks, answer_format)
         self.__name__ = f"curate_{kind}"  # TRL logs rewards under the function's name
 
     def __call__(
@@ -81,11 +101,22 @@ class VerifierReward:
                 strict=True,
             )
         ]
-        return [self.score(result) for result, _ in self.dispatcher.judge(items)]
+        judged = self.dispatcher.judge(items)
+        return [
+            0.0 if self.missing_reasoning(answer) else self.score(result)
+            for answer, (result, _) in zip(answers, judged, strict=True)
+        ]
+
+    def missing_reasoning(self, text: str) -> bool:
+        if not self.require_reasoning:
+            return False
+        split = split_reasoning(text, self.think_tags)
+        return split.tags is None or not split.closed
 
     def score(self, result: Result) -> float | None:
         if result.verdict == "unverifiable":
-            return self.unverifiable
+            problem_side = (result.reason or "").startswith(PROBLEM_SIDE)
+            return self.unverifiable if problem_side else 0.0
         return 1.0 if result.verdict == "correct" else 0.0
 
     def close(self) -> None:

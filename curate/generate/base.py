@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from curate import answers
 from curate.generate.guards import StreamGuards
 from curate.records import stable_hash, to_json
 from curate.stage import Config
@@ -164,17 +165,7 @@ class Backend(ABC):
 
 
 def split_reasoning(text: str, tags: tuple[str, str]) -> tuple[str, str, bool]:
-    """(reasoning, completion, closed) from text with inline reasoning tags.
-
-    Handles an opening tag the chat template already sent (only the closing tag appears);
-    `closed` is false when an opened block never closed (a truncated trace).
-    """
-    start, end = tags
-    head, has_end, tail = text.partition(end)
-    if has_end:
-        reasoning = head.split(start, 1)[1] if start in head else head
-        return reasoning.strip(), tail.strip(), True
-    if start in text:
-        before, _, reasoning = text.partition(start)
-        return reasoning.strip(), before.strip(), False
-    return "", text.strip(), True
+    """(reasoning, completion, closed) by the teacher's own tags (curate.answers does the work;
+    an unclosed block is reasoning to the end, with no completion)."""
+    split = answers.split_reasoning(text, [tags])
+    return split.reasoning, split.solution if split.closed else "", split.closed

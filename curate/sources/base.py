@@ -7,8 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from curate.answers import REASONING_TAGS, TagPair, as_tag_pairs, split_reasoning
 from curate.errors import SourceError
 from curate.records import Domain, problem_id, to_json
 from curate.stage import Config
@@ -56,10 +57,17 @@ class RowSourceConfig(Config):
     max_chars: int = Field(
         100_000, ge=1, description="Longest accepted problem, reference or tests field."
     )
-    think_tags: tuple[str, str] = Field(
-        ("<think>", "</think>"),
-        description="Existing traces: the tags around reasoning inside the completion column.",
+    think_tags: list[TagPair] = Field(
+        default_factory=lambda: list(REASONING_TAGS),
+        description="Existing traces: the tags around reasoning inside the completion column "
+        "(a pair, or a list of pairs; default: those of common open models, <think> first).",
     )
+
+    @field_validator("think_tags", mode="before")
+    @classmethod
+    def _tag_pairs(cls, value: Any) -> list[TagPair]:
+        return as_tag_pairs(value)
+
     trace_model: str = Field(
         "unknown", description="Existing traces: the model stored where no column names it."
     )
@@ -190,13 +198,12 @@ class ProblemBuilder:
         """(reasoning, completion, closed): a reasoning column wins over think tags."""
         if thought is not None:
             return str(thought), text, True
-        start, end = self.config.think_tags
-        if start not in text and end not in text:
+        split = split_reasoning(text, self.config.think_tags)
+        if split.tags is None:
             return None, text, True
-        head, has_end, tail = text.partition(end)
-        if has_end:
-            return head.split(start, 1)[-1].strip(), tail.strip(), True
-        return text.partition(start)[2].strip(), "", False  # opened, never closed: cut off
+        if not split.closed:
+            return split.reasoning, "", False  # opened, never closed: cut off
+        return split.reasoning, split.solution, True
 
     def _column(self, row: Row, name: str, fail: Any) -> Any:
         if name not in row:

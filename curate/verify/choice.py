@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from curate import registry
-from curate.verify.base import ProblemAnswers, Result, Verifier, final_boxes
+from curate.answers import final_boxes
+from curate.verify.base import ProblemAnswers, Result, Verifier
 
 LETTER = r"\(?\s*([A-J])\s*\)?"
 PATTERNS = (

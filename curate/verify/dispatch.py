@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from curate import registry
+from curate.answers import AnswerFormat
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
 ProblemKey = tuple[str | None, str | None, str | None]  # reference, tests, metadata
+DEFAULT_FORMAT = AnswerFormat()
 AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
 
 
@@ -36,13 +38,17 @@ class Dispatcher:
         timeout_s: float = 5.0,
         workers: int | None = None,
         fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
+        answer_format: AnswerFormat = DEFAULT_FORMAT,
     ) -> None:
+        """answer_format: where the answer is in a trace (reasoning delimiters, answer tags);
+        every verifier reads only the answer part, never the reasoning."""
         if kind != "auto":
             registry.verifiers.get(kind)  # fail early on an unknown name
         self.kind = kind
         self.timeout_s = timeout_s
         self.workers = workers
         self.fallbacks = tuple(fallbacks)
+        self.answer_format = answer_format
         self._verifiers: dict[str, Verifier] = {}
 
     def verifier_name(self, domain: str | None) -> str | None:
@@ -60,6 +66,7 @@ class Dispatcher:
     def judge(self, items: Sequence[Item]) -> list[tuple[Result, str]]:
         """(result, verifier label) per item, in order."""
         out: list[tuple[Result, str] | None] = [None] * len(items)
+        answers = [self.answer_format.answer_text(item.answer) for item in items]
         batches: dict[str, dict[ProblemKey, list[int]]] = {}
         for index, item in enumerate(items):
             name = self.verifier_name(item.domain)
@@ -73,7 +80,7 @@ class Dispatcher:
             verifier = self.verifier(name)
             keys = list(problems)
             asked = [
-                ProblemAnswers(key[0], key[2], [items[i].answer for i in problems[key]], key[1])
+                ProblemAnswers(key[0], key[2], [answers[i] for i in problems[key]], key[1])
                 for key in keys
             ]
             for key, results in zip(keys, verifier.verify(asked), strict=True):

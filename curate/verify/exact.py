@@ -7,26 +7,13 @@ from functools import cache
 from typing import Any
 
 from curate import registry
-from curate.verify.base import (
-    ProblemAnswers,
-    Result,
-    Verifier,
-    final_answer_of,
-    normalize_answer,
-)
+from curate.answers import final_text_answer, normalize_answer
+from curate.verify.base import ProblemAnswers, Result, Verifier
 
 
 def final_answer(text: str) -> str:
-    """The final boxed answer (several boxes in a row as one: a hedge never matches a single
-    reference), else the text after 'answer is', else the last line."""
-    boxed = final_answer_of(text)
-    if boxed is not None:
-        return boxed
-    lowered = text.lower()
-    marker = lowered.rfind("answer is")
-    if marker >= 0:
-        return text[marker + len("answer is") :].strip().strip(":").strip()
-    return text.strip().splitlines()[-1]
+    """The answer a plain-text verifier compares (curate.answers.final_text_answer)."""
+    return final_text_answer(text)
 
 
 @registry.verifiers.register("exact")

@@ -14,7 +14,8 @@ import math
 import re
 
 MAX_DIGITS = 1e8
-TOKEN = re.compile(r"\d+(?:\.\d+)?|\\[a-zA-Z]+|\S")
+DIGITS = "0123456789"
+TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)?|\\[a-zA-Z]+|\S")  # ASCII digits: float() refuses ₁
 IGNORED = {"\\left", "\\right", "\\!", "\\,", "\\;"}
 TIMES = {"*", "\\cdot", "\\times"}
 FRACTIONS = {"\\frac", "\\dfrac", "\\tfrac"}
@@ -43,7 +44,7 @@ def too_large(text: str) -> bool:
 def power_digits(tokens: list[str], caret: int) -> float:
     """Decimal digits of `base ^ exponent` around tokens[caret], or 0 when unknown."""
     base = tokens[caret - 1]
-    if not base[0].isdigit() or float(base) <= 1:
+    if base[0] not in DIGITS or float(base) <= 1:
         return 0.0
     try:
         exponent = Evaluator(
@@ -96,7 +97,7 @@ class Evaluator:
 
     def atom(self) -> float:
         token = self.take()
-        if token[0].isdigit():
+        if token[0] in DIGITS:
             return float(token)
         if token in CLOSING:
             value = self.expression()

@@ -15,8 +15,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from curate import registry
+from curate.answers import final_answer_of
 from curate.records import Verdict
-from curate.verify.base import ProblemAnswers, Result, Verifier, final_answer_of
+from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.budget import cpu_limit
+from curate.verify.forms import (
+    PHRASE_WORDS,
+    answer_form,
+    as_words,
+    gold_form,
+    has_text,
+    words_verdict,
+)
 from curate.verify.magnitude import too_large
 from curate.verify.workers import SLOW, KillablePool, default_workers
 
@@ -31,7 +41,7 @@ def gold_text(reference: str) -> str:
     """Bare gold strings such as `(1,2)` or `x^2+1` parse to nothing unless wrapped; an
     escaped dollar (`\\$18.90`, a price) is not a delimiter."""
     text = reference.strip()
-    return text if DELIMITED.search(text) else f"${text}$"
+    return text if DELIMITED.search(text) else f"${gold_form(text)}$"
 
 
 def squeeze(text: str) -> str:
@@ -41,21 +51,9 @@ def squeeze(text: str) -> str:
     return re.sub(r" ?([^\w ]) ?", r"\1", text)
 
 
-WORDS = re.compile(r"[A-Za-z][A-Za-z' -]*[A-Za-z]")
-MATH_WORDS = {"pi", "infty", "inf", "oo", "infinity", "sqrt", "frac", "ln", "log", "sin", "cos"}
-TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
-
-
-def as_words(text: str) -> str | None:
-    """The words a text answer says (`listen`, `\\text{no}`), lower case; None for math."""
-    plain = TEXT_WRAPPER.sub(r"\1", text.strip().strip("$")).strip().rstrip(".").strip()
-    if not WORDS.fullmatch(plain) or plain.lower() in MATH_WORDS:
-        return None
-    return " ".join(plain.lower().split())
-
-
 INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 ENDING = 200  # characters at the end of an answer that tell answers apart for check_cost
+HEDGE = re.compile(r"\\(?:lor|vee)\b|\\text\{\s*\(?\s*(?:or|and/or)\b")
 
 
 def check_math(
@@ -83,7 +81,7 @@ def check_math(
         key = answer.strip() if answer else ""
         same = answer_key(key)
         result = seen.get(same) or quick_verdict(reference, key)
-        if result is None and gold is None and as_words(reference) is None:
+        if result is None and gold is None and gold_kind(reference) == "math":
             yield SLOW
             gold, problem = parse_gold(reference, timeout)
         if not ready:
@@ -105,23 +103,72 @@ def answer_key(answer: str) -> str:
     return answer if final is None else f"\\boxed{{{final.strip()}}}"
 
 
+OUTER = re.compile(r"\$\$(.+)\$\$|\$(.+)\$|\\\((.+)\\\)|\\\[(.+)\\\]", re.DOTALL)
+
+
+def gold_answer(reference: str) -> tuple[str, bool]:
+    """The gold's own answer, for telling its kind (math-verify still parses the whole
+    reference), and whether it was written as math (boxed or between dollars)."""
+    text = reference.strip()
+    boxed = final_answer_of(text)
+    if boxed is not None:
+        return boxed.strip(), True
+    outer = OUTER.fullmatch(text)
+    if outer is not None:
+        return next(g for g in outer.groups() if g is not None).strip(), True
+    spans = re.findall(r"(?<!\\)\$([^$]+)\$", text)
+    return (spans[-1].strip(), True) if spans else (text, False)  # "$125$ miles": 125
+
+
+def gold_kind(reference: str) -> str:
+    """words (`listen`, `\\text{no}`), sentence (words a rule cannot compare), qualified (math
+    with words in it: `(1, n) \\text{ for any } n`) or math."""
+    core, written_as_math = gold_answer(reference)
+    if DELIMITED.search(core):
+        return "math"  # a worked solution: math-verify finds its answer
+    words = as_words(core)
+    if words is not None:
+        sentence = len(words.split()) > PHRASE_WORDS and not written_as_math
+        return "sentence" if sentence else "words"
+    return "qualified" if has_text(core) else "math"
+
+
 def quick_verdict(reference: str, answer: str) -> Result | None:
-    """A verdict that needs no parsing, else None: no answer; an integer against an integer;
-    a text gold (`listen`, `no`), compared as words: as symbols, `silent` would equal it."""
+    """A verdict that needs no parsing, else None: no answer; an empty box (incorrect: a
+    policy must not learn that boxing nothing is skipped); a gold in words (compared as words:
+    as symbols, `silent` would equal `listen`) or qualified by words; an integer against an
+    integer."""
     if not answer:
         return Result.unverifiable("no_answer")
     final = final_answer_of(answer)
+    if final is not None and not final.strip():
+        return Result("incorrect", "empty_answer", "")
     gold = reference.strip()
-    words = as_words(gold)
-    if words is not None:
+    kind = gold_kind(gold)
+    if kind == "sentence":
+        return Result.unverifiable("gold_is_text", final)
+    if kind == "words":
         if final is None:
             return None  # found by the fallback extraction, if at all
-        same = as_words(final) == words
-        return Result("correct" if same else "incorrect", None if same else "mismatch", final)
-    if final is not None and INTEGER.fullmatch(gold) and INTEGER.fullmatch(final.strip()):
-        same = whole_number(gold) == whole_number(final.strip())  # no int(): 5,000 digits
+        return words_result(gold, final)
+    if kind == "qualified":
+        if same_text(answer if final is None else final, gold):
+            return Result("correct", None, final)
+        return Result.unverifiable("gold_is_text", final)
+    if same_text(answer if final is None else final, gold):
+        return Result("correct", None, final)  # the gold's own text, even where none parses
+    form = answer_form(final, gold_answer(gold)[0]) if final is not None else ""
+    if INTEGER.fullmatch(gold) and INTEGER.fullmatch(form):
+        same = whole_number(gold) == whole_number(form)  # no int(): 5,000 digits
         return Result("correct" if same else "incorrect", None if same else "mismatch", final)
     return None
+
+
+def words_result(gold: str, final: str) -> Result:
+    words = as_words(gold_answer(gold)[0])
+    assert words is not None
+    verdict, reason = words_verdict(words, final)
+    return Result(verdict, reason, final)
 
 
 def whole_number(text: str) -> str:
@@ -150,7 +197,13 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
     if too_large(reference):
         return [], Result.unverifiable("gold_too_large")
     try:
-        gold = parse(gold_text(reference), parsing_timeout=timeout, raise_on_error=True)
+        with cpu_limit(timeout):
+            gold = parse(
+                gold_text(reference),
+                extraction(("latex", "expr")),
+                parsing_timeout=None,
+                raise_on_error=True,
+            )
     except TimeoutException:
         return [], Result.unverifiable("gold_timeout")
     except Exception:  # math-verify raises many unrelated types on odd LaTeX
@@ -161,55 +214,120 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
 def check_answer(
     gold: list[Any], reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
 ) -> Result:
-    from math_verify import parse
-    from math_verify.errors import TimeoutException
-
-    words = as_words(reference)
-    if words is not None:
-        return text_verdict(words, answer, timeout, fallbacks)
+    if gold_kind(reference) == "words":
+        return text_verdict(reference, answer, timeout, fallbacks)
     boxed = final_answer_of(answer)
     if boxed is not None and not DELIMITED.search(reference) and same_text(boxed, reference):
         return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
+    if boxed is not None and HEDGE.search(boxed) and not HEDGE.search(reference):
+        return Result("incorrect", "several_answers", boxed)  # 1 \lor 2: a hedge
     if too_large(answer if boxed is None else boxed) and not is_collection(gold):
         return Result.unverifiable("too_large", boxed)  # sympy would try to compute it
+    predicted = parse_answer(reference, answer, boxed, timeout, fallbacks)
+    if isinstance(predicted, Result):
+        return predicted
+    extracted = next((p for p in predicted if isinstance(p, str)), boxed)
+    failure = compare(gold, predicted, timeout)
+    complex_forms = imaginary(gold, predicted) if failure is not None else None
+    if complex_forms is not None:
+        failure = compare(*complex_forms, timeout)
+    if failure is None:
+        return Result("correct", None, extracted)
+    return Result(*failure, extracted)
+
+
+def parse_answer(
+    reference: str, answer: str, boxed: str | None, timeout: int, fallbacks: Sequence[Fallback]
+) -> list[Any] | Result:
+    """The parsed final answer (the box in the gold's form, else what the fallbacks find), or
+    the verdict when there is none: an extraction that stopped part-way never compares."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
     try:
-        if boxed is not None:
-            predicted = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout, raise_on_error=True)
-        elif fallbacks:
-            predicted = parse(
-                answer,
-                extraction_config=extraction(fallbacks),
-                parsing_timeout=timeout,
-                raise_on_error=True,
-            )
-        else:
-            predicted = []
+        with cpu_limit(timeout):
+            if boxed is not None:
+                text = f"\\boxed{{{answer_form(boxed, gold_answer(reference)[0])}}}"
+                predicted = parse(
+                    text, extraction(("latex",)), parsing_timeout=None, raise_on_error=True
+                )
+            elif fallbacks:
+                predicted = parse_unboxed(answer, fallbacks)
+            else:
+                predicted = []
     except TimeoutException:
         return Result.unverifiable("timeout", boxed)
     except Exception:  # a model's malformed LaTeX must become a verdict, not a crash
         return Result.unverifiable("parse_error", boxed)
     if not predicted:
         return Result.unverifiable("no_answer")
-    extracted = next((p for p in predicted if isinstance(p, str)), boxed)
-    failure = compare(gold, predicted, timeout)
-    if failure is None:
-        return Result("correct", None, extracted)
-    return Result(*failure, extracted)
+    if truncated(predicted):
+        return Result.unverifiable("parse_error", boxed)
+    return list(predicted)
 
 
-def text_verdict(words: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]) -> Result:
-    """A text gold against an answer with no final box: the words the fallback finds."""
+def parse_unboxed(answer: str, fallbacks: Sequence[Fallback]) -> list[Any]:
+    """What the fallbacks find, with math-verify's unit removal (`$\\frac{1}{3}$ meters`)
+    unless it cut the answer short (`\\frac{1}{\\mathrm{e}}` loses its e)."""
+    from math_verify import parse
+
+    for units in (True, False):
+        found = parse(
+            answer, extraction(fallbacks, units), parsing_timeout=None, raise_on_error=True
+        )
+        if not truncated(found):
+            break
+    return list(found)
+
+
+def truncated(parsed: Sequence[Any]) -> bool:
+    """An extraction cut short (`\\lambda_{`, `12^{}`): it must never be compared."""
+    return any(
+        text.count("{") != text.count("}") or "{}" in text or re.search(r"[_^{\\]\s*$", text)
+        for text in parsed
+        if isinstance(text, str)
+    )
+
+
+def imaginary(gold: list[Any], predicted: list[Any]) -> tuple[list[Any], list[Any]] | None:
+    """Both sides with `i` read as the imaginary unit, when both use a symbol i (`1+2i` and
+    `i(2-i)`): equal as polynomials in i stays equal, and i^2 = -1 is what they mean."""
+    from sympy import Basic, I
+
+    def units(items: list[Any]) -> set[Any]:
+        found = set()
+        for item in items:
+            if isinstance(item, Basic):
+                found |= {s for s in item.free_symbols if getattr(s, "name", None) == "i"}
+        return found
+
+    if not (units(gold) and units(predicted)):
+        return None
+
+    def read(items: list[Any]) -> list[Any]:
+        return [
+            item.subs({s: I for s in units([item])}) if isinstance(item, Basic) else item
+            for item in items
+        ]
+
+    return read(gold), read(predicted)
+
+
+def text_verdict(
+    reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
+) -> Result:
+    """A gold in words against an answer with no final box: the words the fallback finds."""
     from math_verify import parse
 
     try:
-        found = parse(answer, extraction_config=extraction(fallbacks), parsing_timeout=timeout)
+        with cpu_limit(timeout):
+            found = parse(answer, extraction(fallbacks), parsing_timeout=None) if fallbacks else []
     except Exception:  # math-verify raises many unrelated types on odd LaTeX
         found = []
-    texts = [item for item in found if isinstance(item, str)] if fallbacks else []
+    texts = [item for item in found if isinstance(item, str)]
     if not texts:
         return Result.unverifiable("no_answer")
-    same = as_words(texts[-1]) == words
-    return Result("correct" if same else "incorrect", None if same else "mismatch", texts[-1])
+    return words_result(reference, texts[-1])
 
 
 def compare(gold: list[Any], predicted: list[Any], timeout: int) -> tuple[Verdict, str] | None:
@@ -220,7 +338,8 @@ def compare(gold: list[Any], predicted: list[Any], timeout: int) -> tuple[Verdic
     from math_verify.errors import TimeoutException
 
     try:
-        same = verify(gold, predicted, timeout_seconds=timeout, raise_on_error=True)
+        with cpu_limit(timeout):
+            same = verify(gold, predicted, timeout_seconds=None, raise_on_error=True)
     except TimeoutException:
         return "unverifiable", "timeout"
     except Exception:  # sympy raises many types on odd expressions
@@ -237,7 +356,11 @@ def compare_pairs(
     timed_out = failed = 0
     for one_gold, one_predicted in itertools.product(gold, predicted):
         try:
-            if verify([one_gold], [one_predicted], timeout_seconds=timeout, raise_on_error=True):
+            with cpu_limit(timeout):
+                same = verify(
+                    [one_gold], [one_predicted], timeout_seconds=None, raise_on_error=True
+                )
+            if same:
                 return None
         except TimeoutException:
             timed_out += 1
@@ -264,11 +387,19 @@ def is_collection(gold: list[Any]) -> bool:
     return any(isinstance(item, (Set, Tuple)) for item in gold)
 
 
-def extraction(fallbacks: Sequence[Fallback]) -> list[Any]:
+def extraction(fallbacks: Sequence[Fallback], units: bool = False) -> list[Any]:
+    """math-verify's extraction, with its unit removal off: it cuts `\\lambda_{\\text{red}}`
+    at the `\\text` and drops the `m` of `\\frac{37}{4}m`; forms.py takes units off instead."""
+    from latex2sympy2_extended.latex2sympy2 import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
-    configs = {"latex": LatexExtractionConfig, "expr": ExprExtractionConfig}
-    return [configs[name]() for name in fallbacks]
+    latex = LatexExtractionConfig(
+        normalization_config=NormalizationConfig(
+            basic_latex=True, units=units, malformed_operators=True, nits=True, boxed="all"
+        )
+    )
+    configs = {"latex": latex, "expr": ExprExtractionConfig()}
+    return [configs[name] for name in fallbacks]
 
 
 @registry.verifiers.register("math")

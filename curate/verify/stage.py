@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curate import registry
+from curate.answers import ANSWER_TAGS, REASONING_TAGS, AnswerFormat, TagPair, as_tag_pairs
 from curate.stage import Config, Stage, StageContext
 from curate.verify.dispatch import Dispatcher, Item
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
@@ -30,7 +31,25 @@ class VerifyConfig(Config):
         "[] accepts boxed answers only.",
     )
 
+    think_tags: list[TagPair] = Field(
+        default_factory=lambda: list(REASONING_TAGS),
+        description="Reasoning delimiters (a pair or a list of pairs): an answer is never "
+        "taken from inside them (default: those of common open models, <think> first).",
+    )
+    answer_tags: list[TagPair] = Field(
+        default_factory=lambda: list(ANSWER_TAGS),
+        description="Tags around a final answer (<answer>...</answer>); [] to ignore them.",
+    )
+
     volatile = frozenset({"workers"})
+
+    @field_validator("think_tags", "answer_tags", mode="before")
+    @classmethod
+    def _tag_pairs(cls, value: Any) -> list[TagPair]:
+        return as_tag_pairs(value) if value else []
+
+    def answer_format(self) -> AnswerFormat:
+        return AnswerFormat(tuple(self.think_tags), tuple(self.answer_tags))
 
 
 @registry.stages.register("verify")
@@ -48,7 +67,7 @@ class VerifyStage(Stage):
     def __init__(self, config: VerifyConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self.dispatcher = Dispatcher(
-            config.kind, config.timeout_s, config.workers, config.fallbacks
+            config.kind, config.timeout_s, config.workers, config.fallbacks, config.answer_format()
         )
         self.reads = ("reference", config.answer_from)
 

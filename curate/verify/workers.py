@@ -1,5 +1,9 @@
 """Worker processes that can be killed: a hung check costs one timeout, never the run.
 
+The per-answer deadline counts the worker's CPU time (read from /proc), not the wall clock, so
+a busy machine does not turn a slow verdict into a timeout; a worker that stalls without using
+the processor is still killed after STALL_FACTOR deadlines of wall time.
+
 Each task is one problem: a reference and its answers. A worker streams back results as
 they finish, so the parent always knows which answer is being checked; one that runs past
 its deadline (or crashes) is killed, that answer gets an unverifiable verdict, a fresh
@@ -26,6 +30,7 @@ from typing import Any
 from curate.cores import available_cores
 from curate.errors import VerifyError
 from curate.verify.base import ProblemAnswers, Result
+from curate.verify.budget import cpu_seconds
 
 SLOW = "slow"  # a check yields it just before a step that may take long
 HOLD_S = 1.0  # seconds a worker holds quick results at most
@@ -34,6 +39,8 @@ HOLD_S = 1.0  # seconds a worker holds quick results at most
 CheckFn = Callable[[str | None, str | None, list[str | None]], Iterator[Result | str | None]]
 MEMORY_LIMIT = 4 << 30  # bytes of address space a worker may use
 STARTUP_S = 120  # seconds a worker may take to import its check function
+CPU_POLL_S = 0.25  # how often the parent reads a busy worker's CPU time
+STALL_FACTOR = 20  # wall-clock limit, in CPU budgets, for a worker that makes no progress
 
 
 def worker_main() -> None:
@@ -99,7 +106,8 @@ class Worker:
     done: int = 0  # results received for the current task
     reference_ready: bool = False
     crashed: bool = False
-    deadline: float = 0.0
+    deadline: float = 0.0  # wall clock: a worker that stalls without using the processor
+    cpu_mark: float | None = None  # its CPU seconds when the current step began
 
 
 @dataclass
@@ -170,7 +178,7 @@ class KillablePool:
     def _assign(self, worker: Worker, task: Task) -> None:
         answers = task.problem.answers[task.offset :]
         worker.task, worker.done, worker.reference_ready = task, 0, False
-        worker.deadline = time.monotonic() + self.deadline_s
+        self._restart_clock(worker)
         worker.send.send((task.task_id, task.problem.reference, task.problem.metadata, answers))
 
     def _collect(self, results: list[list[Result | None]]) -> None:
@@ -178,7 +186,7 @@ class KillablePool:
         if not busy:
             return
         timeout = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
-        ready = wait(list(busy), timeout=timeout)
+        ready = wait(list(busy), timeout=min(timeout, CPU_POLL_S))
         for worker in busy.values():
             if worker.conn not in ready:
                 continue
@@ -192,7 +200,7 @@ class KillablePool:
         task = worker.task
         assert task is not None
         _, ready, batch = message
-        worker.deadline = time.monotonic() + self.deadline_s
+        self._restart_clock(worker)
         worker.reference_ready = worker.reference_ready or ready
         start = task.offset + worker.done
         results[task.task_id][start : start + len(batch)] = batch
@@ -207,10 +215,9 @@ class KillablePool:
         on_kill: Result,
         on_reference_kill: Result,
     ) -> None:
-        now = time.monotonic()
         for position, worker in enumerate(self._pool):
             task = worker.task
-            if task is None or (worker.deadline > now and worker.process.poll() is None):
+            if task is None or not (self._over_time(worker) or worker.process.poll() is not None):
                 continue
             crashed = worker.crashed or worker.process.poll() is not None
             self.killed += 1
@@ -224,6 +231,20 @@ class KillablePool:
             row[stuck] = Result.unverifiable("verifier_crash") if crashed else on_kill
             if stuck + 1 < len(row):
                 queue.appendleft(Task(task.task_id, task.problem, stuck + 1))
+
+    def _restart_clock(self, worker: Worker) -> None:
+        worker.cpu_mark = cpu_seconds(worker.process.pid)
+        stall = self.deadline_s if worker.cpu_mark is None else STALL_FACTOR * self.deadline_s
+        worker.deadline = time.monotonic() + stall
+
+    def _over_time(self, worker: Worker) -> bool:
+        """Past the step's CPU budget (where /proc tells), or stalled past the wall limit."""
+        if worker.crashed or worker.deadline <= time.monotonic():
+            return True
+        if worker.cpu_mark is None:
+            return False
+        used = cpu_seconds(worker.process.pid)
+        return used is not None and used - worker.cpu_mark > self.deadline_s
 
     @staticmethod
     def _kill(worker: Worker) -> None:

@@ -223,7 +223,7 @@ def test_fast_paths_never_accept_what_math_verify_rejects(math_verifier):
     same final answer (math-verify alone would join a correction's boxes into a set)."""
     from math_verify import parse, verify
 
-    from curate.verify.base import final_answer_of
+    from curate.answers import final_answer_of
     from curate.verify.math import check_answer, gold_text, quick_verdict
 
     pairs = [(g, a) for g, a in MATH_CHEATS + MATH_HONEST] + [

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from curate.verify.base import ProblemAnswers, last_boxed
+from curate.answers import last_boxed
+from curate.verify.base import ProblemAnswers
 from curate.verify.exact import ExactVerifier, PuzzleVerifier
 from curate.verify.math import MathVerifier, gold_text
 

@@ -1,0 +1,237 @@
+"""Where a trace's answer is: one extraction used by verify, filters, rewards and decontamination.
+
+A trace is reasoning then a solution. The reasoning is delimited by one of the tag pairs open
+models use (`<think>`, Sky-T1's `<|begin_of_thought|>`, ...); the answer is only ever taken
+from the solution part when there is one. Within it the final answer is, in order: the last
+`<answer>...</answer>` tag (a box inside it wins), a "final answer is $X$" after the last box,
+the last run of boxes taken as one whole (so a hedge like `\\boxed{1} or \\boxed{2}` never
+equals a single gold), else nothing (the verifiers' own fallbacks may still find one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+TagPair = tuple[str, str]
+
+# Reasoning delimiters of open reasoning models, the most common first.
+REASONING_TAGS: tuple[TagPair, ...] = (
+    ("<think>", "</think>"),
+    ("<|begin_of_thought|>", "<|end_of_thought|>"),  # Sky-T1, Bespoke-Stratos, OpenThoughts
+    ("<thinking>", "</thinking>"),
+    ("<reasoning>", "</reasoning>"),
+    ("<thought>", "</thought>"),
+    ("◁think▷", "◁/think▷"),  # Kimi
+    ("[THINK]", "[/THINK]"),  # Magistral
+    ("<|START_THINKING|>", "<|END_THINKING|>"),  # Command A Reasoning
+    ("<seed:think>", "</seed:think>"),  # Seed-OSS
+)
+# Tags around the solution part, removed from it.
+SOLUTION_TAGS: tuple[TagPair, ...] = (
+    ("<|begin_of_solution|>", "<|end_of_solution|>"),
+    ("<solution>", "</solution>"),
+)
+ANSWER_TAGS: tuple[TagPair, ...] = (("<answer>", "</answer>"),)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A trace cut at its reasoning delimiters."""
+
+    reasoning: str
+    solution: str
+    closed: bool  # false when a reasoning block was opened and never closed (cut off)
+    tags: TagPair | None = None  # the delimiters found, None when there were none
+
+
+def as_tag_pairs(value: object) -> list[TagPair]:
+    """One pair (`[<think>, </think>]`) or a list of pairs, as a list of pairs (for configs)."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("expected a pair of tags or a list of pairs")
+    if len(value) == 2 and all(isinstance(v, str) for v in value):
+        return [(str(value[0]), str(value[1]))]
+    if all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value):
+        return [(str(pair[0]), str(pair[1])) for pair in value]
+    raise ValueError("expected a pair of tags or a list of pairs")
+
+
+def split_reasoning(text: str, tags: Sequence[TagPair] = REASONING_TAGS) -> Split:
+    """The reasoning and the solution of a trace, by the first delimiters (of `tags`) it uses.
+
+    An opening tag the chat template already sent (only the closing tag appears) is
+    understood; a block opened and never closed is reasoning up to the end (closed=False).
+    """
+    closing = [(text.rfind(end), (start, end)) for start, end in tags if end in text]
+    if closing:
+        position, (start, end) = max(closing, key=lambda found: found[0])
+        head, tail = text[:position], text[position + len(end) :]
+        reasoning = head.split(start, 1)[1] if start in head else head
+        return Split(reasoning.strip(), solution_of(tail), True, (start, end))
+    for start, end in tags:
+        if start in text:
+            before, _, reasoning = text.partition(start)
+            return Split(reasoning.strip(), solution_of(before), False, (start, end))
+    return Split("", solution_of(text), True)
+
+
+def solution_of(text: str) -> str:
+    """The solution part without its own tags (Sky-T1's `<|begin_of_solution|>`)."""
+    for start, end in SOLUTION_TAGS:
+        if start in text or end in text:
+            inner = text.split(start, 1)[-1]
+            return inner.split(end, 1)[0].strip()
+    return text.strip()
+
+
+def answer_part(text: str, tags: Sequence[TagPair] = REASONING_TAGS) -> str:
+    """What may hold the answer: the solution when the text still has its reasoning in it
+    (an unclosed block leaves only what came before it)."""
+    return split_reasoning(text, tags).solution
+
+
+@dataclass(frozen=True)
+class AnswerFormat:
+    """How a recipe's traces mark their parts: reasoning delimiters and answer tags."""
+
+    think_tags: tuple[TagPair, ...] = REASONING_TAGS
+    answer_tags: tuple[TagPair, ...] = ANSWER_TAGS
+
+    def answer_text(self, text: str | None) -> str | None:
+        """The text the verifiers read: the solution part, narrowed to the last answer tag's
+        content when there is one (`<answer>` around a grid, or around a box)."""
+        if text is None:
+            return None
+        solution = answer_part(text, self.think_tags)
+        tagged = tagged_answer(solution, self.answer_tags)
+        if tagged == "":
+            return "\\boxed{}"  # an empty answer tag is an empty answer, as an empty box is
+        return solution if tagged is None else tagged
+
+
+BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# What may stand between the boxes of one answer given in parts: "\boxed{1}, \boxed{2} and
+# \boxed{3}". Anything else between two boxes (", wait, ...") makes the later one a correction.
+JOINER = re.compile(
+    r"(?:\s|\$|\\[(),;:! ]|\\q?quad|,|;|&|\band\b|\bor\b"
+    # \text{ and }, \text{ for part (a) and }
+    r"|\\(?:text|mathrm|textrm)\{\s*(?:(?:for|in)\s+)?(?:part\s*\(?\w\)?\s*)?(?:,|and|or|;)?"
+    r"\s*(?:(?:for|in)\s+)?(?:part\s*\(?\w\)?)?\s*\}"
+    r"|[A-Za-z](?:_\{?\w+\}?)?\s*=)*",  # a label: "y_2 = \boxed{...}"
+    re.IGNORECASE,
+)
+FINAL_STATEMENT = re.compile(
+    r"final answer\s*(?:is|:)\s*:?\s*(?!the\s+final\s+answer)"
+    r"(?:\$\$?([^$]+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]|([^\s$\\][^\n$]*?)\s*(?:\.(?:\s|\Z)|\n|\Z))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every \\boxed{...} (or \\fbox) as (start, end, content), braces balanced; an unclosed
+    last box is left out."""
+    found = []
+    position = 0
+    for match in BOXED.finditer(text):
+        if match.start() < position:
+            continue  # a box inside a box belongs to the outer one
+        depth, start = 1, match.end()
+        for index in range(start, len(text)):
+            depth += (text[index] == "{") - (text[index] == "}")
+            if depth == 0:
+                found.append((match.start(), index + 1, text[start:index]))
+                position = index + 1
+                break
+    return found
+
+
+def final_boxes(text: str) -> list[str]:
+    """The contents of the last run of boxes joined only by commas, 'and', 'or' and spacing:
+    one box usually; several when an answer is given in parts (or hedged)."""
+    found = boxes(text)
+    if not found:
+        return []
+    run = [found[-1]]
+    for box in reversed(found[:-1]):
+        if not JOINER.fullmatch(text[box[1] : run[0][0]]):
+            break
+        run.insert(0, box)
+    return [content for _, _, content in run]
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last \\boxed{...} in the text, braces balanced."""
+    found = boxes(text)
+    return found[-1][2] if found else None
+
+
+def tagged_answer(text: str, tags: Sequence[TagPair] = ANSWER_TAGS) -> str | None:
+    """The content of the last answer tag (`<answer>...</answer>`), else None; a tag left open
+    at the end of the text holds the rest of it."""
+    for start, end in tags:
+        position = text.rfind(start)
+        if position >= 0:
+            inner = text[position + len(start) :]
+            return inner.split(end, 1)[0].strip()
+    return None
+
+
+def final_answer_of(text: str, answer_tags: Sequence[TagPair] = ()) -> str | None:
+    """What a text finally answers, as LaTeX (see the module's text), or None."""
+    tagged = tagged_answer(text, answer_tags)
+    if tagged is not None:
+        inner = final_boxed_answer(tagged)
+        return inner if inner is not None else tagged
+    return final_boxed_answer(text)
+
+
+def final_boxed_answer(text: str) -> str | None:
+    """A "final answer is $X$" after the last box (the boxes were steps), else the last run of
+    boxes as one whole ("1, 2, 3" for three boxes), else None."""
+    found = boxes(text)
+    tail = text[found[-1][1] :] if found else text
+    stated = next(reversed(list(FINAL_STATEMENT.finditer(tail))), None)
+    if stated and (found or stated.group(4) is None):
+        value = next(g for g in stated.groups() if g is not None).strip()
+        inner = last_boxed(value)
+        return inner if inner is not None else value
+    parts = final_boxes(text)
+    return ", ".join(part.strip() for part in parts) if parts else None
+
+
+ANSWER_IS = re.compile(r"answer\s+is\b\s*:?", re.IGNORECASE)
+
+
+def final_text_answer(text: str, answer_tags: Sequence[TagPair] = ()) -> str:
+    """A plain-text final answer (puzzles, exact match): an answer tag or a box, else what
+    follows the last "answer is", else the closing lines: the last line, or the last block of
+    lines when they share one shape (a grid written out)."""
+    found = final_answer_of(text, answer_tags)
+    if found is not None:
+        return found
+    markers = list(ANSWER_IS.finditer(text))
+    if markers:
+        rest = text[markers[-1].end() :].strip()
+        return rest.rstrip(".").strip() if "\n" not in rest else rest
+    return closing_block(text)
+
+
+def closing_block(text: str) -> str:
+    """The last line, or the last run of lines with the same number of items (a grid)."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    if not lines:
+        return ""
+    width = len(lines[-1].split())
+    start = len(lines) - 1
+    while start > 0 and lines[start - 1].strip() and len(lines[start - 1].split()) == width:
+        start -= 1
+    block = lines[start:]
+    return "\n".join(block) if len(block) > 1 and width > 1 else lines[-1].strip()
+
+
+def normalize_answer(text: str) -> str:
+    """Case, spacing, surrounding $ and a final period removed: for plain string matching."""
+    text = text.strip().strip("$").strip()
+    text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"\s+", " ", text).rstrip(".").strip().lower()
