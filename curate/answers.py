@@ -99,15 +99,22 @@ class AnswerFormat:
     answer_tags: tuple[TagPair, ...] = ANSWER_TAGS
 
     def answer_text(self, text: str | None) -> str | None:
-        """The text the verifiers read: the solution part, narrowed to the last answer tag's
-        content when there is one (`<answer>` around a grid, or around a box)."""
+        """The text the verifiers read: the solution part, narrowed to the last answer tag
+        (written as `<answer>...</answer>`, whichever tags the recipe names) when there is one."""
         if text is None:
             return None
         solution = answer_part(text, self.think_tags)
         tagged = tagged_answer(solution, self.answer_tags)
-        if tagged == "":
+        if tagged is None:
+            if self.answer_tags:
+                return solution
+            for pair in ANSWER_TAGS:  # tags turned off: plain text to every verifier
+                solution = solution.replace(pair[0], " ").replace(pair[1], " ")
+            return solution
+        if not tagged:
             return "\\boxed{}"  # an empty answer tag is an empty answer, as an empty box is
-        return solution if tagged is None else tagged
+        start, end = ANSWER_TAGS[0]
+        return f"{start}{tagged}{end}"  # the verifiers read the canonical tag
 
 
 BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -177,12 +184,18 @@ def tagged_answer(text: str, tags: Sequence[TagPair] = ANSWER_TAGS) -> str | Non
     return None
 
 
-def final_answer_of(text: str, answer_tags: Sequence[TagPair] = ()) -> str | None:
-    """What a text finally answers, as LaTeX (see the module's text), or None."""
+SHORT_ANSWER = 8  # words at most in an answer tag taken as the answer itself
+
+
+def final_answer_of(text: str, answer_tags: Sequence[TagPair] = ANSWER_TAGS) -> str | None:
+    """What a text finally answers, as LaTeX (see the module's text), or None. An answer tag
+    holding a sentence and no box is left to the fallbacks, which read inside it."""
     tagged = tagged_answer(text, answer_tags)
     if tagged is not None:
         inner = final_boxed_answer(tagged)
-        return inner if inner is not None else tagged
+        if inner is not None or len(tagged.split()) > SHORT_ANSWER:
+            return inner
+        return tagged
     return final_boxed_answer(text)
 
 
@@ -200,14 +213,27 @@ def final_boxed_answer(text: str) -> str | None:
     return ", ".join(part.strip() for part in parts) if parts else None
 
 
+def stated_answer(text: str) -> str | None:
+    """The value of the last "final answer is X" in plain words (no box, no dollars), else
+    None: what math-verify's fallback then reads as the answer."""
+    stated = next(reversed(list(FINAL_STATEMENT.finditer(text))), None)
+    if stated is None:
+        return None
+    return next(g for g in stated.groups() if g is not None).strip()
+
+
 ANSWER_IS = re.compile(r"answer\s+is\b\s*:?", re.IGNORECASE)
 
 
-def final_text_answer(text: str, answer_tags: Sequence[TagPair] = ()) -> str:
-    """A plain-text final answer (puzzles, exact match): an answer tag or a box, else what
-    follows the last "answer is", else the closing lines: the last line, or the last block of
-    lines when they share one shape (a grid written out)."""
-    found = final_answer_of(text, answer_tags)
+def final_text_answer(text: str, answer_tags: Sequence[TagPair] = ANSWER_TAGS) -> str:
+    """A plain-text final answer (puzzles, exact match): an answer tag's whole content (a box
+    in it wins), or a box, else what follows the last "answer is", else the closing lines:
+    the last line, or the grid that ends the text."""
+    tagged = tagged_answer(text, answer_tags)
+    if tagged is not None:
+        inner = final_boxed_answer(tagged)
+        return tagged if inner is None else inner
+    found = final_boxed_answer(text)
     if found is not None:
         return found
     markers = list(ANSWER_IS.finditer(text))
@@ -217,17 +243,32 @@ def final_text_answer(text: str, answer_tags: Sequence[TagPair] = ()) -> str:
     return closing_block(text)
 
 
+PROSE = re.compile(r"[A-Za-z]{3,}")
+
+
 def closing_block(text: str) -> str:
-    """The last line, or the last run of lines with the same number of items (a grid)."""
+    """The last line, or the block of lines that ends the text when it is one answer written
+    over several lines: a grid (no words: digits, symbols, emoji; blank rows inside it kept)
+    or a list whose lines start alike ("Move disk 1 ...")."""
     lines = [line.rstrip() for line in text.strip().splitlines()]
     if not lines:
         return ""
-    width = len(lines[-1].split())
+    first = lines[-1].split()[0] if lines[-1].split() else ""
+
+    def belongs(line: str) -> bool:
+        return not PROSE.search(line) or (bool(first) and line.split()[:1] == [first])
+
     start = len(lines) - 1
-    while start > 0 and lines[start - 1].strip() and len(lines[start - 1].split()) == width:
-        start -= 1
-    block = lines[start:]
-    return "\n".join(block) if len(block) > 1 and width > 1 else lines[-1].strip()
+    while start > 0 and belongs(lines[-1]):
+        above = start - 1
+        while above > 0 and not lines[above].strip():
+            above -= 1  # blank rows inside a grid
+        if not lines[above].strip() or not belongs(lines[above]):
+            break
+        if above < start - 1 and PROSE.search(lines[above]):
+            break  # a blank line ends a list of sentences
+        start = above
+    return "\n".join(lines[start:]) if start < len(lines) - 1 else lines[-1].strip()
 
 
 def normalize_answer(text: str) -> str:

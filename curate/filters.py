@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
-from curate.answers import REASONING_TAGS, AnswerFormat, final_answer_of
+from curate.answers import REASONING_TAGS, AnswerFormat, final_answer_of, stated_answer
 from curate.cores import available_cores
 from curate.errors import CurateWarning, RecipeError
 from curate.stage import Config, Stage, StageContext
@@ -133,7 +133,9 @@ def answer_format(row: dict[str, Any]) -> str | None:
         if row.get("verdict_reason") not in NO_ANSWER_REASONS:
             return None
         return "malformed_boxed_answer" if "\\boxed" in completion else "no_boxed_answer"
-    final = final_answer_of(ANSWERS.answer_text(completion) or "")
+    text = ANSWERS.answer_text(completion) or ""
+    final = final_answer_of(text)
+    final = stated_answer(text) if final is None else final
     if final is None:
         return "no_boxed_answer" if "\\boxed" not in completion else "malformed_boxed_answer"
     return None if final.strip() else "malformed_boxed_answer"

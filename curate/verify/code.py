@@ -148,7 +148,10 @@ class CodeVerifier(Verifier):
         **options: Any,
     ) -> None:
         super().__init__(timeout_s, workers)
-        self.sandbox = sandbox or Sandbox(Limits(wall_s=timeout_s, cpu_s=math.ceil(timeout_s)))
+        # the CPU budget decides a timeout, so a busy machine gives the same verdict; the wall
+        # limit only catches a program that waits without computing
+        budget = math.ceil(timeout_s)
+        self.sandbox = sandbox or Sandbox(Limits(wall_s=3 * budget + 5, cpu_s=budget))
 
     @property
     def label(self) -> str:

@@ -39,8 +39,8 @@ UID_RANGE = 4000
 class Limits:
     """What one program run may use."""
 
-    wall_s: float = 10.0
-    cpu_s: int = 10
+    wall_s: float = 10.0  # for a program that waits without computing (sleep, a blocked read)
+    cpu_s: int = 10  # the budget that decides a timeout: CPU time, the same on a busy machine
     memory_mb: int = 1024
     file_mb: int = 16
     processes: int = 64
@@ -299,21 +299,36 @@ class Sandbox:
                 user=uid,
                 group=uid,
             )
-            timed_out = False
             try:
-                process.wait(timeout=wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                cpu_s = _wait_with_usage(process, wall_s)
             finally:
                 _kill_group(process)
+        timed_out = cpu_s is None
+        # killed at its CPU budget (RLIMIT_CPU): whatever exit status the isolation reports
+        out_of_cpu = process.returncode != 0 and (cpu_s or 0.0) >= 0.95 * self.limits.cpu_s
         return RunResult(
             process.returncode,
             _head(out_path, self.limits.output_bytes),
             _head(err_path, 4096),
-            timed_out,
+            timed_out or out_of_cpu,
             self.isolation,
             uid,
         )
+
+
+def _wait_with_usage(process: subprocess.Popen[bytes], wall_s: float) -> float | None:
+    """Wait for the program; the CPU seconds it and the processes it waited for used, or None
+    when it ran past wall_s (it is then killed by the caller)."""
+    deadline, pause = time.monotonic() + wall_s, 0.002
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return float(usage.ru_utime + usage.ru_stime)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -159,3 +159,37 @@ def test_the_foreign_share_counts_letters_of_reasoning_and_completion(limit, fla
     }
     out = run([row, {}], language={"max_foreign_share": limit})
     assert out["flags"].to_list() == [["language_mix"] if flagged else [], []]
+
+
+def test_the_filter_and_the_verifier_agree_on_what_the_answer_is(tmp_path: Path):
+    """An answer the verifier found by its fallbacks ("The final answer is 7") is an answer to
+    the filter too; one it did not find is not; an answer tag counts; a box in the reasoning
+    of a Sky-T1 trace does not."""
+    from curate.verify.stage import VerifyConfig, VerifyStage
+
+    completions = [
+        "The final answer is 7",
+        "I am not sure.",
+        "<answer>7</answer>",
+        "\\boxed{}",
+        "<|begin_of_thought|>\\boxed{7}<|end_of_thought|> no answer",
+    ]
+    frame = run_frame([{"completion": c, "reference": "7"} for c in completions])
+    verify = VerifyStage(VerifyConfig(workers=1), StageContext(tmp_path))
+    try:
+        verified = verify.process(frame)
+    finally:
+        verify.close()
+    verdicts = verified["verdict"].to_list()
+    assert verdicts == ["correct", "unverifiable", "correct", "incorrect", "unverifiable"]
+    stage = FilterStage(FiltersConfig(), StageContext(tmp_path))
+    after_verify = stage.process(verified)["flags"].to_list()
+    before_verify = stage.process(frame)["flags"].to_list()
+    assert [flags[:1] for flags in after_verify] == [
+        [],
+        ["no_boxed_answer"],
+        [],
+        ["malformed_boxed_answer"],
+        ["unclosed_think"],
+    ]
+    assert before_verify[:3] == [[], ["no_boxed_answer"], []]

@@ -151,15 +151,50 @@ def dispatcher_answers(text: str) -> str | None:
 def test_delimiters_and_answer_tags_are_configurable():
     custom = AnswerFormat(think_tags=(("<REASONING_START>", "</REASONING_END>"),), answer_tags=())
     text = "<REASONING_START>\\boxed{1}</REASONING_END> <answer>2</answer> \\boxed{3}"
-    assert custom.answer_text(text) == "<answer>2</answer> \\boxed{3}"
+    assert custom.answer_text(text).split() == ["2", "\\boxed{3}"]  # tags off: plain text
     assert AnswerFormat().answer_text("<think>x</think><answer>\n1 2\n3 4\n</answer>") == (
-        "1 2\n3 4"
+        "<answer>1 2\n3 4</answer>"
     )
+    other = AnswerFormat(answer_tags=(("[ANS]", "[/ANS]"),))
+    assert other.answer_text("[ANS]7[/ANS]") == "<answer>7</answer>"
     assert AnswerFormat().answer_text("<answer></answer>") == "\\boxed{}"  # an empty answer
 
 
 def test_answer_tags_and_closing_blocks_in_plain_text_answers():
-    assert final_answer_of("<answer>\\boxed{5}</answer>", (("<answer>", "</answer>"),)) == "5"
+    assert final_answer_of("<answer>\\boxed{5}</answer>") == "5"
+    assert final_answer_of("<answer>5</answer>") == "5"
+    assert final_answer_of("<answer>I think that the answer here is 5 after all</answer>") is None
+    assert final_text_answer("<answer>Move 1\nMove 2</answer>") == "Move 1\nMove 2"
     assert final_text_answer("work\n\n1 2 3\n4 5 6\n7 8 9") == "1 2 3\n4 5 6\n7 8 9"
     assert final_text_answer("I think so.\nThe total is 12") == "The total is 12"
     assert final_text_answer("so the answer is: 42.") == "42"
+
+
+def test_the_file_command_reads_delimiters_from_the_recipe_keys(tmp_path):
+    """`curate verify` on a file of whole traces: Sky-T1 delimiters understood by default,
+    other delimiters named with --set verify.think_tags."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from curate.cli import add_stage_commands, app
+
+    rows = [
+        {"problem": "p", "reference": "3", "completion": SKY_T1},
+        {"problem": "q", "reference": "3", "completion": "<r>\\boxed{3}</r> I stop here."},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    add_stage_commands()
+
+    def verdicts(*extra: str) -> list[str]:
+        out = tmp_path / "out.jsonl"
+        result = CliRunner().invoke(
+            app, ["verify", "--in", str(source), "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["verdict"] for line in out.read_text().splitlines()]
+
+    assert verdicts() == ["correct", "correct"]
+    custom = verdicts("--set", 'verify.think_tags=[["<r>", "</r>"]]')
+    assert custom == ["correct", "unverifiable"]  # the box was inside the reasoning
