@@ -121,9 +121,10 @@ BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # What may stand between the boxes of one answer given in parts: "\boxed{1}, \boxed{2} and
 # \boxed{3}". Anything else between two boxes (", wait, ...") makes the later one a correction.
 JOINER = re.compile(
-    r"(?:\s|\$|\\[(),;:! ]|\\q?quad|,|;|&|\band\b|\bor\b"
-    # \text{ and }, \text{ for part (a) and }
-    r"|\\(?:text|mathrm|textrm)\{\s*(?:(?:for|in)\s+)?(?:part\s*\(?\w\)?\s*)?(?:,|and|or|;)?"
+    r"(?:\s|\$|\\[(),;:! ]|\\q?quad|,|;|&|/|\band\b|\bor\b"
+    # \text{ and }, \text{ and/or }, \text{ for part (a) and }
+    r"|\\(?:text|mathrm|textrm)\{\s*(?:(?:for|in)\s+)?(?:part\s*\(?\w\)?\s*)?"
+    r"(?:,|and/or|and|or|;)?"
     r"\s*(?:(?:for|in)\s+)?(?:part\s*\(?\w\)?)?\s*\}"
     r"|[A-Za-z](?:_\{?\w+\}?)?\s*=)*",  # a label: "y_2 = \boxed{...}"
     re.IGNORECASE,

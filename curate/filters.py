@@ -7,6 +7,7 @@ the first one, so the funnel counts each trace once and the ledger shows all pro
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import warnings
 from collections import Counter
@@ -22,6 +23,7 @@ from curate import registry
 from curate.answers import REASONING_TAGS, AnswerFormat, final_answer_of, stated_answer
 from curate.cores import available_cores
 from curate.errors import CurateWarning, RecipeError
+from curate.lifetime import become_helper
 from curate.stage import Config, Stage, StageContext
 from curate.verify.choice import choice_letter
 from curate.verify.code import extract_code
@@ -281,7 +283,9 @@ class FilterStage(Stage):
             return []
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # polars' threads and fork clash
-            self._pool = ProcessPoolExecutor(cores, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                cores, mp_context=context, initializer=become_helper, initargs=(os.getpid(),)
+            )
         size = -(-len(rows) // cores)
         parts = [rows[start : start + size] for start in range(0, len(rows), size)]
         try:

@@ -60,7 +60,15 @@ def recipe_model() -> type[BaseModel]:
     """The Recipe model, built from the registries so plugin stages get a section too."""
     sources = [cls.config_class for _, cls in registry.sources.items()]
     fields: dict[str, Any] = {
-        "name": (str, Field(description="Recipe name; the default run directory is runs/NAME.")),
+        "name": (
+            str,
+            Field(
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+                max_length=200,
+                description="Recipe name (letters, digits, . _ + -; no path): the default run "
+                "directory is runs/NAME (--run-dir picks another place).",
+            ),
+        ),
         "seed": (int, Field(0, description="Seed for everything random in the run.")),
         "round": (int, Field(0, ge=0, description="Self-improvement round this run belongs to.")),
         "run": (RunConfig, Field(default_factory=RunConfig, description="Runner settings.")),
@@ -192,6 +200,12 @@ MESSAGES = {
     "literal_error": "must be one of {expected}",
     "union_tag_invalid": "unknown {discriminator} '{tag}'; valid: {expected_tags}",
     "union_tag_not_found": "needs a '{discriminator}' key",
+    "string_pattern_mismatch": "must match {pattern}",
+}
+# Messages for one key, where the generic one would not say what is wrong
+KEY_MESSAGES = {
+    ("name", "string_pattern_mismatch"): "must be a name, not a path (letters, digits and "
+    ". _ + -, starting with a letter or digit); --run-dir picks where the run goes",
 }
 
 
@@ -214,7 +228,7 @@ def error_entries(
             entries.append((path, f"{where}: unknown key{_valid_keys(path, model, raw)}"))
             continue
         ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v for k, v in ctx.items()}
-        template = MESSAGES.get(kind)
+        template = KEY_MESSAGES.get((where, kind)) or MESSAGES.get(kind)
         message = template.format(**ctx) if template else error["msg"]
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:
             message += f", got {_shown(error.get('input'), path)}"

@@ -148,3 +148,15 @@ def test_schema_lists_every_section_with_descriptions():
         "verify.timeout_s: float = 5.0",
     ):
         assert line in text
+
+
+@pytest.mark.parametrize("name", ["../../../x", "/abs/path", "a/b", "..", ".hidden", "a b"])
+def test_a_run_name_is_a_name_not_a_path(make_recipe, name: str):
+    """A name never places a run outside runs/ (--run-dir is how a user picks a place)."""
+    with pytest.raises(RecipeError, match="must be a name, not a path"):
+        load_recipe(make_recipe(), [f"name={name}"])
+
+
+def test_ordinary_names_are_kept(make_recipe):
+    for name in ("gsm8k-distill", "round_2", "v1.5+fix"):
+        assert load_recipe(make_recipe(), [f"name={name}"]).name == name

@@ -157,7 +157,10 @@ class Candidate:
             return decode(answer["value"])
         if "raised" in answer:
             kind = getattr(builtins, str(answer["raised"]), None)
-            if isinstance(kind, type) and issubclass(kind, Exception):
+            # StopIteration (and StopAsyncIteration) would end the test's map() or zip()
+            # early, silently passing `all(map(...))`: the call failed, say so
+            iteration = (StopIteration, StopAsyncIteration)
+            if isinstance(kind, type) and issubclass(kind, Exception) and kind not in iteration:
                 raise kind(answer.get("message", ""))
             raise RuntimeError(f"{answer['raised']}: {answer.get('message', '')}")
         raise CandidateGone("the program answered out of protocol")
@@ -183,7 +186,10 @@ def run_test(spec: dict[str, Any]) -> str:
     test = compile(spec["test"], "test.py", "exec")
     program = Candidate(spec["code"])
     scope: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
-    wanted = names_used(test) | ({spec["entry_point"]} if spec.get("entry_point") else set())
+    entry = {spec["entry_point"]} if spec.get("entry_point") else set()
+    # the test's own builtins stay its own: a program defining `abs` or `len` beside a wrong
+    # solution must not change what the test's assertions compute
+    wanted = (names_used(test) - set(dir(builtins))) | entry
     for name in wanted & set(program.functions):
         scope[name] = program.proxy(name)
     for name in wanted & set(program.modules):  # `math` imported by the solution, used by the test

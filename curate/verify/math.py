@@ -221,6 +221,10 @@ def check_answer(
         return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
     if boxed is not None and HEDGE.search(boxed) and not HEDGE.search(reference):
         return Result("incorrect", "several_answers", boxed)  # 1 \lor 2: a hedge
+    if boxed is None and hedged_statement(answer, reference):
+        return Result("incorrect", "several_answers", None)  # "The answer is 5 or 6."
+    if boxed is not None and false_equation(boxed):
+        return Result("incorrect", "mismatch", boxed)  # \boxed{6 = 5} states nothing true
     if too_large(answer if boxed is None else boxed) and not is_collection(gold):
         return Result.unverifiable("too_large", boxed)  # sympy would try to compute it
     predicted = parse_answer(reference, answer, boxed, timeout, fallbacks)
@@ -234,6 +238,32 @@ def check_answer(
     if failure is None:
         return Result("correct", None, extracted)
     return Result(*failure, extracted)
+
+
+STATEMENT = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]{1,120}?)\s*(?:\.(?:\s|$)|\n|$)", re.I)
+VALUE = r"-?\$?\d+(?:\.\d+)?\$?"
+SEVERAL = re.compile(
+    rf"{VALUE}\s*(?:,\s+|\s+(?:or|and|and/or)\s+|\s*\\(?:lor|vee)\s*){VALUE}", re.I
+)
+
+
+def hedged_statement(answer: str, reference: str) -> bool:
+    """An unboxed final statement offering several values ("The answer is 5 or 6.", "Final
+    answer: 5, 6") against a gold that is one value: a hedge, never equal to it."""
+    statements = STATEMENT.findall(answer)
+    if not statements or re.search(r",|\bor\b|\band\b", reference):
+        return False
+    return bool(SEVERAL.search(statements[-1]))
+
+
+NUMERIC_EQUATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)\s*")
+
+
+def false_equation(boxed: str) -> bool:
+    """A box stating that two different numbers are equal (`6 = 5`): math-verify would read
+    its right side alone as the answer."""
+    match = NUMERIC_EQUATION.fullmatch(boxed)
+    return match is not None and float(match.group(1)) != float(match.group(2))
 
 
 def parse_answer(

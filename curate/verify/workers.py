@@ -17,6 +17,7 @@ kill never loses a finished result. Other checks have each result sent as it com
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 
 from curate.cores import available_cores
 from curate.errors import VerifyError
+from curate.lifetime import become_helper
 from curate.verify.base import ProblemAnswers, Result
 from curate.verify.budget import cpu_seconds
 
@@ -52,6 +54,7 @@ def worker_main() -> None:
     import importlib
     import resource
 
+    become_helper(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
     inbox = Connection(os.dup(0), writable=False)
     outbox = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)
@@ -63,9 +66,9 @@ def worker_main() -> None:
     while True:
         try:
             task_id, reference, metadata, answers = inbox.recv()
-        except EOFError:
-            return
-        run_task(check(reference, metadata, answers, **check_args), task_id, outbox, holds)
+            run_task(check(reference, metadata, answers, **check_args), task_id, outbox, holds)
+        except (EOFError, BrokenPipeError, KeyboardInterrupt):
+            return  # the parent closed the pipe, died or was interrupted: nothing to say
 
 
 def run_task(
@@ -154,7 +157,7 @@ class KillablePool:
     def _start(self) -> Worker:
         """A fresh worker process; it is ready once it has imported the check function."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "curate.verify.workers"],
+            [sys.executable, "-m", "curate.verify.workers", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
@@ -272,4 +275,5 @@ def default_workers() -> int:
 
 
 if __name__ == "__main__":
-    worker_main()
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent went away first
+        worker_main()

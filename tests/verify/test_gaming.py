@@ -118,6 +118,43 @@ SCRIPT_CHEATS = {
 }
 
 
+# Tests that lean on a builtin (HumanEval/4 compares with abs) or iterate over calls.
+LEANING_TESTS = {
+    "abs": "def check(candidate):\n    assert abs(candidate(1.5) - 3.0) < 1e-9\n",
+    "len": "def check(candidate):\n    assert len(str(candidate(21))) == len('42')\n",
+    "sorted": "def check(candidate):\n    assert sorted([candidate(2)]) == sorted([4])\n",
+    "round": "def check(candidate):\n    assert round(candidate(2)) == 4\n",
+    "all(map)": (
+        "def check(candidate):\n    assert all(map(lambda x: candidate(x) == 2 * x, [1, 2]))\n"
+    ),
+    "for zip": (
+        "def check(candidate):\n"
+        "    for x, y in zip([1, 2], map(candidate, [1, 2])):\n"
+        "        assert y == 2 * x\n"
+    ),
+}
+BUILTIN_CHEATS = {  # a wrong solution and the trick that would make the leaning test pass
+    "abs": "def double(x):\n    return 0.0\ndef abs(v):\n    return 0\n",
+    "len": "def double(x):\n    return 7\ndef len(v):\n    return 2\n",
+    "sorted": "def double(x):\n    return 5\ndef sorted(v):\n    return []\n",
+    "round": "def double(x):\n    return 5\ndef round(v):\n    return 4\n",
+    "all(map)": "def double(x):\n    raise StopIteration\n",
+    "for zip": "def double(x):\n    raise StopIteration\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEANING_TESTS))
+def test_a_program_cannot_redefine_what_the_test_uses(code_verifier: CodeVerifier, name: str):
+    """The test's builtins stay its own (a solution's `abs` is not handed to it), and a
+    StopIteration from the solution is an error, not the end of the test's map() or zip()."""
+    tests = json.dumps({"test": LEANING_TESTS[name], "entry_point": "double"})
+    honest = fenced("def double(x):\n    return 2 * x\n")
+    cheat = fenced(BUILTIN_CHEATS[name])
+    results = code_verifier.verify([ProblemAnswers(None, None, [honest, cheat], tests)])[0]
+    assert results[0].verdict == "correct", (name, results[0])
+    assert results[1].verdict in NOT_CORRECT, (name, results[1])
+
+
 @pytest.mark.parametrize("trick", sorted(SCRIPT_CHEATS))
 def test_test_scripts_cannot_be_cheated(code_verifier: CodeVerifier, trick: str):
     problem = ProblemAnswers(
@@ -187,7 +224,43 @@ MATH_CHEATS = [  # (gold, answer): wrong or hedged answers
     ("12:00", "\\boxed{12:30}"),
     ("\\frac{1}{2}", "\\boxed{\\frac{1}{2} + \\frac{1}{2}}"),
     ("(1, 2)", "\\boxed{(2, 1)}"),
+    ("1", "\\boxed{1 \\lor 2}"),
+    ("2", "\\boxed{1 \\vee 2 \\vee 3}"),
+    ("2", "\\boxed{1} \\text{ and/or } \\boxed{2}"),
+    ("1", "\\boxed{1} / \\boxed{2}"),
+    ("5", "The answer is 5 or 6."),
+    ("6", "The answer is $5$ or $6$."),
+    ("5", "Final answer: 5, 6"),
+    ("5", "The answer is 5 and 6."),
+    ("5", "\\boxed{5 \\text{ (or 6)}}"),
+    ("5", "\\boxed{5 \\text{ or maybe } 6}"),
+    ("5", "\\boxed{6 = 5}"),
+    ("5", "\\boxed{5x}"),  # a variable is not a unit
 ]
+TRACE_CHEATS = [  # judged as the verify stage and the rewards judge them (the dispatch)
+    ("5", "<answer>5 or 6</answer>"),
+    ("3", "<think>\\boxed{3}</think> I could not decide."),  # the answer was in the reasoning
+    ("3", "<|begin_of_thought|>\\boxed{3}<|end_of_thought|><|begin_of_solution|>?"),
+    ("3", "<answer></answer> \\boxed{3}"),
+    ("3", "<think>\\boxed{3}"),  # cut off in the reasoning
+]
+
+
+def test_traces_cannot_be_cheated_through_their_parts():
+    from curate.verify.dispatch import Dispatcher, Item
+
+    dispatcher = Dispatcher("math", workers=1)
+    try:
+        judged = dispatcher.judge([Item(answer, gold) for gold, answer in TRACE_CHEATS])
+    finally:
+        dispatcher.close()
+    assert [result.verdict for result, _ in judged] == [
+        "incorrect",
+        "unverifiable",
+        "unverifiable",
+        "incorrect",
+        "unverifiable",
+    ]
 
 
 @pytest.mark.parametrize(("gold", "answer"), MATH_CHEATS)
