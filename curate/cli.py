@@ -62,7 +62,8 @@ SetOption = Annotated[
 
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn curate's errors into one line on stderr and exit 1 (2 for usage errors)."""
+    """Turn curate's errors into one line on stderr and exit 1 (2 for usage errors, 130 for
+    Ctrl-C)."""
     try:
         yield
     except OverrideError as exc:
@@ -71,6 +72,9 @@ def cli_errors() -> Iterator[None]:
     except CurateError as exc:
         fail(str(exc))
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # before the work began (a command's own handler says more)
+        typer.echo("interrupted; nothing was lost: run the same command again", err=True)
+        raise typer.Exit(130) from None
 
 
 def fail(message: str) -> None:

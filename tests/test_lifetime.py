@@ -55,3 +55,29 @@ def test_workers_end_when_their_parent_is_killed():
         time.sleep(0.2)
     assert not [pid for pid in pids if alive(pid)]
     assert "Traceback" not in (parent.stderr.read() if parent.stderr else "")
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
+    """SIGINT while the CLI imports, loads the recipe or starts the run: exit status 130 and
+    one line, never a traceback (the workers leave Ctrl-C to their parent)."""
+    import shutil
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml"
+    for delay in (0.3, 0.8, 1.5, 2.5):  # from the moment Python itself has started
+        run_dir = tmp_path / f"run-{delay}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "curate", "run", str(demo), "--run-dir", str(run_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, errors = process.communicate(timeout=120)
+        if process.returncode == 0:  # finished before the signal came: nothing to check
+            continue
+        assert process.returncode == 130, (delay, errors[-2000:])
+        assert "Traceback" not in errors + out, (delay, errors[-2000:])
+        assert "interrupted" in errors
+        shutil.rmtree(run_dir, ignore_errors=True)
