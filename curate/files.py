@@ -31,7 +31,7 @@ from curate.runner import (
     check_columns,
     process_batch,
 )
-from curate.sources.files import file_format, read_rows
+from curate.sources.files import check_file, file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 
@@ -54,8 +54,7 @@ def stage_config(name: str, overrides: list[str]) -> Any:
 
 def read_table(path: Path) -> pa.Table:
     """A JSONL, JSON, CSV or Parquet file as an Arrow table, with errors naming the file."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
+    check_file(path)
     if file_format(path) == "parquet":
         try:
             return pq.read_table(path)

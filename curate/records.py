@@ -125,7 +125,7 @@ def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema = TRACE_SCHEMA) ->
     fields: list[pa.Field] = []
     for field in schema:
         if field.name in table.column_names:
-            columns.append(table[field.name].cast(field.type))
+            columns.append(_without_nan(table[field.name]).cast(field.type))
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
         fields.append(pa.field(field.name, field.type))
@@ -135,6 +135,16 @@ def conform(table: pa.Table | pl.DataFrame, schema: pa.Schema = TRACE_SCHEMA) ->
             columns.append(column.cast(_small_type(column.type)))
             fields.append(pa.field(name, _small_type(column.type)))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=schema.metadata))
+
+
+def _without_nan(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A float column's NaN (a table's missing value: `"reference": NaN`) as null, so it
+    never becomes the text "nan"."""
+    if not pa.types.is_floating(column.type):
+        return column
+    import pyarrow.compute as pc
+
+    return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
 
 
 def small_types(table: pa.Table) -> pa.Table:

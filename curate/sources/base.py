@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -228,8 +229,8 @@ class ProblemBuilder:
         value = self._column(row, name, fail)
         if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
             raise fail(name, f"expected text or a number, got {type(value).__name__}")
-        if value is None:
-            return None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None  # NaN: a missing value in a table (pandas writes it so), not "nan"
         text = value if isinstance(value, str) else repr(value)
         self._check_size(name, text, fail)
         if self.pattern is not None:

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import Field
@@ -55,8 +55,7 @@ class FilesSource(Source):
                 raise SourceError(f"{pattern}: no file matches")
             for match in matches:
                 path = Path(match)
-                if not path.is_file():
-                    raise SourceError(f"{path}: no such file")
+                check_file(path)
                 found.append(path)
         return found
 
@@ -76,6 +75,16 @@ class FilesSource(Source):
         for path in self.paths():
             for number, row in read_rows(path, self.config.format):
                 yield str(path), number, row
+
+
+def check_file(path: Path) -> None:
+    """An input path that is not a readable file gets an error that says what it is."""
+    if path.is_dir():
+        raise SourceError(
+            f"{path}: a directory, not a file; name its files with a pattern ('{path}/*.jsonl')"
+        )
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
 
 
 def file_format(path: Path, declared: Format = "auto") -> str:
@@ -106,7 +115,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")  # a BOM
             except UnicodeDecodeError as exc:
                 where = f"{path} line {line_number}{_bad_bytes_field(raw)}"
                 raise SourceError(
@@ -139,7 +148,7 @@ def _bad_bytes_field(raw: bytes) -> str:
 def _json_rows(path: Path) -> Iterator[Row]:
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the data
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(f"{path} line {line}: not UTF-8 (byte offset {exc.start})") from None
@@ -169,11 +178,31 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
 def _csv_rows(path: Path) -> Iterator[Row]:
     csv.field_size_limit(sys.maxsize)
     with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        reader = csv.DictReader(text)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.DictReader(text, strict=True)  # strict: an unclosed quote is an error
+        started = 2  # the line the record being read begins on (the header is line 1)
         try:
-            yield from reader
+            for row in reader:
+                _check_csv_row(path, reader, row)
+                yield row
+                started = reader.line_num + 1
         except UnicodeDecodeError:
-            raise SourceError(f"{path} line {reader.line_num + 1}: not UTF-8") from None
-        except csv.Error as exc:
-            raise SourceError(f"{path} line {reader.line_num}: bad CSV ({exc})") from None
+            raise SourceError(f"{path} line {started}: not UTF-8") from None
+        except csv.Error as exc:  # an unclosed quote would swallow the rest of the file
+            raise SourceError(f"{path} line {started}: bad CSV ({exc})") from None
+
+
+def _check_csv_row(path: Path, reader: csv.DictReader[str], row: dict[str | None, Any]) -> None:
+    """A row with more or fewer fields than the header is an error, never shifted data."""
+    width = len(reader.fieldnames or [])
+    if None in row:
+        extra = len(row[None] or [])
+        raise SourceError(
+            f"{path} line {reader.line_num}: {width + extra} fields, the header has {width}"
+        )
+    missing = [name for name, value in row.items() if value is None]
+    if missing:
+        raise SourceError(
+            f"{path} line {reader.line_num}: {width - len(missing)} fields, the header has "
+            f"{width} (no '{missing[0]}')"
+        )

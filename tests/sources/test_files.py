@@ -181,3 +181,46 @@ def test_no_such_file(tmp_path: Path):
         read(tmp_path / "nope.jsonl")
     with pytest.raises(SourceError, match="no file matches"):
         read(tmp_path / "nope*.jsonl")
+
+
+PLAIN = {"problem": "problem", "reference": "answer"}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "ragged.csv",
+            "problem,answer\n1+1,2\n2+2,4,extra\n",
+            "line 3: 3 fields, the header has 2",
+        ),
+        ("short.csv", "problem,answer\n1+1,2\n2+2\n", "line 3: 1 fields, the header has 2"),
+        ("quote.csv", 'problem,answer\n1+1,2\n"2+2,4\n3+3,6\n', "line 3: bad CSV"),
+    ],
+)
+def test_bad_csv_rows_are_errors_that_name_the_line(tmp_path: Path, name, content, message):
+    """Rows with more or fewer fields than the header, and an unclosed quote that would
+    swallow the rest of the file, never pass as data."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SourceError, match=f"{name} {message}"):
+        read(path, columns=PLAIN)
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path: Path):
+    jsonl, csv_file = tmp_path / "bom.jsonl", tmp_path / "bom.csv"
+    jsonl.write_bytes(b'\xef\xbb\xbf{"problem": "1+1", "answer": "2"}\n')
+    csv_file.write_bytes(b"\xef\xbb\xbfproblem,answer\n1+1,2\n")
+    for path in (jsonl, csv_file):
+        assert [(r["problem"], r["reference"]) for r in read(path, columns=PLAIN)] == [("1+1", "2")]
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path):
+    with pytest.raises(SourceError, match="a directory, not a file; name its files"):
+        read(tmp_path, columns=PLAIN)
+
+
+def test_a_nan_reference_is_no_reference(tmp_path: Path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"problem": "1+1", "answer": NaN}\n{"problem": "2+2", "answer": 4.0}\n')
+    assert [r["reference"] for r in read(path, columns=PLAIN)] == [None, "4.0"]
