@@ -304,8 +304,9 @@ class Sandbox:
             finally:
                 _kill_group(process)
         timed_out = cpu_s is None
-        # killed at its CPU budget (RLIMIT_CPU): whatever exit status the isolation reports
-        out_of_cpu = process.returncode != 0 and (cpu_s or 0.0) >= 0.95 * self.limits.cpu_s
+        out_of_cpu = process.returncode != 0 and (
+            (cpu_s or 0.0) >= 0.95 * self.limits.cpu_s or process.returncode in CPU_KILLED
+        )
         return RunResult(
             process.returncode,
             _head(out_path, self.limits.output_bytes),
@@ -314,6 +315,12 @@ class Sandbox:
             self.isolation,
             uid,
         )
+
+
+# How a program stopped at its CPU budget (RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at
+# the hard one) comes back: as the signal, or as 128 + signal through bubblewrap. unshare
+# reports 1, which the CPU time it waited for tells apart.
+CPU_KILLED = {-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL}
 
 
 def _wait_with_usage(process: subprocess.Popen[bytes], wall_s: float) -> float | None:
