@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 
 from curate import registry
 from curate.decontam.report import write_report
-from curate.errors import RecipeError, StoreError
+from curate.errors import RecipeError, SourceError, StoreError
 from curate.memory import release_memory
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
@@ -139,6 +140,7 @@ def run_recipe(
     """
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
+    fresh = not run_dir.exists()
     context = StageContext(
         store.cache,
         seed=recipe.seed,
@@ -164,6 +166,10 @@ def run_recipe(
         return _execute(store, recipe, source, stages, plan, retry_failed, progress, runner)
     except OSError as exc:
         raise StoreError(_write_failure(exc, run_dir)) from None
+    except SourceError:
+        if fresh:  # bad input in a new run: leave no half-made run directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         for stage in stages:
             stage.close()

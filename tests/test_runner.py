@@ -225,3 +225,36 @@ def test_retry_failed_resends_only_the_failures(make_recipe, tmp_path: Path, mon
     assert retried.stats["generate"]["dropped"] == {}
     assert funnel_problems(retried.stats) == []
     assert retried.stats["select"]["out"] > first.stats["select"]["out"]
+
+
+def test_a_new_run_whose_source_fails_leaves_no_run_directory(tmp_path: Path, make_recipe):
+    """Bad input found while the source is read (row 3 here) is an error that names the
+    file and row; a run directory that did not exist before is not left half-made, and an
+    existing one is kept (what it holds may be resumed)."""
+    from curate.errors import SourceError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"question": "1+1", "answer": "2", "uid": "a"}\n'
+        '{"question": "2+2", "answer": "4", "uid": "b"}\n'
+        '{"question": 7, "answer": "7", "uid": "c"}\n'
+    )
+    recipe = load_recipe(
+        make_recipe(
+            source={
+                "kind": "files",
+                "path": str(bad),
+                "columns": {"problem": "question", "reference": "answer"},
+            }
+        )
+    )
+    run_dir = tmp_path / "runs" / "fresh"
+    with pytest.raises(SourceError, match=r"bad\.jsonl row 3, field 'question'"):
+        run_recipe(recipe, run_dir)
+    assert not run_dir.exists()
+    kept = tmp_path / "runs" / "kept"
+    kept.mkdir(parents=True)
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(SourceError):
+        run_recipe(recipe, kept)
+    assert (kept / "notes.txt").read_text() == "mine"
