@@ -526,10 +526,13 @@ def publish(
         str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT or the Hub).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stage only; upload nothing.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Stage here instead of RUN/publish (a read-only run).")
+    ] = None,
 ) -> None:
     """Stage RUN/publish/ (configs, card, recipe, funnel) and upload it in one commit."""
     with cli_errors(), shown_warnings():
-        staged = stage_repository(run_dir, {"repo_id": repo_id, "private": private})
+        staged = stage_repository(run_dir, {"repo_id": repo_id, "private": private}, out)
         sizes = ", ".join(f"{name} {rows:,}" for name, rows in staged.rows.items())
         typer.echo(f"staged: {staged.path} ({sizes} rows)")
         if dry_run:

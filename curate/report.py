@@ -181,15 +181,16 @@ def _plot_contamination(axes: Any, found: Figures) -> bool:
     return bool(labels)
 
 
-def write_report(run_dir: Path) -> Path:
-    """RUN/report/index.html and one PNG per plot that has data; returns the page's path."""
+def write_report(run_dir: Path, folder: Path | None = None) -> Path:
+    """RUN/report/index.html (or FOLDER/index.html) and one PNG per plot that has data;
+    returns the page's path."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display here
     from matplotlib import pyplot
 
     found = figures(run_dir)
-    folder = run_dir / "report"
+    folder = folder or run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     drawn = []
     for name, (title, draw) in PLOTS.items():

@@ -106,15 +106,30 @@ def ledger_parts(store: RunStore, shards: list[Path]) -> Iterator[pl.DataFrame]:
         yield pl.read_parquet(shard)
 
 
-def stage_repository(run_dir: Path, overrides: dict[str, Any] | None = None) -> Staged:
-    """Write the exact repository content to RUN/publish/ (replacing what was there once
-    the new content is whole)."""
+def stage_repository(
+    run_dir: Path, overrides: dict[str, Any] | None = None, out: Path | None = None
+) -> Staged:
+    """Write the exact repository content to RUN/publish/, or to `out` (a run kept in a
+    read-only place), replacing what was there once the new content is whole."""
+    target = out or run_dir / "publish"
+    try:
+        return _stage_repository(run_dir, overrides or {}, target)
+    except OSError as exc:
+        where = exc.filename or target
+        raise PublishError(
+            f"{where}: cannot write ({exc.strerror or exc}); stage the repository elsewhere "
+            "with --out DIR"
+        ) from None
+
+
+def _stage_repository(run_dir: Path, overrides: dict[str, Any], target: Path) -> Staged:
     store = RunStore(run_dir)
-    recipe, settings = load_settings(store, overrides or {})
+    recipe, settings = load_settings(store, overrides)
     shards = store.shards(store.ledger)
     if not shards:
         raise PublishError(f"{run_dir}: the ledger is empty (run `curate run` first)")
-    target, building = run_dir / "publish", run_dir / ".publish-building"
+    building = target.parent / f".{target.name}-building"
+    target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(building, ignore_errors=True)
     configs = write_configs(ledger_parts(store, shards), settings.think, building)
     if "default" not in configs.sizes:
@@ -122,10 +137,9 @@ def stage_repository(run_dir: Path, overrides: dict[str, Any] | None = None) -> 
         raise PublishError(f"{run_dir}: no kept trace to publish (`curate stats {run_dir}`)")
     stats = store.load_stats()
     report = read_json(store.reports / "decontamination.json")
-    plots = sorted(write_report(run_dir).parent.glob("*.png"))
-    (building / "report").mkdir()
-    for plot in plots:
-        shutil.copy2(plot, building / "report" / plot.name)
+    page = write_report(run_dir, building / "report")  # the plots the card shows
+    page.unlink()  # the page itself is the run's, not the repository's
+    plots = sorted(page.parent.glob("*.png"))
     loop = read_json(run_dir.resolve().parent / "loop.json")  # a round of `curate loop`
     card = card_text(recipe, settings, stats, configs, report, [p.name for p in plots], loop)
     (building / "README.md").write_text(card, encoding="utf-8")

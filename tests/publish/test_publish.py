@@ -267,3 +267,27 @@ def test_no_secret_reaches_the_run_the_staged_folder_or_the_output(
     for value in CANARIES.values():
         assert value not in seen
     assert teacher.url not in (run_dir / "publish" / "README.md").read_text()
+
+
+def test_a_run_that_cannot_be_written_to_stages_elsewhere(finished_run: Path, tmp_path: Path):
+    """Where the repository cannot be staged the error names the place and the way out
+    (--out); with --out the run itself is not written to."""
+    import shutil
+
+    shutil.rmtree(finished_run / "publish", ignore_errors=True)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(
+        app, ["publish", str(finished_run), "--dry-run", "--out", str(blocker / "staged")]
+    )
+    assert result.exit_code == 1
+    assert "a-file" in result.output and "cannot write" in result.output
+    assert "--out DIR" in result.output and "Traceback" not in result.output
+    elsewhere = tmp_path / "staged"
+    result = runner.invoke(
+        app, ["publish", str(finished_run), "--dry-run", "--out", str(elsewhere)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "README.md").exists() and not (finished_run / "publish").exists()
+    assert sorted(p.name for p in (elsewhere / "report").iterdir())  # the card's plots
+    assert not (elsewhere / "report" / "index.html").exists()
