@@ -206,6 +206,8 @@ def plan_run(
 def _dataset_current(store: RunStore, identity: str) -> bool:
     if not store.stats.exists() or not (store.dataset / "README.md").exists():
         return False
+    if not store.readable(store.ledger):  # a damaged ledger shard is written again
+        return False
     return bool(store.load_stats().get("dataset", {}).get("identity") == identity)
 
 

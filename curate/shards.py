@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +63,21 @@ class Header:
         return [*dict.fromkeys([*header(self.base).names(), *own])]
 
 
+@contextmanager
+def named(path: Path) -> Iterator[None]:
+    """A shard that cannot be read is an error that names it and says how to heal."""
+    try:
+        yield
+    except pa.ArrowException as exc:
+        raise StoreError(
+            f"{path}: not a readable Parquet shard ({exc}); run the same command again to "
+            "rebuild it (a stage's shard is made again from its input)"
+        ) from None
+
+
 def header(path: Path) -> Header:
-    footer = pq.read_metadata(path)
+    with named(path):
+        footer = pq.read_metadata(path)
     schema = footer.schema.to_arrow_schema()
     meta = schema.metadata or {}
     name = meta.get(BASE_KEY.encode())
@@ -74,11 +89,13 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A stage shard as whole rows (or just `columns`, those it has), its metadata kept."""
     own = header(path)
     if own.base is None:
-        return pq.read_table(path, columns=_wanted(own.schema.names, columns))
+        with named(path):
+            return pq.read_table(path, columns=_wanted(own.schema.names, columns))
     if not own.base.exists():
         raise StoreError(f"{path}: the shard it extends ({own.base}) is gone; run the stage again")
     names = _wanted(own.names(), columns)
-    delta = pq.read_table(path, columns=[n for n in names if n in own.schema.names])
+    with named(path):
+        delta = pq.read_table(path, columns=[n for n in names if n in own.schema.names])
     kept = [name for name in names if name not in own.schema.names]
     whole = read_shard(own.base, kept)
     if kept and whole.num_rows != own.rows:

@@ -69,7 +69,12 @@ class RunStore:
         """Whether a stage's directory holds finished output for this identity (read only)."""
         marker = read_json(path / MARKER)
         done = marker.get("identity") == identity and bool(marker.get("complete"))
-        return done and self.intact(path)
+        return done and self.intact(path) and self.readable(path)
+
+    def readable(self, path: Path) -> bool:
+        """Whether every shard of a folder has a readable Parquet footer: a truncated or
+        damaged shard makes its stage run again (and heal) instead of counting as done."""
+        return all(readable(shard) for shard in self.shards(path))
 
     def open_stage(self, path: Path, identity: str) -> StageState:
         """Reuse a stage's directory if its identity matches and every file its shards read
@@ -87,7 +92,7 @@ class RunStore:
         """Whether a stage's shards that read their text from the ledger still can."""
         if not (path / LEAN).exists():
             return True
-        return all((self.ledger / shard.name).exists() for shard in self.shards(path))
+        return all(readable(self.ledger / shard.name) for shard in self.shards(path))
 
     def reset_stage(self, path: Path) -> None:
         """Forget a stage's output so it runs again."""
@@ -179,3 +184,15 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def readable(shard: Path) -> bool:
+    """Whether a Parquet file exists and its footer can be read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(shard)
+    except (pa.ArrowException, OSError):
+        return False
+    return True

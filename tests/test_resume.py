@@ -259,3 +259,26 @@ def test_kill_while_the_run_finishes_redoes_one_shard(
     assert dataset_rows(run_dir) == dataset_rows(tmp_path / "fresh")
     assert result.dataset_rows == fresh.dataset_rows == len(dataset_rows(run_dir)) > 0
     assert result.stats["dataset"]["in"] == fresh.stats["dataset"]["in"]
+
+
+@pytest.mark.parametrize("damaged", ["ledger", "stage"])
+def test_a_damaged_shard_is_rebuilt_not_called_current(tmp_path: Path, damaged: str):
+    """A truncated ledger shard, or a byte-flipped shard of a stage, makes the run not up to
+    date: the rerun rebuilds it and ends with the same ledger and dataset as before."""
+    recipe = trace_recipe(tmp_path)
+    run_dir = tmp_path / "run"
+    first = run_recipe(load_recipe(recipe), run_dir)
+    before = (ledger(run_dir), dataset_rows(run_dir))
+    if damaged == "ledger":
+        shard = sorted((run_dir / "ledger").glob("part-*.parquet"))[1]
+        shard.write_bytes(shard.read_bytes()[:-40])  # the footer cut off
+    else:
+        stage = sorted(p for p in (run_dir / "stages").iterdir() if p.is_dir())[-1]
+        shard = sorted(stage.glob("part-*.parquet"))[0]
+        data = bytearray(shard.read_bytes())
+        data[-12:-8] = b"\xff\xff\xff\xff"  # the footer's length flipped
+        shard.write_bytes(bytes(data))
+    again = run_recipe(load_recipe(recipe), run_dir)
+    assert not again.up_to_date
+    assert (ledger(run_dir), dataset_rows(run_dir)) == before
+    assert again.dataset_rows == first.dataset_rows
