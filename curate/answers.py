@@ -204,23 +204,29 @@ def final_boxed_answer(text: str) -> str | None:
     """A "final answer is $X$" after the last box (the boxes were steps), else the last run of
     boxes as one whole ("1, 2, 3" for three boxes), else None."""
     found = boxes(text)
-    tail = text[found[-1][1] :] if found else text
-    stated = next(reversed(list(FINAL_STATEMENT.finditer(tail))), None)
+    stated = last_statement(text[found[-1][1] :] if found else text)
     if stated and (found or stated.group(4) is None):
-        value = next(g for g in stated.groups() if g is not None).strip()
+        value = statement_value(stated)
         inner = last_boxed(value)
         return inner if inner is not None else value
     parts = final_boxes(text)
     return ", ".join(part.strip() for part in parts) if parts else None
 
 
-def stated_answer(text: str) -> str | None:
-    """The value of the last "final answer is X" in plain words (no box, no dollars), else
-    None: what math-verify's fallback then reads as the answer."""
-    stated = next(reversed(list(FINAL_STATEMENT.finditer(text))), None)
-    if stated is None:
-        return None
+def last_statement(text: str) -> re.Match[str] | None:
+    """The last "final answer is X" in the text."""
+    return next(reversed(list(FINAL_STATEMENT.finditer(text))), None)
+
+
+def statement_value(stated: re.Match[str]) -> str:
     return next(g for g in stated.groups() if g is not None).strip()
+
+
+def stated_answer(text: str) -> str | None:
+    """The value of the last "final answer is X", however it is written, else None: what
+    math-verify's fallback then reads as the answer."""
+    stated = last_statement(text)
+    return statement_value(stated) if stated else None
 
 
 ANSWER_IS = re.compile(r"answer\s+is\b\s*:?", re.IGNORECASE)

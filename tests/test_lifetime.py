@@ -64,14 +64,20 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path):
     from pathlib import Path
 
     demo = Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml"
-    for delay in (0.3, 0.8, 1.5, 2.5):  # from the moment Python itself has started
+    for delay in (0.2, 0.5, 1.0, 2.0):  # once Python and curate.entry are up
         run_dir = tmp_path / f"run-{delay}"
+        args = ["curate", "run", str(demo), "--run-dir", str(run_dir)]
+        starter = (
+            f"import sys; sys.argv = {args!r}; print('up', flush=True); "
+            "from curate.entry import main; main()"
+        )
         process = subprocess.Popen(
-            [sys.executable, "-m", "curate", "run", str(demo), "--run-dir", str(run_dir)],
+            [sys.executable, "-c", starter],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+        assert process.stdout is not None and process.stdout.readline() == "up\n"
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         out, errors = process.communicate(timeout=120)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from curate import registry
@@ -81,7 +83,7 @@ def check_math(
         key = answer.strip() if answer else ""
         same = answer_key(key)
         result = seen.get(same) or quick_verdict(reference, key)
-        if result is None and gold is None and gold_kind(reference) == "math":
+        if result is None and gold is None and read_gold(reference).kind == "math":
             yield SLOW
             gold, problem = parse_gold(reference, timeout)
         if not ready:
@@ -106,10 +108,34 @@ def answer_key(answer: str) -> str:
 OUTER = re.compile(r"\$\$(.+)\$\$|\$(.+)\$|\\\((.+)\\\)|\\\[(.+)\\\]", re.DOTALL)
 
 
-def gold_answer(reference: str) -> tuple[str, bool]:
-    """The gold's own answer, for telling its kind (math-verify still parses the whole
-    reference), and whether it was written as math (boxed or between dollars)."""
+@dataclass(frozen=True)
+class Gold:
+    """What the checks need to know of a reference, worked out once per reference."""
+
+    text: str  # the reference, stripped
+    core: str  # its own answer, for telling its kind (math-verify still parses `text`)
+    kind: str  # words (`listen`), sentence (no rule compares it), qualified (math with words
+    # in it: `(1, n) \\text{ for any } n`) or math
+    words: str | None  # what a gold in words says
+
+
+@lru_cache(maxsize=1024)
+def read_gold(reference: str) -> Gold:
     text = reference.strip()
+    core, written_as_math = gold_answer(text)
+    words = None if DELIMITED.search(core) else as_words(core)
+    if DELIMITED.search(core):
+        kind = "math"  # a worked solution: math-verify finds its answer
+    elif words is not None:
+        sentence = len(words.split()) > PHRASE_WORDS and not written_as_math
+        kind = "sentence" if sentence else "words"
+    else:
+        kind = "qualified" if has_text(core) else "math"
+    return Gold(text, core, kind, words)
+
+
+def gold_answer(text: str) -> tuple[str, bool]:
+    """The gold's own answer and whether it was written as math (boxed or between dollars)."""
     boxed = final_answer_of(text)
     if boxed is not None:
         return boxed.strip(), True
@@ -120,54 +146,35 @@ def gold_answer(reference: str) -> tuple[str, bool]:
     return (spans[-1].strip(), True) if spans else (text, False)  # "$125$ miles": 125
 
 
-def gold_kind(reference: str) -> str:
-    """words (`listen`, `\\text{no}`), sentence (words a rule cannot compare), qualified (math
-    with words in it: `(1, n) \\text{ for any } n`) or math."""
-    core, written_as_math = gold_answer(reference)
-    if DELIMITED.search(core):
-        return "math"  # a worked solution: math-verify finds its answer
-    words = as_words(core)
-    if words is not None:
-        sentence = len(words.split()) > PHRASE_WORDS and not written_as_math
-        return "sentence" if sentence else "words"
-    return "qualified" if has_text(core) else "math"
-
-
 def quick_verdict(reference: str, answer: str) -> Result | None:
     """A verdict that needs no parsing, else None: no answer; an empty box (incorrect: a
-    policy must not learn that boxing nothing is skipped); a gold in words (compared as words:
-    as symbols, `silent` would equal `listen`) or qualified by words; an integer against an
-    integer."""
+    policy must not learn that boxing nothing is skipped); the gold's own text; a gold in
+    words (compared as words: as symbols, `silent` would equal `listen`) or qualified by
+    words; an integer against an integer."""
     if not answer:
         return Result.unverifiable("no_answer")
     final = final_answer_of(answer)
     if final is not None and not final.strip():
         return Result("incorrect", "empty_answer", "")
-    gold = reference.strip()
-    kind = gold_kind(gold)
-    if kind == "sentence":
+    gold = read_gold(reference)
+    if gold.kind == "sentence":
         return Result.unverifiable("gold_is_text", final)
-    if kind == "words":
-        if final is None:
-            return None  # found by the fallback extraction, if at all
-        return words_result(gold, final)
-    if kind == "qualified":
-        if same_text(answer if final is None else final, gold):
-            return Result("correct", None, final)
-        return Result.unverifiable("gold_is_text", final)
-    if same_text(answer if final is None else final, gold):
+    if gold.kind == "words":
+        return None if final is None else words_result(gold, final)  # else: the fallbacks
+    if same_text(answer if final is None else final, gold.text):
         return Result("correct", None, final)  # the gold's own text, even where none parses
-    form = answer_form(final, gold_answer(gold)[0]) if final is not None else ""
-    if INTEGER.fullmatch(gold) and INTEGER.fullmatch(form):
-        same = whole_number(gold) == whole_number(form)  # no int(): 5,000 digits
+    if gold.kind == "qualified":
+        return Result.unverifiable("gold_is_text", final)
+    form = answer_form(final, gold.core) if final is not None else ""
+    if INTEGER.fullmatch(gold.text) and INTEGER.fullmatch(form):
+        same = whole_number(gold.text) == whole_number(form)  # no int(): 5,000 digits
         return Result("correct" if same else "incorrect", None if same else "mismatch", final)
     return None
 
 
-def words_result(gold: str, final: str) -> Result:
-    words = as_words(gold_answer(gold)[0])
-    assert words is not None
-    verdict, reason = words_verdict(words, final)
+def words_result(gold: Gold, final: str) -> Result:
+    assert gold.words is not None
+    verdict, reason = words_verdict(gold.words, final)
     return Result(verdict, reason, final)
 
 
@@ -214,11 +221,9 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
 def check_answer(
     gold: list[Any], reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
 ) -> Result:
-    if gold_kind(reference) == "words":
+    if read_gold(reference).kind == "words":
         return text_verdict(reference, answer, timeout, fallbacks)
     boxed = final_answer_of(answer)
-    if boxed is not None and not DELIMITED.search(reference) and same_text(boxed, reference):
-        return Result("correct", None, boxed)  # the gold's own text: parses as the gold did
     if boxed is not None and HEDGE.search(boxed) and not HEDGE.search(reference):
         return Result("incorrect", "several_answers", boxed)  # 1 \lor 2: a hedge
     if boxed is None and hedged_statement(answer, reference):
@@ -277,7 +282,7 @@ def parse_answer(
     try:
         with cpu_limit(timeout):
             if boxed is not None:
-                text = f"\\boxed{{{answer_form(boxed, gold_answer(reference)[0])}}}"
+                text = f"\\boxed{{{answer_form(boxed, read_gold(reference).core)}}}"
                 predicted = parse(
                     text, extraction(("latex",)), parsing_timeout=None, raise_on_error=True
                 )
@@ -357,7 +362,7 @@ def text_verdict(
     texts = [item for item in found if isinstance(item, str)]
     if not texts:
         return Result.unverifiable("no_answer")
-    return words_result(reference, texts[-1])
+    return words_result(read_gold(reference), texts[-1])
 
 
 def compare(gold: list[Any], predicted: list[Any], timeout: int) -> tuple[Verdict, str] | None:

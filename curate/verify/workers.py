@@ -111,6 +111,7 @@ class Worker:
     crashed: bool = False
     deadline: float = 0.0  # wall clock: a worker that stalls without using the processor
     cpu_mark: float | None = None  # its CPU seconds when the current step began
+    marked_at: float = 0.0  # and the wall clock then
 
 
 @dataclass
@@ -237,15 +238,17 @@ class KillablePool:
 
     def _restart_clock(self, worker: Worker) -> None:
         worker.cpu_mark = cpu_seconds(worker.process.pid)
+        worker.marked_at = time.monotonic()
         stall = self.deadline_s if worker.cpu_mark is None else STALL_FACTOR * self.deadline_s
-        worker.deadline = time.monotonic() + stall
+        worker.deadline = worker.marked_at + stall
 
     def _over_time(self, worker: Worker) -> bool:
         """Past the step's CPU budget (where /proc tells), or stalled past the wall limit."""
-        if worker.crashed or worker.deadline <= time.monotonic():
+        now = time.monotonic()
+        if worker.crashed or worker.deadline <= now:
             return True
-        if worker.cpu_mark is None:
-            return False
+        if worker.cpu_mark is None or now - worker.marked_at < self.deadline_s:
+            return False  # a one-thread worker cannot use more CPU time than wall time passed
         used = cpu_seconds(worker.process.pid)
         return used is not None and used - worker.cpu_mark > self.deadline_s
 
