@@ -23,7 +23,9 @@ WRAPPER = r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mathrm|mbox|operato
 TEXT_WRAPPER = re.compile(WRAPPER + r"\{([^{}]*)\}")
 # A unit: letters (any script: Å, µm, Ω), spaces, powers, slashes, dots; no digits of its own
 # but in a power, and none of the words that make an answer a hedge or a qualifier.
-UNIT_TEXT = r"[^\W\d_]+(?:\s*[./\-]?\s*[^\W\d_]+)*\.?(?:\^\{?-?\d\}?)?"
+# each further word needs a separator, so a run of letters has one reading (no backtracking)
+UNIT_TEXT = r"[^\W\d_]+(?:(?:\s*[./\-]\s*|\s+)[^\W\d_]+)*\.?(?:\^\{?-?\d\}?)?"
+LONGEST_UNIT_SEARCH = 300  # characters: a longer answer is not a value with a unit
 HEDGE_WORD = re.compile(r"\b(?:or|and|not|nor|for|if|any|all|each|every|when|where)\b", re.I)
 UNIT_TAIL = re.compile(
     rf"(?:\s*{WRAPPER}\{{\s*({UNIT_TEXT})\s*\}}(?:\^\{{?-?\d\}}?)?"  # \text{ cm}^2
@@ -54,6 +56,8 @@ def without_units(text: str) -> str:
     """The value without a unit, degrees or ordinal suffix after it; the text itself when
     what is left would be empty or is not a value."""
     value = plain(text)
+    if len(value) > LONGEST_UNIT_SEARCH:
+        return value
     for _ in range(3):  # "12^{th} \text{ grade}": a word, then the ordinal
         match = UNIT_TAIL.search(value)
         if match is None or HEDGE_WORD.search(match.group(0)):
