@@ -545,7 +545,7 @@ def publish(
         where = f"{result.repo_id}@{result.revision}"
         if result.committed:
             typer.echo(
-                f"published: {result.commit_url} ({result.added} files added or changed, "
+                f"published: {result.commit_url or where} ({result.added} files added or changed, "
                 f"{result.deleted} deleted)"
             )
         else:

@@ -31,7 +31,7 @@ from curate.runner import (
     check_columns,
     process_batch,
 )
-from curate.sources.files import check_file, file_format, read_rows
+from curate.sources.files import check_file, check_parquet_text, file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 
@@ -57,14 +57,60 @@ def read_table(path: Path) -> pa.Table:
     check_file(path)
     if file_format(path) == "parquet":
         try:
-            return pq.read_table(path)
+            table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+        if table.num_rows == 0:
+            raise SourceError(f"{path}: no rows")
+        check_parquet_text(table, path)
+        return table
     rows = [row for _, row in read_rows(path)]
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SourceError(f"{path}: a column holds values of different types ({exc})") from None
+        raise SourceError(f"{path}{_mixed_column(rows, exc)}") from None
+
+
+def _mixed_column(rows: list[dict[str, Any]], exc: Exception) -> str:
+    """' row N, field 'x': ...' for the first value whose type differs from the column's."""
+    first: dict[str, type] = {}
+    for number, row in enumerate(rows, start=1):
+        for name, value in row.items():
+            if value is None:
+                continue
+            kind = first.setdefault(name, type(value))
+            if not isinstance(value, kind) and not {kind, type(value)} <= {int, float}:
+                return (
+                    f" row {number}, field '{name}': {type(value).__name__} where earlier rows "
+                    f"have {kind.__name__} (a column holds one type)"
+                )
+    return f": a column holds values of different types ({exc})"
+
+
+TEXT_COLUMNS = ("problem", "completion", "reasoning")
+
+
+def check_text_columns(table: pa.Table, path: Path) -> None:
+    """A text field given a number, list or mapping is named by row and field before work."""
+    for name in TEXT_COLUMNS:
+        if name not in table.column_names:
+            continue
+        kind = table.schema.field(name).type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+            continue
+        for number, value in enumerate(table[name].to_pylist(), start=1):
+            if value is not None:
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                raise SourceError(
+                    f"{path} row {number}, field '{name}': expected text, got "
+                    f"{type(value).__name__} {shown}"
+                )
+    if "reference" in table.column_names:
+        kind = table.schema.field("reference").type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind):
+            raise SourceError(
+                f"{path} row 1, field 'reference': expected text or a number, got {kind}"
+            )
 
 
 def write_table(table: pa.Table, path: Path) -> None:
@@ -170,6 +216,7 @@ def run_stage_on_file(
     raw = read_table(in_path)
     table, renamed = map_columns(raw, in_path, stage, columns or {})
     missing_columns(table, in_path, stage, raw.column_names)
+    check_text_columns(table, in_path)
     table = with_sample_numbers(with_problem_ids(table, in_path))
     check_columns([stage], set(table.column_names))
     stage.preflight()

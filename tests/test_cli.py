@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli import add_stage_commands, app
@@ -171,3 +172,64 @@ def test_run_reports_teacher_tokens_and_cost(make_recipe, tmp_path: Path):
     assert again.exit_code == 0, again.output
     reused = next(x for x in again.output.splitlines() if x.startswith("reused"))
     assert "generate" in reused and "teacher:" not in again.output  # nothing spent this time
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"problem": 5, "reference": "4", "completion": "4"}',
+            "row 1, field 'problem': expected text, got int 5",
+        ),
+        (
+            '{"problem": "x", "reference": {"a": 1}, "completion": "4"}',
+            "row 1, field 'reference': expected text or a number",
+        ),
+        (
+            '{"problem": "x", "reference": "4", "completion": [1, 2]}',
+            "row 1, field 'completion': expected text, got list",
+        ),
+        (
+            '{"problem": "x", "reference": "4", "completion": "4"}\n'
+            '{"problem": "y", "reference": "4", "completion": 4}',
+            "row 2, field 'completion': int where earlier rows have str",
+        ),
+        (
+            '{"problem": "x \\ud800", "reference": "4", "completion": "4"}',
+            "line 1, field 'problem': a lone UTF-16 surrogate",
+        ),
+        (
+            '{"problem": "x", "reference": "4", "completion": "4", "m": '
+            + "[" * 50_000
+            + "]" * 50_000
+            + "}",
+            "line 1: JSON nested too deeply",
+        ),
+    ],
+)
+def test_file_commands_name_the_row_and_field_of_bad_input(tmp_path: Path, content, message):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content + "\n")
+    result = invoke("verify", "--in", str(bad), "--out", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 1, result.output
+    assert f"bad.jsonl {message}" in result.output
+    assert "internal error" not in result.output and not (tmp_path / "out.jsonl").exists()
+
+
+def test_file_commands_refuse_a_zero_row_parquet_and_keep_long_integers(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"problem": pa.array([], pa.string())}), empty)
+    result = invoke("verify", "--in", str(empty), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1 and "empty.parquet: no rows" in result.output, result.output
+    digits = "3" * 5000
+    long = tmp_path / "long.jsonl"
+    long.write_text(
+        f'{{"problem": "x", "reference": {digits}, "completion": "\\\\boxed{{{digits}}}"}}\n'
+    )
+    done = invoke("verify", "--in", str(long), "--out", str(tmp_path / "o.jsonl"))
+    assert done.exit_code == 0, done.output
+    row = json.loads((tmp_path / "o.jsonl").read_text())
+    assert (row["reference"], row["verdict"]) == (digits, "correct")

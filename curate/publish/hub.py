@@ -99,6 +99,62 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class Landed:
+    """What one commit did: whether it was made, its address, the files it added or removed."""
+
+    committed: bool
+    commit_url: str | None
+    added: int
+    deleted: int
+
+
+def changes(api: Any, repo_id: str, branch: str, ours: dict[str, Path]) -> tuple[Any, Any]:
+    """The adds and deletes that make the branch hold exactly our files."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    theirs = remote_files(api, repo_id, branch)
+    adds = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path))
+        for name, path in ours.items()
+        if name not in theirs or not unchanged(path, theirs[name])
+    ]
+    deletes = [CommitOperationDelete(path_in_repo=name) for name in theirs if name not in ours]
+    return adds, deletes
+
+
+def commit_folder(
+    api: Any, repo_id: str, branch: str, ours: dict[str, Path], message: str, base_s: float
+) -> Landed:
+    """One commit of what differs. Before each retry the branch is listed again: a commit
+    whose reply was lost may have landed, and sending it twice would make two commits."""
+    where = f"{repo_id}@{branch}"
+    adds, deletes = with_retries(
+        lambda: changes(api, repo_id, branch, ours), f"list {where}", base_s=base_s
+    )
+    if not (adds or deletes):
+        return Landed(False, None, 0, 0)
+    attempt = {"n": 0}
+
+    def send() -> str | None:
+        if attempt["n"]:
+            still = changes(api, repo_id, branch, ours)
+            if not (still[0] or still[1]):
+                return None  # the earlier attempt landed; only its reply was lost
+        attempt["n"] += 1
+        info = api.create_commit(
+            repo_id,
+            operations=[*adds, *deletes],
+            repo_type="dataset",
+            revision=branch,
+            commit_message=message,
+        )
+        return str(info.commit_url)
+
+    url = with_retries(send, f"commit to {where}", base_s=base_s)
+    return Landed(True, url, len(adds), len(deletes))
+
+
 def upload(
     folder: Path,
     repo_id: str,
@@ -113,7 +169,7 @@ def upload(
 ) -> Published:
     """Create the repository if needed and commit the folder's content in one commit,
     deleting files the folder no longer has; no commit when nothing changed."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub import HfApi
 
     api = HfApi(endpoint=endpoint, token=token)
 
@@ -131,26 +187,7 @@ def upload(
             f"create branch {revision}",
         )
     ours = local_files(folder)
-    theirs = retried(lambda: remote_files(api, repo_id, branch), f"list {repo_id}@{branch}")
-    adds = [
-        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path))
-        for name, path in ours.items()
-        if name not in theirs or not unchanged(path, theirs[name])
-    ]
-    deletes = [CommitOperationDelete(path_in_repo=name) for name in theirs if name not in ours]
-    url = None
-    if adds or deletes:
-        info = retried(
-            lambda: api.create_commit(
-                repo_id,
-                operations=[*adds, *deletes],
-                repo_type="dataset",
-                revision=branch,
-                commit_message=message,
-            ),
-            f"commit to {repo_id}@{branch}",
-        )
-        url = str(info.commit_url)
+    landed = commit_folder(api, repo_id, branch, ours, message, retry_base_s)
     if tag:
         retried(
             lambda: api.create_tag(
@@ -158,4 +195,6 @@ def upload(
             ),
             f"tag {tag}",
         )
-    return Published(repo_id, branch, bool(adds or deletes), url, len(adds), len(deletes))
+    return Published(
+        repo_id, branch, landed.committed, landed.commit_url, landed.added, landed.deleted
+    )

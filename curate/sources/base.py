@@ -18,6 +18,11 @@ from curate.stage import Config
 Row = dict[str, Any]
 
 
+class LongInteger(str):
+    """A JSON integer past Python's int() limit, kept as its digits (a reference may be one;
+    a problem statement may not)."""
+
+
 class Columns(Config):
     """Which input column holds each problem field."""
 
@@ -215,8 +220,9 @@ class ProblemBuilder:
         value = self._column(row, name, fail)
         if value is None and not required:
             return None
-        if not isinstance(value, str):
-            raise fail(name, f"expected text, got {type(value).__name__} {_preview(value)}")
+        if not isinstance(value, str) or isinstance(value, LongInteger):
+            kind = "int" if isinstance(value, str) else type(value).__name__
+            raise fail(name, f"expected text, got {kind} {_preview(value)}")
         if required and not value.strip():
             raise fail(name, "empty text")
         self._check_size(name, value, fail)

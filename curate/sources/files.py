@@ -6,18 +6,20 @@ import csv
 import glob
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
 from curate import registry
 from curate.errors import SourceError
 from curate.records import stable_hash
-from curate.sources.base import Row, RowSourceConfig, Source
+from curate.sources.base import LongInteger, Row, RowSourceConfig, Source
 
 Format = Literal["auto", "jsonl", "json", "parquet", "csv"]
 SUFFIXES = {
@@ -121,15 +123,51 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 raise SourceError(
                     f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
                 ) from None
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SourceError(f"{path} line {line_number}: invalid JSON ({exc.msg})") from None
+            row = parse_json(text, f"{path} line {line_number}")
             if not isinstance(row, dict):
                 raise SourceError(
                     f"{path} line {line_number}: expected a JSON object, got {type(row).__name__}"
                 )
             yield row
+
+
+def parse_json(text: str, where: str, lines: bool = False, check: bool = True) -> Any:
+    """JSON text as Python values; an integer past Python's 4,300-digit limit stays its
+    digits (a long reference is still a reference), and what cannot be read is named."""
+    try:
+        value = json.loads(text, parse_int=_integer)
+    except json.JSONDecodeError as exc:
+        line = f" line {exc.lineno}" if lines else ""
+        raise SourceError(f"{where}{line}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise SourceError(f"{where}: JSON nested too deeply to read") from None
+    if check and LONE_SURROGATE_ESCAPE.search(text):
+        refuse_lone_surrogates(value, where)
+    return value
+
+
+LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _integer(digits: str) -> int | str:
+    return LongInteger(digits) if len(digits.lstrip("-")) > 4000 else int(digits)
+
+
+def refuse_lone_surrogates(value: Any, where: str, field: str = "") -> None:
+    """A \\uD800-style escape with no partner decodes to a character that is not text."""
+    if isinstance(value, str):
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            named = f", field '{field}'" if field else ""
+            raise SourceError(
+                f"{where}{named}: a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its "
+                "pair) is not text"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_lone_surrogates(item, where, field or str(key))
+    elif isinstance(value, list):
+        for item in value:
+            refuse_lone_surrogates(item, where, field)
 
 
 def _bad_bytes_field(raw: bytes) -> str:
@@ -152,15 +190,15 @@ def _json_rows(path: Path) -> Iterator[Row]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(f"{path} line {line}: not UTF-8 (byte offset {exc.start})") from None
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    rows = parse_json(text, str(path), lines=True, check=False)
+    escapes = LONE_SURROGATE_ESCAPE.search(text) is not None
     if not isinstance(rows, list):
         raise SourceError(f"{path}: expected a JSON list of objects, got {type(rows).__name__}")
     for index, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise SourceError(f"{path} row {index}: expected an object, got {type(row).__name__}")
+        if escapes:
+            refuse_lone_surrogates(row, f"{path} row {index}")
         yield row
 
 
@@ -171,8 +209,49 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         parquet = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
-    for batch in parquet.iter_batches(batch_size=4096):
+    batches = parquet.iter_batches(batch_size=4096)
+    done = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:  # a damaged page inside the file
+            raise SourceError(
+                f"{path} after row {done:,}: the file is damaged ({_first_line(exc)})"
+            ) from None
+        check_parquet_text(batch, path, done)
         yield from batch.to_pylist()
+        done += batch.num_rows
+
+
+def check_parquet_text(table: pa.Table | pa.RecordBatch, path: Path, before: int = 0) -> None:
+    """Text that is not UTF-8 (bytes flipped on disk) is named by row and field."""
+    try:
+        table.validate(full=True)
+        return
+    except pa.ArrowInvalid:
+        pass
+    for name in table.column_names:
+        column = table[name]
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for index in range(len(column)):
+            try:
+                column[index].as_py()
+            except (UnicodeDecodeError, pa.ArrowInvalid):
+                raise SourceError(
+                    f"{path} row {before + index + 1}, field '{name}': not UTF-8 text "
+                    "(the file is damaged)"
+                ) from None
+    raise SourceError(f"{path} after row {before:,}: the file is damaged")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _csv_rows(path: Path) -> Iterator[Row]:

@@ -29,6 +29,7 @@ class FakeHubServer(LoopbackServer):
         self.tags: dict[str, dict[str, str]] = {}
         self.commits: list[dict[str, Any]] = []  # every commit that landed
         self.fail_commits: list[int] = []  # statuses to answer the next commits with
+        self.lose_replies: list[int] = []  # statuses to answer commits that land anyway
         self.requests: list[tuple[str, str, str]] = []  # (method, path, headers + body)
 
     @property
@@ -156,6 +157,8 @@ class FakeHubHandler(QuietHandler):
         self.server.repos[repo][rev] = staged  # the whole commit lands at once
         oid = hashlib.sha1(body, usedforsecurity=False).hexdigest()
         self.server.commits.append({"repo": repo, "revision": rev, "oid": oid, "lines": lines})
+        if self.server.lose_replies:  # the commit landed; the client hears only an error
+            return self.reply(self.server.lose_replies.pop(0), {"error": "reply lost"})
         return self.reply(
             200, {"commitUrl": f"{self.server.url}/datasets/{repo}/commit/{oid}", "commitOid": oid}
         )

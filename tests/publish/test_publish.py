@@ -203,6 +203,31 @@ def test_a_failed_commit_is_retried_and_leaves_nothing_half_done(finished_run: P
         assert len(hub.commits) == 1
 
 
+def test_a_commit_whose_reply_was_lost_is_not_made_twice(finished_run: Path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
+    monkeypatch.setattr("curate.publish.hub.time.sleep", lambda seconds: None)
+    with FakeHubServer() as hub:
+        hub.lose_replies = [502]
+        result = runner.invoke(app, ["publish", str(finished_run), "--endpoint", hub.url])
+        assert result.exit_code == 0, result.output
+        assert len(hub.commits) == 1  # the retry saw the content there and sent nothing
+        assert "published: org/pub@main" in result.output
+        staged = finished_run / "publish"
+        assert sorted(hub.repos["org/pub"]["main"]) == sorted(
+            p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()
+        )
+        hub.lose_replies = [502]
+        hub.fail_commits = [503]  # a commit that did not land is still sent again
+        path = finished_run / "recipe.yaml"
+        recipe = yaml.safe_load(path.read_text())
+        recipe["publish"]["pretty_name"] = "Renamed again"
+        path.write_text(yaml.safe_dump(recipe))
+        again = runner.invoke(app, ["publish", str(finished_run), "--endpoint", hub.url])
+        assert again.exit_code == 0, again.output
+        assert len(hub.commits) == 2
+        assert b"Renamed again" in hub.repos["org/pub"]["main"]["README.md"]
+
+
 def test_rounds_go_to_branches_and_tags(finished_run: Path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
     with FakeHubServer() as hub:

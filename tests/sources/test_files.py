@@ -224,3 +224,51 @@ def test_a_nan_reference_is_no_reference(tmp_path: Path):
     path = tmp_path / "nan.jsonl"
     path.write_text('{"problem": "1+1", "answer": NaN}\n{"problem": "2+2", "answer": 4.0}\n')
     assert [r["reference"] for r in read(path, columns=PLAIN)] == [None, "4.0"]
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_reference_not_a_problem(tmp_path: Path):
+    digits = "7" * 5000
+    path = tmp_path / "long.jsonl"
+    path.write_text(f'{{"problem": "What is it?", "answer": {digits}}}\n')
+    assert [r["reference"] for r in read(path, columns=PLAIN)] == [digits]
+    path.write_text(f'{{"problem": {digits}, "answer": "1"}}\n')
+    with pytest.raises(
+        SourceError, match=r"long.jsonl row 1, field 'problem': expected text, got int"
+    ):
+        read(path, columns=PLAIN)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json"])
+def test_deep_nesting_and_lone_surrogates_are_named(tmp_path: Path, suffix: str):
+    def write(row: str) -> Path:
+        path = tmp_path / f"bad.{suffix}"
+        path.write_text(row + "\n" if suffix == "jsonl" else f"[{row}]")
+        return path
+
+    deep = '{"problem": "1+1", "answer": "2", "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(SourceError, match=f"bad.{suffix}.*: JSON nested too deeply to read"):
+        read(write(deep), columns=PLAIN)
+    lone = '{"problem": "1+1", "answer": "2 \\udc00"}'
+    where = "line 1" if suffix == "jsonl" else "row 1"
+    with pytest.raises(SourceError, match=f"bad.{suffix} {where}, field 'answer': a lone UTF-16"):
+        read(write(lone), columns=PLAIN)
+    paired = '{"problem": "1+1 \\ud83d\\ude00", "answer": "2"}'  # a pair is one character
+    assert read(write(paired), columns=PLAIN)[0]["problem"] == "1+1 \U0001f600"
+
+
+def test_a_damaged_parquet_file_is_named_with_its_row(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [f"What is {i} plus {i}? " * 3 for i in range(6000)]
+    table = pa.table({"problem": rows, "answer": [str(2 * i) for i in range(6000)]})
+    named = r"(row \d+, field 'problem': not UTF-8|after row [\d,]+: the file is damaged)"
+    for compression in ("none", "snappy"):
+        path = tmp_path / f"{compression}.parquet"
+        pq.write_table(table, path, row_group_size=1000, compression=compression)
+        data = bytearray(path.read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 64):
+            data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(SourceError, match=f"{compression}.parquet {named}"):
+            read(path, columns=PLAIN)
