@@ -77,10 +77,10 @@ def run_shards(
 ) -> None:
     """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
     is read back from the run; the stage built anew). Shards already done are kept."""
-    from curate.recipe import load_recipe
+    from curate.recipe import load_run
     from curate.runner import _make_stage, read_results
 
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_run(run_dir)
     store = RunStore(run_dir)
     context = StageContext(
         store.cache,

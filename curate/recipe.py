@@ -343,7 +343,32 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+RECIPE_SCHEMA = 1  # bump when a saved recipe's meaning changes
+HEADER = f"# curate recipe, schema {RECIPE_SCHEMA}: resolved, secrets removed\n"
+
+
 def dump_recipe(recipe: BaseModel) -> str:
-    """The resolved recipe as YAML, secrets removed."""
-    data = redact(recipe.model_dump(mode="json", exclude_none=True))
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    """The resolved recipe as YAML, secrets removed, read back as exactly the same recipe:
+    a null that turns a setting off is kept (only sections absent by default are left out)."""
+    return HEADER + yaml.safe_dump(recipe_data(recipe), sort_keys=False, allow_unicode=True)
+
+
+def recipe_data(recipe: BaseModel) -> dict[str, Any]:
+    """The recipe as saved and shown: every setting, nulls included, secrets removed."""
+    data = recipe.model_dump(mode="json")
+    return dict(redact({key: value for key, value in data.items() if value is not None}))
+
+
+def load_run(run_dir: Path) -> Any:
+    """The recipe a run was made with (RUN/recipe.yaml), as the run saved it."""
+    path = Path(run_dir) / "recipe.yaml"
+    if not path.is_file():
+        raise RecipeError(f"{run_dir}: no recipe.yaml (is this a run directory?)")
+    first = path.read_text(encoding="utf-8").partition("\n")[0]
+    schema = re.match(r"# curate recipe, schema (\d+)", first)
+    if schema is not None and int(schema.group(1)) > RECIPE_SCHEMA:
+        raise RecipeError(
+            f"{path}: saved by a newer curate (recipe schema {schema.group(1)}; this one reads "
+            f"up to {RECIPE_SCHEMA}): upgrade curate"
+        )
+    return load_recipe(path)

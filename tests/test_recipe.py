@@ -160,3 +160,78 @@ def test_a_run_name_is_a_name_not_a_path(make_recipe, name: str):
 def test_ordinary_names_are_kept(make_recipe):
     for name in ("gsm8k-distill", "round_2", "v1.5+fix"):
         assert load_recipe(make_recipe(), [f"name={name}"]).name == name
+
+
+REQUIRED = {
+    "path": "problems.jsonl",
+    "dataset": "org/problems",
+    "tasks": {"basic_arithmetic": 2},
+    "model": "org/model",
+    "base_url": "http://localhost:8000/v1",
+}
+
+
+def _allows_none(annotation) -> bool:
+    return annotation is type(None) or type(None) in getattr(annotation, "__args__", ())
+
+
+def _nulled(model) -> dict:
+    """Every optional setting of a config section set to null, nested sections too."""
+    from curate.recipe import _models_in
+
+    data = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            data[name] = REQUIRED[name]
+        elif name in ("kind", "backend"):  # the tag a union needs
+            data[name] = field.default
+        elif _allows_none(field.annotation):
+            data[name] = None
+        elif len(members := _models_in(field.annotation)) == 1:
+            data[name] = _nulled(members[0])
+    return data
+
+
+def _every_section(source, teacher) -> dict:
+    from curate.recipe import _models_in, recipe_model
+
+    raw = {"name": "nulls", "source": _nulled(source)}
+    for name, field in recipe_model().model_fields.items():
+        members = _models_in(field.annotation)
+        if name in raw or not members:
+            continue
+        raw[name] = _nulled(teacher if name == "teacher" else members[0])
+    return raw
+
+
+def test_a_saved_recipe_reads_back_the_same_with_every_optional_setting_null(tmp_path: Path):
+    """The run's recipe.yaml is what cluster tasks, publish and review read: a null that
+    turns a setting off (filters.language, dedup.near, ...) must stay off."""
+    from curate.recipe import _models_in, load_run, recipe_model, validate
+
+    fields = recipe_model().model_fields
+    sources, teachers = (
+        _models_in(fields["source"].annotation),
+        _models_in(fields["teacher"].annotation),
+    )
+    pairs = [(s, teachers[min(i, len(teachers) - 1)]) for i, s in enumerate(sources)]
+    pairs += [(sources[0], t) for t in teachers]
+    for source, teacher in pairs:
+        recipe = validate(_every_section(source, teacher))
+        assert recipe.filters.language is None and recipe.dedup.near is None
+        (tmp_path / "recipe.yaml").write_text(dump_recipe(recipe))
+        again = load_run(tmp_path)
+        assert again.model_dump() == recipe.model_dump(), (source, teacher)
+        defaults = validate({"name": "d", "source": _every_section(source, teacher)["source"]})
+        (tmp_path / "recipe.yaml").write_text(dump_recipe(defaults))
+        assert load_run(tmp_path).model_dump() == defaults.model_dump()
+
+
+def test_a_recipe_saved_by_a_newer_curate_is_refused_by_name(tmp_path: Path):
+    from curate.recipe import load_run
+
+    with pytest.raises(RecipeError, match=r"no recipe\.yaml"):
+        load_run(tmp_path)
+    (tmp_path / "recipe.yaml").write_text("# curate recipe, schema 99: resolved\nname: x\n")
+    with pytest.raises(RecipeError, match="recipe schema 99; this one reads up to 1"):
+        load_run(tmp_path)

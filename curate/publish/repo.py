@@ -20,6 +20,7 @@ from curate.publish.card import CARD_COLUMNS, CONFIG_FILES, ConfigFacts, card_te
 from curate.publish.configs import all_config, preference_config, rl_config, sft_config
 from curate.publish.hub import Published, upload
 from curate.publish.settings import PublishConfig
+from curate.recipe import load_run, recipe_data
 from curate.records import small_types
 from curate.report import write_report
 from curate.store import RunStore, read_json
@@ -40,10 +41,9 @@ def load_settings(
     """The run's saved recipe (as a mapping) and its publish settings, flags applied."""
     if not store.recipe.exists():
         raise PublishError(f"{store.root}: no recipe.yaml (is this a finished run directory?)")
-    recipe = yaml.safe_load(store.recipe.read_text(encoding="utf-8")) or {}
-    saved = recipe.get("publish") or {}
+    recipe = recipe_data(load_run(store.root))
     given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe, PublishConfig.model_validate({**saved, **given})
+    return recipe, PublishConfig.model_validate({**recipe["publish"], **given})
 
 
 def build_configs(ledger: pl.DataFrame, think: bool) -> dict[str, pl.DataFrame]:

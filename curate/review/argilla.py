@@ -51,16 +51,12 @@ class Connection:
 
 def review_config(run_dir: Path) -> ReviewConfig:
     """The `review:` section of the run's saved recipe (defaults when it has none)."""
-    path = run_dir / "recipe.yaml"
-    try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReviewError(f"{path}: cannot read the run's recipe ({exc})") from None
-    section = (recipe or {}).get("review") or {}
-    try:
-        return ReviewConfig(**section)
-    except ValueError as exc:
-        raise ReviewError(f"{path}: review: {exc}") from None
+    from curate.recipe import load_run
+
+    if not (run_dir / "recipe.yaml").exists():
+        return ReviewConfig()
+    section = load_run(run_dir).review
+    return section if isinstance(section, ReviewConfig) else ReviewConfig()
 
 
 def configured(config: ReviewConfig) -> bool:

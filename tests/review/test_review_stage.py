@@ -140,6 +140,7 @@ def test_the_recipe_names_the_key_variable_and_an_unset_one_is_named(tmp_path: P
 
     monkeypatch.delenv("REVIEW_KEY", raising=False)
     (tmp_path / "recipe.yaml").write_text(
+        "name: r\nsource: {kind: files, path: p.jsonl}\n"
         "review: {url: 'http://argilla.example:6900/', api_key_env: REVIEW_KEY}\n"
     )
     config = review_config(tmp_path)
