@@ -256,11 +256,25 @@ def dataset_for(
     workspace = workspace or os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
     with warnings.catch_warnings():  # "not found" is the normal first push
         warnings.simplefilter("ignore")
+        if client.workspaces(name=workspace) is None:
+            raise ReviewError(missing_workspace(connection, workspace, client))
         dataset = client.datasets(name=name, workspace=workspace)
     if dataset is None:
         dataset = rg.Dataset(name=name, workspace=workspace, settings=settings(task), client=client)
         dataset.create()
     return dataset
+
+
+def missing_workspace(connection: Connection, workspace: str, client: Any) -> str:
+    """What to say when the server has no such workspace (or the key cannot use it)."""
+    names = sorted(item.name for item in client.workspaces)
+    has = f"the key's workspaces: {', '.join(names)}" if names else "the key has no workspace"
+    return (
+        f"Argilla at {connection.url} has no workspace '{workspace}' ({has}); create it as the "
+        f"owner (python -c \"import argilla as rg; rg.Argilla(api_url=..., api_key=...); "
+        f"rg.Workspace(name='{workspace}').create()\") or name one with review.workspace or "
+        "ARGILLA_WORKSPACE"
+    )
 
 
 def existing_ids(connection: Connection, dataset_id: str) -> set[str]:

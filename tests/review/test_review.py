@@ -196,6 +196,15 @@ def test_a_wrong_key_and_an_absent_server_are_one_clear_error(argilla_server, ru
     assert absent.exit_code == 1 and "cannot reach Argilla at http://127.0.0.1:9" in absent.output
 
 
+def test_a_missing_workspace_is_named_with_the_way_to_make_it(argilla_server, run_dir, monkeypatch):
+    monkeypatch.setenv("ARGILLA_WORKSPACE", "no-such-space")
+    refused = runner.invoke(app, ["review", "push", str(run_dir)])
+    assert refused.exit_code == 1, refused.output
+    assert "has no workspace 'no-such-space' (the key's workspaces: review)" in refused.output
+    assert "rg.Workspace(name='no-such-space').create()" in refused.output
+    assert "Traceback" not in refused.output and "NoneType" not in refused.output
+
+
 def test_the_resolution_rules():
     from curate.review.argilla import resolve
 
@@ -252,3 +261,19 @@ def test_a_server_killed_mid_push_loses_nothing_and_duplicates_nothing(
         json.loads(line)["record"]
         for line in (run_dir / "review" / "borderline.jsonl").read_text().splitlines()
     )
+    # answers given before a second kill come back whole on pull after the restart
+    yes = {"status": "submitted", "values": {"correct": {"value": "correct"}}}
+    for record in records:
+        for reviewer in ("reviewer1", "reviewer2"):
+            answer(local.running(), record["id"], reviewer, yes)
+    os.killpg(local.running().pids["server"], signal.SIGKILL)
+    assert runner.invoke(app, ["argilla", "up"]).exit_code == 0
+    pulled = runner.invoke(app, ["review", "pull", str(run_dir)])
+    assert pulled.exit_code == 0, pulled.output
+    decisions = [
+        json.loads(line)
+        for line in (run_dir / "review" / "decisions.jsonl").read_text().splitlines()
+    ]
+    assert sorted(d["record"] for d in decisions) == sorted(r["external_id"] for r in records)
+    assert {d["decision"] for d in decisions} == {"accept"}
+    assert all(len(d["answers"]) == 2 for d in decisions)
