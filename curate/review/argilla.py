@@ -271,7 +271,7 @@ def missing_workspace(connection: Connection, workspace: str, client: Any) -> st
     has = f"the key's workspaces: {', '.join(names)}" if names else "the key has no workspace"
     return (
         f"Argilla at {connection.url} has no workspace '{workspace}' ({has}); create it as the "
-        f"owner (python -c \"import argilla as rg; rg.Argilla(api_url=..., api_key=...); "
+        f'owner (python -c "import argilla as rg; rg.Argilla(api_url=..., api_key=...); '
         f"rg.Workspace(name='{workspace}').create()\") or name one with review.workspace or "
         "ARGILLA_WORKSPACE"
     )
