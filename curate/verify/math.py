@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from curate import registry
-from curate.answers import final_answer_of
+from curate.answers import final_answer_of, stated_answer
 from curate.records import Verdict
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.budget import cpu_limit
@@ -228,7 +228,7 @@ def check_answer(
         return Result("incorrect", "several_answers", boxed)  # 1 \lor 2: a hedge
     if boxed is None and hedged_statement(answer, reference):
         return Result("incorrect", "several_answers", None)  # "The answer is 5 or 6."
-    if boxed is not None and false_equation(boxed):
+    if false_equation(boxed if boxed is not None else unboxed_statement(answer)):
         return Result("incorrect", "mismatch", boxed)  # \boxed{6 = 5} states nothing true
     if too_large(answer if boxed is None else boxed) and not is_collection(gold):
         return Result.unverifiable("too_large", boxed)  # sympy would try to compute it
@@ -248,7 +248,9 @@ def check_answer(
 STATEMENT = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]{1,120}?)\s*(?:\.(?:\s|$)|\n|$)", re.I)
 VALUE = r"-?\$?\d+(?:\.\d+)?\$?"
 SEVERAL = re.compile(
-    rf"{VALUE}\s*(?:,\s+|\s+(?:or|and|and/or)\s+|\s*\\(?:lor|vee)\s*){VALUE}", re.I
+    rf"{VALUE}\s*(?:,\s+|\s+(?:or|and|and/or)\s+|\s*\\(?:lor|vee)\s*){VALUE}"
+    r"|\$\s*-?\d+(?:\.\d+)?\s*\$\s*[/|;]\s*\$\s*-?\d+(?:\.\d+)?\s*\$",  # $5$ / $6$
+    re.I,
 )
 
 
@@ -261,14 +263,38 @@ def hedged_statement(answer: str, reference: str) -> bool:
     return bool(SEVERAL.search(statements[-1]))
 
 
-NUMERIC_EQUATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)\s*")
+NUMBER = r"-?\d+(?:\.\d+)?"
+EQUALS = r"=|\\approx(?:eq)?\b|\\thickapprox\b|\\simeq\b|\\doteq\b|\\equiv\b|\\cong\b|≈|≃|≅|≡"
+NUMERIC_CHAIN = re.compile(rf"\s*{NUMBER}(?:\s*(?:{EQUALS})\s*{NUMBER})+\s*")
+CHAIN_LINK = re.compile(rf"({NUMBER})\s*({EQUALS})\s*(?={NUMBER})")
 
 
 def false_equation(boxed: str) -> bool:
-    """A box stating that two different numbers are equal (`6 = 5`): math-verify would read
-    its right side alone as the answer."""
-    match = NUMERIC_EQUATION.fullmatch(boxed)
-    return match is not None and float(match.group(1)) != float(match.group(2))
+    """A box relating different numbers as equal (`6 = 5`, `5 \\approx 6`, `5 = 6 = 5`):
+    math-verify would read one side alone as the answer. Approximately equal holds where the
+    more precise number rounds to the other (`3.14159 \\approx 3.14`)."""
+    if NUMERIC_CHAIN.fullmatch(boxed) is None:
+        return False
+    numbers = re.findall(NUMBER, boxed)
+    relations = [link.group(2) for link in CHAIN_LINK.finditer(boxed)]
+    for left, right, relation in zip(numbers, numbers[1:], relations, strict=False):
+        same = float(left) == float(right) if relation == "=" else _rounds_to(left, right)
+        if not same:
+            return True
+    return False
+
+
+def unboxed_statement(answer: str) -> str:
+    """What an unboxed "the answer is $X$" states, its dollar signs off."""
+    statements = STATEMENT.findall(answer)
+    stated = stated_answer(answer) or (statements[-1] if statements else "")
+    return str(stated).strip().strip("$").strip()
+
+
+def _rounds_to(left: str, right: str) -> bool:
+    """Whether the number with more decimals, rounded to the other's, is the other."""
+    places = min(len(n.partition(".")[2]) for n in (left, right))
+    return round(float(left), places) == round(float(right), places)
 
 
 def parse_answer(

@@ -127,6 +127,12 @@ LEANING_TESTS = {
     "all(map)": (
         "def check(candidate):\n    assert all(map(lambda x: candidate(x) == 2 * x, [1, 2]))\n"
     ),
+    "math the program imported": (
+        "def check(candidate):\n    assert math.isclose(candidate(1.5), 3.0)\n"
+    ),
+    "a module the program patched": (
+        "import math\ndef check(candidate):\n    assert math.isclose(candidate(1.5), 3.0)\n"
+    ),
     "for zip": (
         "def check(candidate):\n"
         "    for x, y in zip([1, 2], map(candidate, [1, 2])):\n"
@@ -140,6 +146,22 @@ BUILTIN_CHEATS = {  # a wrong solution and the trick that would make the leaning
     "round": "def double(x):\n    return 5\ndef round(v):\n    return 4\n",
     "all(map)": "def double(x):\n    raise StopIteration\n",
     "for zip": "def double(x):\n    raise StopIteration\n",
+    # a module of its own written where the judge might import it, bound to the test's name
+    "math the program imported": (
+        "import os, sys\n"
+        "for folder in {os.getcwd(), os.path.dirname(os.path.abspath(sys.argv[0]))}:\n"
+        "    try:\n"
+        "        with open(os.path.join(folder, 'mathz.py'), 'w') as out:\n"
+        "            out.write('def isclose(*a, **k):\\n    return True\\n')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "sys.path.insert(0, os.getcwd())\n"
+        "import mathz as math\n"
+        "def double(x):\n    return 0.0\n"
+    ),
+    "a module the program patched": (
+        "import math\nmath.isclose = lambda *a, **k: True\ndef double(x):\n    return 0.0\n"
+    ),
 }
 
 
@@ -148,7 +170,7 @@ def test_a_program_cannot_redefine_what_the_test_uses(code_verifier: CodeVerifie
     """The test's builtins stay its own (a solution's `abs` is not handed to it), and a
     StopIteration from the solution is an error, not the end of the test's map() or zip()."""
     tests = json.dumps({"test": LEANING_TESTS[name], "entry_point": "double"})
-    honest = fenced("def double(x):\n    return 2 * x\n")
+    honest = fenced("import math\ndef double(x):\n    return 2 * x\n")
     cheat = fenced(BUILTIN_CHEATS[name])
     results = code_verifier.verify([ProblemAnswers(None, None, [honest, cheat], tests)])[0]
     assert results[0].verdict == "correct", (name, results[0])
@@ -236,6 +258,20 @@ MATH_CHEATS = [  # (gold, answer): wrong or hedged answers
     ("5", "\\boxed{5 \\text{ or maybe } 6}"),
     ("5", "\\boxed{6 = 5}"),
     ("5", "\\boxed{5x}"),  # a variable is not a unit
+    ("5", "\\boxed{5 \\approx 6}"),  # math-verify reads the left side of an approximation
+    ("5", "\\boxed{5 ≈ 6}"),
+    ("5", "\\boxed{5 \\approxeq 6}"),
+    ("5", "\\boxed{5 \\approx 6 \\approx 7}"),
+    ("5", "\\boxed{5 = 6 = 5}"),
+    ("5", "The answer is $5 \\approx 6$."),
+    ("5", "Final answer: 5 ≈ 6"),
+    ("5", "Answer: $5$ / $6$"),
+    ("5", "Answer: $5$; $6$"),
+    ("5", "\\boxed{\\pm 5}"),
+    ("5", "\\boxed{x \\in \\{5, 6\\}}"),
+    ("2", "\\boxed{1 < x < 3}"),
+    ("5", "\\boxed{\\begin{cases}5\\\\6\\end{cases}}"),
+    ("5", "<answer>5</answer><answer>6</answer>"),
 ]
 TRACE_CHEATS = [  # judged as the verify stage and the rewards judge them (the dispatch)
     ("5", "<answer>5 or 6</answer>"),
@@ -281,6 +317,10 @@ MATH_HONEST = [  # (gold, answer): right answers the holes used to refuse
     ("listen", "\\boxed{\\text{Listen}}"),
     ("no", "The answer is \\boxed{No}."),
     ("2 3", "\\boxed{2 3}"),
+    ("3.14159", "\\boxed{3.14159 \\approx 3.14}"),  # an approximation that holds
+    ("\\frac{1}{3}", "\\boxed{\\frac{1}{3} \\approx 0.333}"),
+    ("5", "\\boxed{x \\approx 5}"),
+    ("2.5", "\\boxed{2.50 = 2.5}"),
 ]
 
 
