@@ -7,7 +7,6 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,10 +180,3 @@ def read_parquet_metadata(path: Path) -> dict[str, str]:
     raw = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in raw.items()}
 
-
-def read_shards(paths: Iterable[Path]) -> pa.Table:
-    """Concatenate shards into one table with the trace schema."""
-    tables = [conform(pq.read_table(p)) for p in paths]
-    if not tables:
-        return TRACE_SCHEMA.empty_table()
-    return pa.concat_tables(tables, promote_options="permissive")

@@ -64,6 +64,35 @@ def to_samples(config: VLLMConfig, request: Request, output: Any, seconds: float
     return samples
 
 
+class OfflineEngine:
+    """vllm.LLM behind the one call the teacher makes, sampling settings given as plain
+    mappings (the teacher never builds vLLM's own objects)."""
+
+    def __init__(self, config: VLLMConfig) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise BackendError(
+                "the vllm backend needs vllm and a GPU: pip install 'curate[vllm]'"
+            ) from None
+        self.llm = LLM(
+            model=config.model,
+            tensor_parallel_size=config.tensor_parallel_size,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_model_len=config.max_model_len,
+            dtype=config.dtype,
+            **config.engine_args,
+        )
+
+    def chat(
+        self, conversations: list[Any], settings: list[dict[str, Any]], use_tqdm: bool = True
+    ) -> list[Any]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(**one) for one in settings]
+        return list(self.llm.chat(conversations, params, use_tqdm=use_tqdm))
+
+
 @registry.backends.register("vllm")
 class VLLMTeacher(Backend):
     """vLLM offline batch inference on local GPUs (extra: vllm)."""
@@ -81,43 +110,22 @@ class VLLMTeacher(Backend):
         return f"vllm:{self.config.model}:{self.config.dtype}"
 
     def llm(self) -> Any:
+        """The engine (an OfflineEngine over vllm.LLM unless one was given)."""
         if self._llm is None:
-            try:
-                from vllm import LLM
-            except ImportError:
-                raise BackendError(
-                    "the vllm backend needs vllm and a GPU: pip install 'curate[vllm]'"
-                ) from None
-            config = self.config
-            self._llm = LLM(
-                model=config.model,
-                tensor_parallel_size=config.tensor_parallel_size,
-                gpu_memory_utilization=config.gpu_memory_utilization,
-                max_model_len=config.max_model_len,
-                dtype=config.dtype,
-                **config.engine_args,
-            )
+            self._llm = OfflineEngine(self.config)
         return self._llm
 
     def sample_batch(self, requests: list[Request]) -> list[list[Sample]]:
         """All requests in one call; vLLM schedules them on the GPU itself."""
         if not requests:
             return []
-        params = [self.sampling_params(len(r.sample_indices)) for r in requests]
+        params = [sampling_kwargs(self.config, len(r.sample_indices)) for r in requests]
         started = time.monotonic()
         outputs = self.llm().chat([r.messages for r in requests], params, use_tqdm=True)
         seconds = (time.monotonic() - started) / len(requests)
         return [
             to_samples(self.config, r, o, seconds) for r, o in zip(requests, outputs, strict=True)
         ]
-
-    def sampling_params(self, n: int) -> Any:
-        kwargs = sampling_kwargs(self.config, n)
-        if not hasattr(self.llm(), "llm_engine"):
-            return kwargs  # a stand-in LLM (tests) takes the arguments as they are
-        from vllm import SamplingParams
-
-        return SamplingParams(**kwargs)
 
     async def sample(self, request: Request) -> list[Sample]:
         return self.sample_batch([request])[0]

@@ -107,6 +107,7 @@ def card_text(
         _review(stats.get("review")),
         "## Verdicts\n\n" + _verdicts(every),
         "## Pass rate per problem\n\n" + _pass_rates(configs.rates),
+        _plots(plots or []),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
         "## Recipe\n\nThe resolved recipe (secrets removed, local paths cut to file names):\n\n"
         "```yaml\n" + yaml.safe_dump(public_recipe(recipe), sort_keys=False) + "```\n",

@@ -95,13 +95,7 @@ def _present(frame: pl.DataFrame | None, names: tuple[str, ...]) -> pl.DataFrame
 
 
 def ledger_parts(store: RunStore, shards: list[Path]) -> Iterator[pl.DataFrame]:
-    """The ledger a shard at a time; the whole of it at once for a run made before the
-    source regrouped scattered traces (its shards may split a problem, whose configs need
-    all its rows)."""
-    split = store.load_stats().get("source", {}).get("split_problems")
-    if split:
-        yield pl.read_parquet(shards)
-        return
+    """The ledger a shard at a time (the source keeps each problem's traces in one shard)."""
     for shard in shards:
         yield pl.read_parquet(shard)
 

@@ -138,6 +138,10 @@ def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):
     assert f"| `default` | {staged.rows['default']:,} |" in card
     assert "Do not train on them" in card  # the simulated teacher says so
     assert str(finished_run.parent) not in card  # no local path
+    shown = re.findall(r"!\[[^\]]*\]\((report/[^)]+\.png)\)", card)
+    assert shown, "the card embeds the report's plots"
+    assert all((staged.path / link).is_file() for link in shown)  # each link resolves
+    assert len(shown) == len(list((staged.path / "report").glob("*.png")))
 
 
 def test_no_license_is_invented(make_recipe, tmp_path: Path):

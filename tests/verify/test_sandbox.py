@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,10 +35,8 @@ def test_normal_program_runs(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_infinite_loop_is_stopped(kind):
-    started = time.monotonic()
     result = sandbox(kind).run_python("while True:\n    pass\n")
-    assert result.timed_out or result.returncode != 0
-    assert time.monotonic() - started < 8
+    assert result.timed_out and result.returncode != 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,4 +1,3 @@
-import time
 
 import pytest
 
@@ -26,7 +25,6 @@ def verdicts(rows):
 
 
 def test_a_hang_is_killed_and_the_rest_still_checked(pool):
-    started = time.monotonic()
     rows = pool.map(
         [ProblemAnswers("a", None, ["a", "HANG", "b", "a"]), ProblemAnswers("b", None, ["b"])],
         KILLED,
@@ -41,8 +39,7 @@ def test_a_hang_is_killed_and_the_rest_still_checked(pool):
         ],
         [("correct", None)],
     ]
-    assert pool.killed == 1
-    assert time.monotonic() - started < 10
+    assert pool.killed == 1  # the hang was killed, not waited out
 
 
 def test_a_hanging_reference_marks_its_answers_only(pool):
