@@ -179,4 +179,3 @@ def read_parquet_metadata(path: Path) -> dict[str, str]:
     """The key-value metadata a shard was written with."""
     raw = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in raw.items()}
-

@@ -189,9 +189,7 @@ def test_the_file_command_reads_delimiters_from_the_recipe_keys(tmp_path):
 
     def verdicts(*extra: str) -> list[str]:
         out = tmp_path / "out.jsonl"
-        result = CliRunner().invoke(
-            app, ["verify", "--in", str(source), "--out", str(out), *extra]
-        )
+        result = CliRunner().invoke(app, ["verify", "--in", str(source), "--out", str(out), *extra])
         assert result.exit_code == 0, result.output
         return [json.loads(line)["verdict"] for line in out.read_text().splitlines()]
 

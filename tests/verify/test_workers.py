@@ -1,4 +1,3 @@
-
 import pytest
 
 from curate.errors import VerifyError
