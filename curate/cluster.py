@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -29,6 +29,9 @@ from curate.progress import QuietProgress
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
 from curate.store import RunStore
+
+if TYPE_CHECKING:
+    from curate.recipe import Recipe
 
 ExecutorKind = Literal["local", "slurm", "ray"]
 
@@ -249,7 +252,9 @@ def wait_for(executor: Any, poll_s: float = 30.0) -> None:
 COMPARE_NOTE = "# the driver compares every task's keys, then submits the write-back"
 
 
-def slurm_dry_run(recipe: Any, run_dir: Path, settings: ClusterSettings) -> list[tuple[str, str]]:
+def slurm_dry_run(
+    recipe: Recipe, run_dir: Path, settings: ClusterSettings
+) -> list[tuple[str, str]]:
     """The sbatch script of every stage that would go to Slurm, each depending on the one
     before, written under RUN/datatrove/ and returned; nothing is submitted or run. A
     problem-level stage across the whole input (dedup) has two, its keys and its

@@ -7,16 +7,24 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from curate import registry
+from curate.decontam.stage import DecontamConfig
+from curate.dedup import DedupConfig, TraceDedupConfig
 from curate.errors import RecipeError
+from curate.filters import FiltersConfig
+from curate.generate.base import TeacherConfig
 from curate.loop.settings import LoopConfig
 from curate.publish.settings import PublishConfig
-from curate.stage import Config
+from curate.review.stage import ReviewConfig
+from curate.selection import SelectConfig
+from curate.sources.base import RowSourceConfig
+from curate.stage import Config, union_of
+from curate.verify.stage import VerifyConfig
 
 PROBLEM_SHARD = 256  # problems per shard when a teacher generates (k traces each)
 TRACE_SHARD = 8192  # existing traces per shard
@@ -48,54 +56,62 @@ class RunConfig(Config):
         return TRACE_SHARD if traces else PROBLEM_SHARD
 
 
-def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:
-    """A discriminated union of config classes (or the class itself when there is one)."""
-    if len(configs) == 1:
-        return configs[0]
-    return Annotated[Union[tuple(configs)], Field(discriminator=key)]  # noqa: UP007
+class Recipe(Config):
+    """A whole recipe: the run's settings, its source and each stage's section.
+
+    The built-in sections are typed here; `recipe_model()` makes the class that validates
+    a recipe, where the source and teacher take every registered kind and each plugin
+    stage gets a section of its own (read with `section(name)`)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+        max_length=200,
+        description="Recipe name (letters, digits, . _ + -; no path): the default run "
+        "directory is runs/NAME (--run-dir picks another place).",
+    )
+    seed: int = Field(0, description="Seed for everything random in the run.")
+    round: int = Field(0, ge=0, description="Self-improvement round this run belongs to.")
+    run: RunConfig = Field(default_factory=RunConfig, description="Runner settings.")
+    publish: PublishConfig = Field(
+        default_factory=PublishConfig, description="Hub repository and card."
+    )
+    loop: LoopConfig | None = Field(None, description="Self-improvement rounds (`curate loop`).")
+    source: RowSourceConfig = Field(description="Where problems come from.")
+    stages: list[str] | None = Field(
+        None, description="Stage order; default: every configured stage, in order."
+    )
+    dedup: DedupConfig | None = None
+    decontaminate: DecontamConfig | None = None
+    teacher: TeacherConfig | None = None
+    verify: VerifyConfig | None = None
+    select: SelectConfig | None = None
+    trace_dedup: TraceDedupConfig | None = None
+    filters: FiltersConfig | None = None
+    review: ReviewConfig | None = None
+
+    def section(self, name: str) -> Any:
+        """A stage's section by its recipe key (a plugin's too); None when not configured."""
+        return getattr(self, name, None)
 
 
 @cache
-def recipe_model() -> type[BaseModel]:
-    """The Recipe model, built from the registries so plugin stages get a section too."""
+def recipe_model() -> type[Recipe]:
+    """The Recipe class that validates recipes: every registered source kind, teacher backend
+    and stage section (plugins' too), each described as `curate recipe schema` shows it."""
     sources = [cls.config_class for _, cls in registry.sources.items()]
     fields: dict[str, Any] = {
-        "name": (
-            str,
-            Field(
-                pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
-                max_length=200,
-                description="Recipe name (letters, digits, . _ + -; no path): the default run "
-                "directory is runs/NAME (--run-dir picks another place).",
-            ),
-        ),
-        "seed": (int, Field(0, description="Seed for everything random in the run.")),
-        "round": (int, Field(0, ge=0, description="Self-improvement round this run belongs to.")),
-        "run": (RunConfig, Field(default_factory=RunConfig, description="Runner settings.")),
-        "publish": (
-            PublishConfig,
-            Field(default_factory=PublishConfig, description="Hub repository and card."),
-        ),
-        "loop": (
-            LoopConfig | None,
-            Field(None, description="Self-improvement rounds (`curate loop`)."),
-        ),
         "source": (union_of(sources, "kind"), Field(description="Where problems come from.")),
-        "stages": (
-            list[str] | None,
-            Field(None, description="Stage order; default: every configured stage, in order."),
-        ),
     }
     for name, stage in registry.stages.items():
         fields[stage.section] = (
             stage.config_type() | None,
             Field(None, description=f"Config of the '{name}' stage: {registry.first_line(stage)}"),
         )
-    model: type[BaseModel] = create_model("Recipe", __base__=Config, **fields)
+    model: type[Recipe] = create_model("Recipe", __base__=Recipe, **fields)
     return model
 
 
-def load_recipe(path: Path | str, overrides: list[str] = ()) -> Any:  # type: ignore[assignment]
+def load_recipe(path: Path | str, overrides: Sequence[str] = ()) -> Recipe:
     """Read a YAML recipe, apply `--set` overrides, and validate it."""
     path = Path(path)
     try:
@@ -111,7 +127,7 @@ def load_recipe(path: Path | str, overrides: list[str] = ()) -> Any:  # type: ig
     return validate(raw, label=str(path), overrides=overrides)
 
 
-def validate(raw: dict[str, Any], label: str = "recipe", overrides: Sequence[str] = ()) -> Any:
+def validate(raw: dict[str, Any], label: str = "recipe", overrides: Sequence[str] = ()) -> Recipe:
     """The typed recipe; errors name the key and whether it came from the file or a --set
     (a bad --set is a usage error: OverrideError, exit code 2)."""
     model = recipe_model()
@@ -359,7 +375,7 @@ def recipe_data(recipe: BaseModel) -> dict[str, Any]:
     return dict(redact({key: value for key, value in data.items() if value is not None}))
 
 
-def load_run(run_dir: Path) -> Any:
+def load_run(run_dir: Path) -> Recipe:
     """The recipe a run was made with (RUN/recipe.yaml), as the run saved it."""
     path = Path(run_dir) / "recipe.yaml"
     if not path.is_file():

@@ -16,7 +16,6 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel
 
 from curate import registry
 from curate.decontam.report import write_report
@@ -24,7 +23,7 @@ from curate.errors import RecipeError, SourceError, StoreError
 from curate.memory import release_memory
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
-from curate.recipe import dump_recipe
+from curate.recipe import Recipe, dump_recipe
 from curate.records import (
     PROBLEM_SCHEMA,
     TRACE_SCHEMA,
@@ -79,7 +78,7 @@ class RunPlan:
 SOURCE_TRACE_FIELDS = {"sample_idx", "round", "model", "reasoning", "completion", "finish_reason"}
 
 
-def build_stages(recipe: Any, context: StageContext) -> list[Stage]:
+def build_stages(recipe: Recipe, context: StageContext) -> list[Stage]:
     """The recipe's stages, configured, in order; their columns checked before any work."""
     stages = [_make_stage(name, recipe, context) for name in stage_names(recipe)]
     traces = SOURCE_TRACE_FIELDS if recipe.source.traces() else set()
@@ -87,7 +86,7 @@ def build_stages(recipe: Any, context: StageContext) -> list[Stage]:
     return stages
 
 
-def stage_names(recipe: Any) -> list[str]:
+def stage_names(recipe: Recipe) -> list[str]:
     if recipe.stages is not None:
         for name in recipe.stages:
             registry.stages.get(name)
@@ -100,7 +99,7 @@ def stage_names(recipe: Any) -> list[str]:
     return [name for _, name in sorted(configured)]
 
 
-def _make_stage(name: str, recipe: Any, context: StageContext) -> Stage:
+def _make_stage(name: str, recipe: Recipe, context: StageContext) -> Stage:
     cls = registry.stages.get(name)
     config = getattr(recipe, cls.section, None)
     if config is None:
@@ -126,7 +125,7 @@ def check_columns(stages: list[Stage], available: set[str] | None = None) -> Non
 
 
 def run_recipe(
-    recipe: Any,
+    recipe: Recipe,
     run_dir: Path,
     progress: Progress | None = None,
     retry_failed: bool = False,
@@ -176,7 +175,7 @@ def run_recipe(
 
 
 def plan_run(
-    store: RunStore, recipe: Any, source: Source, stages: list[Stage], retry_failed: bool
+    store: RunStore, recipe: Recipe, source: Source, stages: list[Stage], retry_failed: bool
 ) -> RunPlan:
     """Each step's identity and whether its earlier output can be kept; writes nothing."""
     identity = stable_hash(
@@ -223,7 +222,7 @@ def _write_failure(exc: OSError, run_dir: Path) -> str:
 
 def _execute(
     store: RunStore,
-    recipe: Any,
+    recipe: Recipe,
     source: Source,
     stages: list[Stage],
     plan: RunPlan,
@@ -282,7 +281,7 @@ def _must_retry(
     return retry_failed or state.stats.get("out") == 0
 
 
-def only_problems(recipe: Any) -> set[str] | None:
+def only_problems(recipe: Recipe) -> set[str] | None:
     """The problem ids `run.problems` names (None: every problem of the source)."""
     if recipe.run.problems is None:
         return None
@@ -776,7 +775,7 @@ def _json(data: Stats) -> str:
 
 
 def finish(
-    store: RunStore, path: Path, identity: str, recipe: BaseModel, stats: Stats, written: Stats
+    store: RunStore, path: Path, identity: str, recipe: Recipe, stats: Stats, written: Stats
 ) -> int:
     """Publish the ledger and write dataset/, unless what was written matches this pipeline."""
     if written.get("identity") == identity and (store.dataset / "README.md").exists():

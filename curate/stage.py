@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Union
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from curate.progress import NoTask, Progress, QuietProgress, Task
 from curate.records import stable_hash, to_json
@@ -26,6 +27,13 @@ class Config(BaseModel):
     def identity(self) -> str:
         """A hash of the settings that shape the output (volatile fields left out)."""
         return stable_hash(to_json(self.model_dump(mode="json", exclude=set(self.volatile))))
+
+
+def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:
+    """A discriminated union of config classes (or the class itself when there is one)."""
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator=key)]  # noqa: UP007
 
 
 @dataclass

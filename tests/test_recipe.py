@@ -235,3 +235,20 @@ def test_a_recipe_saved_by_a_newer_curate_is_refused_by_name(tmp_path: Path):
     (tmp_path / "recipe.yaml").write_text("# curate recipe, schema 99: resolved\nname: x\n")
     with pytest.raises(RecipeError, match="recipe schema 99; this one reads up to 1"):
         load_run(tmp_path)
+
+
+def test_the_decontamination_judge_is_a_typed_teacher_section_that_reads_back(tmp_path: Path):
+    from curate.generate.openai import OpenAIConfig
+    from curate.recipe import load_run, validate
+
+    judge = {"backend": "openai", "model": "j", "base_url": "http://127.0.0.1:9/v1"}
+    raw = {"name": "j", "source": {"kind": "files", "path": "p.jsonl"}}
+    recipe = validate({**raw, "decontaminate": {"judge": judge}})
+    assert recipe.decontaminate is not None
+    assert isinstance(recipe.decontaminate.judge, OpenAIConfig)
+    assert (recipe.decontaminate.judge.temperature, recipe.decontaminate.judge.samples) == (0.0, 1)
+    (tmp_path / "recipe.yaml").write_text(dump_recipe(recipe))
+    assert load_run(tmp_path).model_dump() == recipe.model_dump()
+    with pytest.raises(RecipeError, match=r"decontaminate\.judge\.model"):
+        validate({**raw, "decontaminate": {"judge": {"backend": "openai", "base_url": "u"}}})
+    assert "decontaminate.judge.model: str (required)" in schema_text()

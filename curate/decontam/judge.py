@@ -19,7 +19,7 @@ from curate import registry
 from curate.errors import RecipeError
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
-from curate.recipe import union_of
+from curate.stage import union_of
 
 CACHE_FILE = "decontam_judge.sqlite"
 SYSTEM = (

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Field, SerializeAsAny, field_validator
 
 from curate import registry
 from curate.cores import available_cores
@@ -30,6 +30,7 @@ from curate.decontam.judge import Judge, Pair, judge_config
 from curate.decontam.ngrams import Tokens, Words, ngrams, sequence_hashes, tokenize
 from curate.decontam.semantic import SemanticMethod, embed, embed_items, nearest, unavailable
 from curate.errors import CurateWarning, RecipeError
+from curate.generate.base import TeacherConfig
 from curate.generate.cache import SampleCache
 from curate.records import stable_hash
 from curate.stage import Config, Stage, StageContext
@@ -128,12 +129,18 @@ class DecontamConfig(Config):
         "keep",
         description="A sibling is kept and marked borderline (benchmark_sibling), or dropped.",
     )
-    judge: dict[str, Any] | None = Field(
+    judge: SerializeAsAny[TeacherConfig] | None = Field(
         None,
         description="An LLM judge for the borderline band: a teacher section (backend, "
-        "model, base_url, ...) asked whether each pair is the same problem with the same "
-        "answer; SAME drops the row, DIFFERENT clears it, its reasoning is kept (null: off).",
+        "model, base_url, ...; temperature 0 and 1,024 tokens unless set) asked whether each "
+        "pair is the same problem with the same answer; SAME drops the row, DIFFERENT clears "
+        "it, its reasoning is kept (null: off).",
     )
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_backend(cls, value: Any) -> Any:
+        return judge_config(value) if isinstance(value, dict) else value
     masked_min_words: int = Field(
         12,
         ge=1,
@@ -378,7 +385,7 @@ class DecontaminateStage(Stage):
         super().__init__(config, context)
         self.reads = tuple(config.fields)
         self._checker: Decontaminator | None = None
-        self.judge_config = judge_config(config.judge) if config.judge is not None else None
+        self.judge_config = config.judge
 
     def identity(self) -> str:
         """Changes when a benchmark file or the index pack changes, not only the config."""

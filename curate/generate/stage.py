@@ -12,8 +12,7 @@ from curate import registry
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
-from curate.recipe import union_of
-from curate.stage import Stage, StageContext
+from curate.stage import Stage, StageContext, union_of
 
 CACHE_FILE = "generations.sqlite"
 

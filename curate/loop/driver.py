@@ -25,7 +25,7 @@ from curate.errors import LoopError, RecipeError
 from curate.loop import commands, rounds
 from curate.loop.settings import LoopConfig
 from curate.progress import Progress, QuietProgress
-from curate.recipe import apply_override, validate
+from curate.recipe import Recipe, apply_override, validate
 from curate.records import stable_hash
 from curate.runner import run_recipe
 
@@ -39,7 +39,7 @@ class Loop:
 
     root: Path
     raw: dict[str, Any]
-    recipe: Any
+    recipe: Recipe
     config: LoopConfig
     state: dict[str, Any]
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from curate import registry
 from curate.loop.settings import LoopConfig, MergeConfig
 from curate.publish.configs import sft_config
+from curate.recipe import Recipe
 from curate.records import stable_hash
 from curate.store import RunStore
 
@@ -21,7 +22,7 @@ CATALOGUE = "problems.parquet"
 PER_PROBLEM = "per_problem.parquet"
 
 
-def catalogue(root: Path, recipe: Any, config: LoopConfig, seed: int) -> pl.DataFrame:
+def catalogue(root: Path, recipe: Recipe, config: LoopConfig, seed: int) -> pl.DataFrame:
     """Every problem of the source with its curriculum level and split (train / held_out),
     made once and kept in LOOP/problems.parquet, so the split never moves."""
     path = root / CATALOGUE

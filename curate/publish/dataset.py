@@ -9,10 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from pydantic import BaseModel
 
 from curate.memory import release_memory
-from curate.recipe import dump_recipe
+from curate.recipe import Recipe, dump_recipe
 from curate.records import TRACE_SCHEMA, conform, small_types, write_parquet
 from curate.shards import live_rows, read_shard
 
@@ -40,9 +39,7 @@ DATASET_COLUMNS = (
 DATA_FILES = "data/train-{index:05d}-of-{count:05d}.parquet"  # one per ledger shard
 
 
-def write_dataset(
-    shards: list[Path], out_dir: Path, recipe: BaseModel, stats: dict[str, Any]
-) -> int:
+def write_dataset(shards: list[Path], out_dir: Path, recipe: Recipe, stats: dict[str, Any]) -> int:
     """Write the ledger's surviving rows, a file per ledger shard that has any (the Hub's
     train-00000-of-00003 naming; `datasets` cannot read a file of no rows beside others),
     and then the card; returns the number of rows. Files already there are kept: a crash
@@ -76,7 +73,7 @@ def surviving(ledger: pa.Table) -> pa.Table:
     return rows.select([c for c in DATASET_COLUMNS if c in rows.column_names])
 
 
-def card(recipe: BaseModel, stats: dict[str, Any], rows: int, models: list[str]) -> str:
+def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) -> str:
     # No `configs:` block: datasets 5.2 keys its cache of a local folder on that block
     # alone, so two runs' folders with the same block load as the same (stale) data.
     # Without it the split comes from the file name (data/train-*.parquet), as on the Hub.

@@ -54,6 +54,8 @@ class Columns(Config):
 class RowSourceConfig(Config):
     """Settings every row-based source shares."""
 
+    kind: str = Field(description="Which source reads the problems (each names its own).")
+
     domain: Domain = Field("math", description="Domain of every problem (unless columns.domain).")
     columns: Columns = Field(default_factory=Columns, description="Input column names.")
     reference_pattern: str | None = Field(
