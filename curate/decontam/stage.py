@@ -141,6 +141,7 @@ class DecontamConfig(Config):
     @classmethod
     def _judge_backend(cls, value: Any) -> Any:
         return judge_config(value) if isinstance(value, dict) else value
+
     masked_min_words: int = Field(
         12,
         ge=1,
