@@ -244,6 +244,8 @@ def error_entries(
             entries.append((path, f"{where}: unknown key{_valid_keys(path, model, raw)}"))
             continue
         ctx = {k: str(v).strip("'") if k in ("discriminator", "tag") else v for k, v in ctx.items()}
+        if str(ctx.get("discriminator", "")).endswith("()"):  # a section read by a function
+            ctx["discriminator"] = "kind"
         template = KEY_MESSAGES.get((where, kind)) or MESSAGES.get(kind)
         message = template.format(**ctx) if template else error["msg"]
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:
@@ -256,14 +258,14 @@ def _input_path(loc: tuple[int | str, ...], raw: Any) -> list[str]:
     """Error locations minus the union tags pydantic inserts, matched against the input."""
     path: list[str] = []
     node = raw
-    for part in loc:
+    for depth, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
             node = node[part]
             path.append(str(part))
         elif isinstance(node, list) and isinstance(part, int):
             node = node[part] if part < len(node) else None
             path.append(str(part))
-        elif isinstance(node, dict) and not _is_tag(node, part):
+        elif isinstance(node, dict) and not _is_tag(node, part) and depth == len(loc) - 1:
             path.append(str(part))  # a missing key: still the right name
             node = None
     return path

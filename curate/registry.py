@@ -107,6 +107,11 @@ def load_all() -> None:
             ) from exc
 
 
+def builtin(obj: object) -> bool:
+    """Whether curate itself provides it (a plugin's claim wins over a built-in's)."""
+    return str(getattr(obj, "__module__", "")).startswith("curate.")
+
+
 def first_line(obj: object) -> str:
     """The one-line doc shown by `curate stages`."""
     doc = (obj.__doc__ or "").strip()

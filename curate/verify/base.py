@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from curate.records import Verdict
 
 
@@ -31,15 +33,23 @@ class Result:
 
 
 class Verifier(ABC):
-    """Judges samples problem by problem, so per-problem work (the gold) is done once."""
+    """Judges samples problem by problem, so per-problem work (the gold) is done once.
+
+    domains: the problem domains it judges under `verify.kind: auto` (a plugin's claim on a
+    domain wins over a built-in's). settings_class: its own typed settings, written in the
+    `verify:` section beside `kind` when it is named there (`{kind: tolerance, tolerance:
+    0.01}`); `self.settings` holds them, defaults where the section did not set them."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    domains: ClassVar[tuple[str, ...]] = ()
+    settings_class: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, timeout_s: float = 5.0, workers: int | None = None, **options: Any) -> None:
         """Options a verifier does not use (another verifier's settings) are ignored."""
         self.timeout_s = timeout_s
         self.workers = workers
+        self.settings = own_settings(type(self).settings_class, options.get("section"))
 
     @property
     def label(self) -> str:
@@ -51,3 +61,15 @@ class Verifier(ABC):
 
     def close(self) -> None:
         """Stop worker processes."""
+
+
+def own_settings(settings_class: type[BaseModel] | None, section: Any) -> Any:
+    """A verifier's typed settings, read from the verify section where it holds them."""
+    if settings_class is None:
+        return None
+    given = {
+        name: getattr(section, name)
+        for name in settings_class.model_fields
+        if section is not None and hasattr(section, name)
+    }
+    return settings_class.model_validate(given)

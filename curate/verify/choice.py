@@ -56,6 +56,7 @@ def hedged(text: str) -> bool:
 class ChoiceVerifier(Verifier):
     """Multiple choice: the answer's letter (boxed, "(B)", "B)", "the answer is B") vs the key."""
 
+    domains = ("choice",)
     name = "choice"
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:

@@ -139,6 +139,7 @@ class CodeVerifier(Verifier):
     """Python programs run against the problem's tests in the sandbox (stdio, calls, checks)."""
 
     name = "code"
+    domains = ("code",)
 
     def __init__(
         self,

@@ -5,15 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from curate import registry
 from curate.answers import AnswerFormat
+from curate.errors import RecipeError
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
 ProblemKey = tuple[str | None, str | None, str | None]  # reference, tests, metadata
 DEFAULT_FORMAT = AnswerFormat()
-AUTO = {"math": "math", "science": "math", "puzzle": "puzzle", "choice": "choice", "code": "code"}
+
+
+def verifier_for(domain: str) -> str | None:
+    """The verifier that claims a domain under `kind: auto`: a plugin's claim wins over a
+    built-in's; two plugins claiming one domain is an error naming both."""
+    claims = [name for name, cls in registry.verifiers.items() if domain in cls.domains]
+    plugins = [name for name in claims if not registry.builtin(registry.verifiers.get(name))]
+    if len(plugins) > 1:
+        raise RecipeError(
+            f"verifiers {', '.join(plugins)} all claim domain '{domain}'; name one with verify.kind"
+        )
+    chosen = plugins or claims
+    return chosen[0] if chosen else None
 
 
 @dataclass(frozen=True)
@@ -39,9 +53,11 @@ class Dispatcher:
         workers: int | None = None,
         fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
         answer_format: AnswerFormat = DEFAULT_FORMAT,
+        section: Any = None,
     ) -> None:
         """answer_format: where the answer is in a trace (reasoning delimiters, answer tags);
-        every verifier reads only the answer part, never the reasoning."""
+        every verifier reads only the answer part, never the reasoning. section: the verify
+        section, where a named verifier finds its own typed settings."""
         if kind != "auto":
             registry.verifiers.get(kind)  # fail early on an unknown name
         self.kind = kind
@@ -49,18 +65,25 @@ class Dispatcher:
         self.workers = workers
         self.fallbacks = tuple(fallbacks)
         self.answer_format = answer_format
+        self.section = section
         self._verifiers: dict[str, Verifier] = {}
+        self._claims: dict[str, str | None] = {}  # domain -> verifier
 
     def verifier_name(self, domain: str | None) -> str | None:
         """The verifier for a domain; None when no verifier knows it (never a guess)."""
         if self.kind != "auto":
             return self.kind
-        return AUTO.get(domain or "math")
+        key = domain or "math"
+        if key not in self._claims:
+            self._claims[key] = verifier_for(key)
+        return self._claims[key]
 
     def verifier(self, name: str) -> Verifier:
         if name not in self._verifiers:
             cls = registry.verifiers.get(name)
-            self._verifiers[name] = cls(self.timeout_s, self.workers, fallbacks=self.fallbacks)
+            self._verifiers[name] = cls(
+                self.timeout_s, self.workers, fallbacks=self.fallbacks, section=self.section
+            )
         return self._verifiers[name]
 
     def judge(self, items: Sequence[Item]) -> list[tuple[Result, str]]:

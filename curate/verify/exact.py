@@ -46,6 +46,7 @@ def gym_dataset(task: str, size: int, seed: int) -> Any:
 class PuzzleVerifier(ExactVerifier):
     """reasoning-gym's scorer for its own tasks (full score = correct), else exact match."""
 
+    domains = ("puzzle",)
     name = "puzzle"
 
     def check(self, problem: ProblemAnswers, answer: str | None) -> Result:

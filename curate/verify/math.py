@@ -467,6 +467,7 @@ def extraction(fallbacks: Sequence[Fallback], units: bool = False) -> list[Any]:
 class MathVerifier(Verifier):
     """Math answers, checked symbolically with math-verify in killable worker processes."""
 
+    domains = ("math", "science")
     name = "math"
     version = "2"
     check_path = "curate.verify.math.check_math"

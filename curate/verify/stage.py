@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, Union
 
 import polars as pl
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, create_model, field_validator
 
 from curate import registry
 from curate.answers import ANSWER_TAGS, REASONING_TAGS, AnswerFormat, TagPair, as_tag_pairs
@@ -52,6 +53,35 @@ class VerifyConfig(Config):
         return AnswerFormat(tuple(self.think_tags), tuple(self.answer_tags))
 
 
+def section_kind(value: Any) -> str:
+    """The verifier a verify section names (auto when it names none)."""
+    kind = value.get("kind", "auto") if isinstance(value, dict) else getattr(value, "kind", "auto")
+    return str(kind)
+
+
+@cache
+def verify_section() -> Any:
+    """The verify section's type: one member per verifier (its own typed settings beside the
+    shared ones), and auto; a section without `kind` is auto."""
+    members: list[Any] = [
+        Annotated[VerifyConfig, Tag("auto")],
+    ]
+    for name, verifier in registry.verifiers.items():
+        own = verifier.settings_class
+        fields: dict[str, Any] = {
+            n: (f.annotation, f) for n, f in (own.model_fields if own else {}).items()
+        }
+        fields["kind"] = (Literal[name], Field(name, description=f"The '{name}' verifier."))
+        member = create_model(
+            f"Verify{name.title()}Config",
+            __base__=VerifyConfig,
+            __doc__=f"The verify section naming the '{name}' verifier.",
+            **fields,
+        )
+        members.append(Annotated[member, Tag(name)])
+    return Annotated[Union[tuple(members)], Discriminator(section_kind)]  # noqa: UP007
+
+
 @registry.stages.register("verify")
 class VerifyStage(Stage):
     """Judge every trace correct, incorrect or unverifiable, with a reason."""
@@ -64,10 +94,19 @@ class VerifyStage(Stage):
     writes = ("verdict", "verdict_reason", "extracted_answer", "verifier")
     config: VerifyConfig
 
+    @classmethod
+    def config_type(cls) -> Any:
+        return verify_section()
+
     def __init__(self, config: VerifyConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self.dispatcher = Dispatcher(
-            config.kind, config.timeout_s, config.workers, config.fallbacks, config.answer_format()
+            config.kind,
+            config.timeout_s,
+            config.workers,
+            config.fallbacks,
+            config.answer_format(),
+            section=config,
         )
         self.reads = ("reference", config.answer_from)
 
