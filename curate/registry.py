@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from curate.errors import CurateError, RecipeError
 
 if TYPE_CHECKING:
+    from curate.decontam.benchmarks import Benchmark
     from curate.generate.base import Backend
     from curate.sources.base import Source
     from curate.stage import Stage
@@ -40,6 +41,7 @@ BUILTIN_MODULES = (
     "curate.selection",
     "curate.filters",
     "curate.dedup",
+    "curate.decontam.benchmarks",
     "curate.decontam.stage",
     "curate.review.stage",
 )
@@ -67,6 +69,11 @@ class Registry(Generic[T]):
             raise RecipeError(self.unknown_message(name))
         return self._items[name]
 
+    def find(self, name: str) -> T | None:
+        """The item, or None when nothing has that name."""
+        load_all()
+        return self._items.get(name)
+
     def unknown_message(self, name: str) -> str:
         valid = sorted(self._items)
         close = difflib.get_close_matches(name, valid, n=1)
@@ -86,6 +93,7 @@ stages: Registry[type[Stage]] = Registry("stage")
 backends: Registry[type[Backend]] = Registry("teacher backend")
 verifiers: Registry[type[Verifier]] = Registry("verifier")
 sources: Registry[type[Source]] = Registry("source")
+benchmarks: Registry[Benchmark] = Registry("benchmark")
 
 _loaded = False
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from curate import registry
 from curate.errors import SourceError
 from curate.hub import hub_problem, offline_datasets
 
@@ -24,32 +25,29 @@ class Benchmark:
     """One test set: its Hub location and whether its text may be written anywhere."""
 
     name: str
-    hub_id: str
+    hub_id: str | None  # None: only a local file gives it (decontaminate.files)
     split: str = "test"
     config: str | None = None
     private: bool = False  # text never written (GPQA's authors ask for that)
 
 
-BENCHMARKS = {
-    b.name: b
-    for b in [
-        Benchmark("math500", "HuggingFaceH4/MATH-500"),
-        Benchmark("aime24", "HuggingFaceH4/aime_2024", split="train"),
-        Benchmark("aime25", "yentinglin/aime_2025", split="train"),
-        Benchmark("amc23", "math-ai/amc23"),
-        Benchmark("gsm8k", "openai/gsm8k", config="main"),
-        Benchmark(
-            "gpqa_diamond", "Idavidrein/gpqa", split="train", config="gpqa_diamond", private=True
-        ),
-        Benchmark("livecodebench", "livecodebench/code_generation_lite"),
-        Benchmark("humaneval", "openai/openai_humaneval"),
-        Benchmark("mbpp", "google-research-datasets/mbpp", config="full"),
-        Benchmark(
-            "olympiadbench", "Hothan/OlympiadBench", config="OE_TO_maths_en_COMP", split="train"
-        ),
-        Benchmark("minerva", "math-ai/minervamath"),
-    ]
-}
+BUILTIN = [
+    Benchmark("math500", "HuggingFaceH4/MATH-500"),
+    Benchmark("aime24", "HuggingFaceH4/aime_2024", split="train"),
+    Benchmark("aime25", "yentinglin/aime_2025", split="train"),
+    Benchmark("amc23", "math-ai/amc23"),
+    Benchmark("gsm8k", "openai/gsm8k", config="main"),
+    Benchmark(
+        "gpqa_diamond", "Idavidrein/gpqa", split="train", config="gpqa_diamond", private=True
+    ),
+    Benchmark("livecodebench", "livecodebench/code_generation_lite"),
+    Benchmark("humaneval", "openai/openai_humaneval"),
+    Benchmark("mbpp", "google-research-datasets/mbpp", config="full"),
+    Benchmark("olympiadbench", "Hothan/OlympiadBench", config="OE_TO_maths_en_COMP", split="train"),
+    Benchmark("minerva", "math-ai/minervamath"),
+]
+for _builtin in BUILTIN:
+    registry.benchmarks.register(_builtin.name)(_builtin)
 
 
 @dataclass(frozen=True)
@@ -80,15 +78,30 @@ def answer_of(row: dict[str, Any]) -> str | None:
     return None
 
 
-def benchmark(name: str) -> Benchmark:
-    if name not in BENCHMARKS:
-        raise SourceError(f"unknown benchmark '{name}'; known: {', '.join(sorted(BENCHMARKS))}")
-    return BENCHMARKS[name]
+def benchmark(name: str, path: str | None = None) -> Benchmark:
+    """A registered benchmark (built-in or a plugin's); any other name is a benchmark of its
+    own when a local file gives it."""
+    known = registry.benchmarks.find(name)
+    if known is not None:
+        return known
+    if path is not None:
+        return Benchmark(name, None)
+    names = ", ".join(registry.benchmarks.names())
+    raise SourceError(
+        f"unknown benchmark '{name}'; known: {names} (another needs a local file: "
+        f"decontaminate.files.{name}=PATH)"
+    )
+
+
+def is_private(name: str) -> bool:
+    """Whether a benchmark's text must never be written (GPQA's authors ask for that)."""
+    known = registry.benchmarks.find(name)
+    return known is not None and known.private
 
 
 def load_items(name: str, path: str | None = None) -> list[Item]:
     """A benchmark's items from a local file (JSONL, JSON, Parquet, .gz) or from the Hub."""
-    spec = benchmark(name)
+    spec = benchmark(name, path)
     rows = read_file(Path(path)) if path else read_hub(spec)
     items = []
     for index, row in enumerate(rows):
@@ -139,6 +152,8 @@ class BenchmarkUnavailable(SourceError):
 def read_hub(spec: Benchmark) -> list[dict[str, Any]]:
     import datasets
 
+    if spec.hub_id is None:
+        raise BenchmarkUnavailable([spec.name], "it has no Hub copy")
     problem = hub_problem()
     try:
         with offline_datasets(bool(problem)):  # a cached copy still serves

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from curate.decontam.benchmarks import BENCHMARKS, Item
+from curate.decontam.benchmarks import Item, is_private
 from curate.decontam.ngrams import Tokens, ngrams, sequence_hashes, tokenize
 from curate.errors import SourceError
 
@@ -95,8 +95,7 @@ class BenchmarkIndex:
         return index
 
     def private(self, item: int) -> bool:
-        spec = BENCHMARKS.get(self.bench_names[self.item_bench[item]])
-        return spec is not None and spec.private
+        return is_private(self.bench_names[self.item_bench[item]])
 
     def excerpt(self, item: int, limit: int = 300) -> str | None:
         """The item's text for audit, unless it must never be written or is not here."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.decontam.benchmarks import BENCHMARKS
+from curate.decontam.benchmarks import is_private
 
 EXCERPT = 300
 
@@ -51,8 +51,7 @@ def build_report(table: pa.Table) -> dict[str, Any]:
 def _pair(
     row: dict[str, Any], match: dict[str, Any], flagged: bool, cleared: bool
 ) -> dict[str, Any]:
-    spec = BENCHMARKS.get(match["benchmark"])
-    private = spec is not None and spec.private
+    private = is_private(match["benchmark"])
     problem = row.get("problem") or ""
     return {
         "problem_id": row.get("problem_id"),

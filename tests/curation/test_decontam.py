@@ -210,3 +210,18 @@ def test_paraphrase_caught_only_by_the_semantic_method(bench_file: Path, tmp_pat
     reloaded = Decontaminator(config, BenchmarkIndex.load(pack))
     assert reloaded.matches(texts)[0].item == "b5"  # vectors travel in the pack, text does not
     assert b"Natalia" not in pack.read_bytes()
+
+
+def test_an_unlisted_benchmark_is_read_from_its_local_file(bench_file: Path):
+    from curate.decontam.benchmarks import load_items
+    from curate.decontam.stage import build_index
+    from curate.errors import SourceError
+
+    config = DecontamConfig(benchmarks=["our_exam"], files={"our_exam": str(bench_file)})
+    index = build_index(config)
+    check = Decontaminator(config, index)
+    match = check.matches([ITEMS[1]["problem"]])[0]
+    assert match is not None and (match.benchmark, match.item) == ("our_exam", "b2")
+    assert check.verdict(match) == "contaminated"
+    with pytest.raises(SourceError, match=r"unknown benchmark 'our_exam'.*files\.our_exam=PATH"):
+        load_items("our_exam")
