@@ -93,6 +93,27 @@ class Recipe(Config):
         """A stage's section by its recipe key (a plugin's too); None when not configured."""
         return getattr(self, name, None)
 
+    def stage_names(self) -> list[str]:
+        """The stages that run: `stages:` as given, else every configured one in order."""
+        if self.stages is not None:
+            for name in self.stages:
+                registry.stages.get(name)
+            return list(self.stages)
+        configured = [
+            (cls.order, name)
+            for name, cls in registry.stages.items()
+            if self.section(cls.section) is not None
+        ]
+        return [name for _, name in sorted(configured)]
+
+    def published_columns(self) -> tuple[str, ...]:
+        """Columns the run's stages add for the dataset and the published configs to carry
+        (a plugin stage's own, beside the built-in ones every dataset has)."""
+        found: list[str] = []
+        for name in self.stage_names():
+            found += [c for c in registry.stages.get(name).publishes if c not in found]
+        return tuple(found)
+
 
 @cache
 def recipe_model() -> type[Recipe]:

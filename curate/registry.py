@@ -1,13 +1,26 @@
-"""Every extension point in one place: stages, teacher backends, verifiers and sources.
+"""Every extension point in one place. Built-ins register here when their module is
+imported; a third-party package does the same from a module it names in the
+``curate.plugins`` entry-point group (``CURATE_PLUGINS=off`` loads none: tests, debugging).
 
-Built-ins register themselves here when their module is imported; third-party packages
-do the same from a module named in the ``curate.plugins`` entry-point group.
+The hooks, each with what an extension provides (tests/example_plugin.py shows every one):
+
+- ``stages``: a `curate.stage.Stage` subclass with a `Config` (its recipe section, named
+  by `section`), `reads` / `writes` columns, `order` in the default pipeline, and
+  `publishes`: the columns it adds that dataset/ and the Hub's default and all configs carry.
+- ``backends``: a `curate.generate.base.Backend` (teacher) with a `TeacherConfig` subclass
+  whose `backend: Literal[name]` selects it; `offline = True` for a batch engine.
+- ``verifiers``: a `curate.verify.base.Verifier` with `domains` (claimed under
+  `verify.kind: auto`) and an optional `settings_class` (typed settings in `verify:`).
+- ``sources``: a `curate.sources.base.Source` with a `RowSourceConfig` subclass whose
+  `kind: Literal[name]` selects it.
+- ``benchmarks``: a `curate.decontam.benchmarks.Benchmark` (Hub location, private or not).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -106,6 +119,8 @@ def load_all() -> None:
     _loaded = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    if os.environ.get("CURATE_PLUGINS", "").lower() in ("off", "0", "no", "false"):
+        return
     for point in entry_points(group=PLUGIN_GROUP):
         try:
             point.load()

@@ -80,23 +80,10 @@ SOURCE_TRACE_FIELDS = {"sample_idx", "round", "model", "reasoning", "completion"
 
 def build_stages(recipe: Recipe, context: StageContext) -> list[Stage]:
     """The recipe's stages, configured, in order; their columns checked before any work."""
-    stages = [_make_stage(name, recipe, context) for name in stage_names(recipe)]
+    stages = [_make_stage(name, recipe, context) for name in recipe.stage_names()]
     traces = SOURCE_TRACE_FIELDS if recipe.source.traces() else set()
     check_columns(stages, set(PROBLEM_SCHEMA.names) | traces)
     return stages
-
-
-def stage_names(recipe: Recipe) -> list[str]:
-    if recipe.stages is not None:
-        for name in recipe.stages:
-            registry.stages.get(name)
-        return list(recipe.stages)
-    configured = [
-        (cls.order, name)
-        for name, cls in registry.stages.items()
-        if getattr(recipe, cls.section, None) is not None
-    ]
-    return [name for _, name in sorted(configured)]
 
 
 def _make_stage(name: str, recipe: Recipe, context: StageContext) -> Stage:
@@ -784,7 +771,7 @@ def finish(
         started = time.perf_counter()
         store.publish_ledger(path)
         shards = store.shards(store.ledger)
-        rows = write_dataset(shards, store.dataset, recipe, stats)
+        rows = write_dataset(shards, store.dataset, recipe, stats, recipe.published_columns())
         write_report(matched_rows(shards), store.reports / "decontamination.json")
         alive = sum(live_rows(shard) for shard in shards)  # null drop reason: still in
         stats["dataset"] = {

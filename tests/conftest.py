@@ -14,6 +14,9 @@ import yaml
 # Tests never reach the Hub: everything they load is made locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Tests see curate's built-ins only, whatever plugins the machine has installed
+# (tests/test_plugins.py loads its example plugin through a real entry point).
+os.environ["CURATE_PLUGINS"] = "off"
 
 # `python -c` this with a name in curate.runner and the CLI's arguments: the third call of
 # that function kills the process (kill -9), as a crash would mid-stage.

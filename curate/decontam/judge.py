@@ -96,8 +96,8 @@ class Judge:
         unique = {r.gen_key: r for r in requests}  # a pair asked once, however many traces
         missing = [r for r in unique.values() if (r.gen_key, 0) not in cached]
         if missing:
-            if getattr(backend, "offline", False):
-                fresh = list(zip(missing, backend.sample_batch(missing), strict=True))  # type: ignore[attr-defined]
+            if backend.offline:
+                fresh = list(zip(missing, backend.sample_batch(missing), strict=True))
             else:
                 fresh = asyncio.run(self._ask(backend, missing))
             for request, samples in fresh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -130,10 +131,14 @@ class Sample:
 
 
 class Backend(ABC):
-    """A teacher: turns requests into samples."""
+    """A teacher: turns requests into samples.
+
+    offline: a batch engine in this process (vLLM, transformers): callers hand it many
+    requests at once through `sample_batch`, rather than `sample` one by one concurrently."""
 
     name: ClassVar[str]
     config_class: ClassVar[type[TeacherConfig]]
+    offline: ClassVar[bool] = False
 
     def __init__(self, config: TeacherConfig) -> None:
         self.config = config
@@ -159,6 +164,14 @@ class Backend(ABC):
     @abstractmethod
     async def sample(self, request: Request) -> list[Sample]:
         """Generate the request's samples; failures come back as samples with `error` set."""
+
+    def sample_batch(self, requests: list[Request]) -> list[list[Sample]]:
+        """Many requests at once (what an offline backend does best); by default one by one."""
+
+        async def each() -> list[list[Sample]]:
+            return [await self.sample(request) for request in requests]
+
+        return asyncio.run(each())
 
     async def aclose(self) -> None:
         """Close connections."""

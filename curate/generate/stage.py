@@ -106,7 +106,7 @@ class GenerateStage(Stage):
         wanted = [r for r in missing if r.sample_indices]
         self.counts["cache_hits"] += len(cached)
         self.progress_task.advance(len(cached))
-        if getattr(backend, "offline", False):
+        if backend.offline:
             fresh = self._generate_offline(backend, wanted)
         else:
             fresh = asyncio.run(self._generate(backend, wanted))

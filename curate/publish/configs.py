@@ -73,7 +73,9 @@ def traces(ledger: pl.DataFrame) -> pl.DataFrame:
     return ledger.filter(pl.col("sample_idx").is_not_null())
 
 
-def sft_config(ledger: pl.DataFrame, think: bool = True) -> pl.DataFrame:
+def sft_config(
+    ledger: pl.DataFrame, think: bool = True, extra: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """default: one row per kept trace in both of TRL's conversational layouts: `messages`,
     and `prompt` + `completion` (the assistant turn), which SFTTrainer prefers when present
     and trains on the completion only; `reasoning` and `answer` as plain text."""
@@ -87,13 +89,13 @@ def sft_config(ledger: pl.DataFrame, think: bool = True) -> pl.DataFrame:
     kept = kept.rename({"completion": "answer"}).with_columns(
         pl.Series("messages", messages, dtype=kind), pl.Series("completion", turns, dtype=kind)
     )
-    return kept.select(_present(kept, SFT_COLUMNS))
+    return kept.select(_present(kept, (*SFT_COLUMNS, *extra)))
 
 
-def all_config(ledger: pl.DataFrame) -> pl.DataFrame:
+def all_config(ledger: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
     """all: every generated trace with its verdict, reason, flags, drop stage and pass rate."""
     rows = traces(ledger)
-    return rows.select(_present(rows, ALL_COLUMNS))
+    return rows.select(_present(rows, (*ALL_COLUMNS, *extra)))
 
 
 def rl_config(ledger: pl.DataFrame) -> pl.DataFrame:

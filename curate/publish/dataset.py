@@ -39,19 +39,25 @@ DATASET_COLUMNS = (
 DATA_FILES = "data/train-{index:05d}-of-{count:05d}.parquet"  # one per ledger shard
 
 
-def write_dataset(shards: list[Path], out_dir: Path, recipe: Recipe, stats: dict[str, Any]) -> int:
+def write_dataset(
+    shards: list[Path],
+    out_dir: Path,
+    recipe: Recipe,
+    stats: dict[str, Any],
+    extra: tuple[str, ...] = (),
+) -> int:
     """Write the ledger's surviving rows, a file per ledger shard that has any (the Hub's
     train-00000-of-00003 naming; `datasets` cannot read a file of no rows beside others),
     and then the card; returns the number of rows. Files already there are kept: a crash
     redoes at most the file in hand (the ledger clears dataset/ whenever it changes:
-    RunStore.publish_ledger). Memory holds one shard."""
+    RunStore.publish_ledger). Memory holds one shard. extra: columns stages publish."""
     alive = [shard for shard in shards if live_rows(shard)]
     sources: list[Path | None] = [*alive] or [None]  # nothing kept: one empty file
     count, models = 0, set[str]()
     for index, shard in enumerate(sources):
         target = out_dir / DATA_FILES.format(index=index, count=len(sources))
         if not target.exists():
-            write_part(shard, target)
+            write_part(shard, target, extra)
         count += pq.read_metadata(target).num_rows
         models.update(m for m in pq.read_table(target, columns=["model"])["model"].to_pylist() if m)
         release_memory(collect=False)
@@ -59,18 +65,27 @@ def write_dataset(shards: list[Path], out_dir: Path, recipe: Recipe, stats: dict
     return count
 
 
-def write_part(shard: Path | None, target: Path) -> None:
+def write_part(shard: Path | None, target: Path, extra: tuple[str, ...] = ()) -> None:
     """One ledger shard's surviving rows as a dataset file (atomically), in the dataset's
-    types whatever the shard holds, so every file of the dataset has the same schema."""
+    types whatever the shard holds, so every file of the dataset has the same schema (a
+    published column a shard lacks is null there)."""
     ledger = conform(read_shard(shard)) if shard else TRACE_SCHEMA.empty_table()
-    rows = surviving(ledger).replace_schema_metadata(None)
-    write_parquet(rows.cast(small_types(surviving(TRACE_SCHEMA.empty_table())).schema), target)
+    rows = small_types(surviving(ledger, extra).replace_schema_metadata(None))
+    known = small_types(surviving(TRACE_SCHEMA.empty_table())).schema
+    fields = [
+        known.field(name) if name in known.names else rows.schema.field(name)
+        for name in rows.column_names
+    ]
+    write_parquet(rows.cast(pa.schema(fields)), target)
 
 
-def surviving(ledger: pa.Table) -> pa.Table:
-    """The rows still in the funnel, with the dataset's columns."""
+def surviving(ledger: pa.Table, extra: tuple[str, ...] = ()) -> pa.Table:
+    """The rows still in the funnel, with the dataset's columns and those stages publish."""
     rows = ledger.filter(pc.is_null(ledger["dropped"]))
-    return rows.select([c for c in DATASET_COLUMNS if c in rows.column_names])
+    for name in extra:
+        if name not in rows.column_names:
+            rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
+    return rows.select([c for c in (*DATASET_COLUMNS, *extra) if c in rows.column_names])
 
 
 def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) -> str:

@@ -20,7 +20,7 @@ from curate.publish.card import CARD_COLUMNS, CONFIG_FILES, ConfigFacts, card_te
 from curate.publish.configs import all_config, preference_config, rl_config, sft_config
 from curate.publish.hub import Published, upload
 from curate.publish.settings import PublishConfig
-from curate.recipe import load_run, recipe_data
+from curate.recipe import Recipe, load_run, recipe_data
 from curate.records import small_types
 from curate.report import write_report
 from curate.store import RunStore, read_json
@@ -35,21 +35,23 @@ class Staged:
     settings: PublishConfig
 
 
-def load_settings(
-    store: RunStore, overrides: dict[str, Any]
-) -> tuple[dict[str, Any], PublishConfig]:
-    """The run's saved recipe (as a mapping) and its publish settings, flags applied."""
+def load_settings(store: RunStore, overrides: dict[str, Any]) -> tuple[Recipe, PublishConfig]:
+    """The run's saved recipe and its publish settings, flags applied."""
     if not store.recipe.exists():
         raise PublishError(f"{store.root}: no recipe.yaml (is this a finished run directory?)")
-    recipe = recipe_data(load_run(store.root))
+    recipe = load_run(store.root)
     given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe, PublishConfig.model_validate({**recipe["publish"], **given})
+    return recipe, PublishConfig.model_validate({**recipe.publish.model_dump(), **given})
 
 
-def build_configs(ledger: pl.DataFrame, think: bool) -> dict[str, pl.DataFrame]:
+def build_configs(
+    ledger: pl.DataFrame, think: bool, extra: tuple[str, ...] = ()
+) -> dict[str, pl.DataFrame]:
+    """The four configs of one part of the ledger; extra: columns the run's stages publish
+    (carried by `default` and `all`)."""
     frames = {
-        "default": sft_config(ledger, think),
-        "all": all_config(ledger),
+        "default": sft_config(ledger, think, extra),
+        "all": all_config(ledger, extra),
         "rl": rl_config(ledger),
         "preference": preference_config(ledger, think),
     }
@@ -59,7 +61,9 @@ def build_configs(ledger: pl.DataFrame, think: bool) -> dict[str, pl.DataFrame]:
 FILE = "train-00000-of-00001.parquet"
 
 
-def write_configs(parts: Iterable[pl.DataFrame], think: bool, target: Path) -> ConfigFacts:
+def write_configs(
+    parts: Iterable[pl.DataFrame], think: bool, target: Path, extra: tuple[str, ...] = ()
+) -> ConfigFacts:
     """Each config written a part of the ledger at a time (every part holds its problems'
     traces whole), so memory holds one part, not the ledger; what the card needs of them
     is kept."""
@@ -67,7 +71,7 @@ def write_configs(parts: Iterable[pl.DataFrame], think: bool, target: Path) -> C
     facts, every, rates = ConfigFacts(), [], []
     try:
         for ledger in parts:
-            frames = build_configs(ledger, think)
+            frames = build_configs(ledger, think, extra)
             for name, frame in frames.items():
                 table = small_types(frame.to_arrow())
                 if name not in writers:
@@ -125,7 +129,8 @@ def _stage_repository(run_dir: Path, overrides: dict[str, Any], target: Path) ->
     building = target.parent / f".{target.name}-building"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(building, ignore_errors=True)
-    configs = write_configs(ledger_parts(store, shards), settings.think, building)
+    extra = recipe.published_columns()
+    configs = write_configs(ledger_parts(store, shards), settings.think, building, extra)
     if "default" not in configs.sizes:
         shutil.rmtree(building, ignore_errors=True)
         raise PublishError(f"{run_dir}: no kept trace to publish (`curate stats {run_dir}`)")
@@ -135,11 +140,12 @@ def _stage_repository(run_dir: Path, overrides: dict[str, Any], target: Path) ->
     page.unlink()  # the page itself is the run's, not the repository's
     plots = sorted(page.parent.glob("*.png"))
     loop = read_json(run_dir.resolve().parent / "loop.json")  # a round of `curate loop`
-    card = card_text(recipe, settings, stats, configs, report, [p.name for p in plots], loop)
+    data = recipe_data(recipe)
+    card = card_text(data, settings, stats, configs, report, [p.name for p in plots], loop)
     (building / "README.md").write_text(card, encoding="utf-8")
     (building / "curate").mkdir()
     (building / "curate" / "recipe.yaml").write_text(
-        yaml.safe_dump(public_recipe(recipe), sort_keys=False), encoding="utf-8"
+        yaml.safe_dump(public_recipe(data), sort_keys=False), encoding="utf-8"
     )
     (building / "curate" / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", "utf-8")
     shutil.rmtree(target, ignore_errors=True)
