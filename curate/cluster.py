@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from curate.errors import RecipeError
+from curate.lifetime import children_end_with_this_process
 from curate.memory import release_memory
 from curate.progress import QuietProgress
 from curate.stage import Stage, StageContext
@@ -230,6 +231,7 @@ class ClusterRunner:
         must come out under `out`."""
         step = datatrove_step(store.root, path, in_path, work)
         executor = executor_for(self.settings, step, logs)
+        children_end_with_this_process()  # datatrove's local workers and its manager
         executor.run()
         if self.settings.executor == "slurm":
             wait_for(executor)

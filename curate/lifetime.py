@@ -33,3 +33,15 @@ def watch_parent(parent: int) -> None:
         os._exit(0)  # nobody is left to read a result: leave without a word
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+_forks_watched = False
+
+
+def children_end_with_this_process() -> None:
+    """Every process forked from now on (by a library's pool, a manager) watches this one and
+    ends when it dies: a kill -9 of `curate run` leaves none of them behind."""
+    global _forks_watched
+    if not _forks_watched:
+        _forks_watched = True
+        os.register_at_fork(after_in_child=lambda: watch_parent(os.getppid()))

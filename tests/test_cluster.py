@@ -5,9 +5,11 @@ driver, each after the one before."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,24 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     return calls
 
 
+def left_running(marker: str, wait_s: float = 30.0) -> list[int]:
+    """Processes whose command line names `marker`, once they had time to notice their
+    parent is gone."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                command = (proc / "cmdline").read_bytes() if proc.name.isdigit() else b""
+            except OSError:
+                continue
+            if marker.encode() in command and int(proc.name) != os.getpid():
+                found.append(int(proc.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("executor", ["plain", "local"])
 @pytest.mark.parametrize("step", ["shard_problems", "write_back"])
 def test_a_kill_inside_a_dedup_step_redoes_one_shard(
@@ -138,6 +158,7 @@ def test_a_kill_inside_a_dedup_step_redoes_one_shard(
         args += ["--executor", "local", "--tasks", "3", "--workers", "1"]
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_THIRD_CALL, step, *args], cwd=ROOT)
     assert killed.returncode == -signal.SIGKILL
+    assert not left_running(str(run_dir))  # the executor's workers and manager ended too
     keys = run_dir / "stages" / "01-dedup" / "keys"
     folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"
     assert len(list(folder.glob("part-*.parquet"))) == 2
