@@ -14,7 +14,7 @@ from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 from pydantic import Field
@@ -25,20 +25,9 @@ from curate.cores import available_cores
 from curate.errors import CurateWarning, RecipeError
 from curate.lifetime import become_helper
 from curate.stage import Config, Stage, StageContext
+from curate.text import LETTER, Script, foreign_letter, word_ngrams
 from curate.verify.choice import choice_letter
 from curate.verify.code import extract_code
-
-Script = Literal["latin", "greek", "cyrillic", "cjk", "arabic", "hebrew", "devanagari", "thai"]
-SCRIPTS = {
-    "latin": r"\p{Latin}",
-    "greek": r"\p{Greek}",
-    "cyrillic": r"\p{Cyrillic}",
-    "cjk": r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}",
-    "arabic": r"\p{Arabic}",
-    "hebrew": r"\p{Hebrew}",
-    "devanagari": r"\p{Devanagari}",
-    "thai": r"\p{Thai}",
-}
 
 
 class LanguageFilter(Config):
@@ -156,11 +145,10 @@ def repetition(config: RepetitionFilter, row: dict[str, Any]) -> str | None:
         return "repetition"
     words = text.split()
     total = len(words) - config.ngram + 1
-    if total > 0:
-        # each n-gram a tuple made by zip (it stops at the shortest): faster than slicing
-        grams = set(zip(*(words[start:] for start in range(config.ngram)), strict=False))
-        if 1 - len(grams) / total > config.max_repeated_share:
-            return "repetition"
+    if total > 0 and 1 - len(set(word_ngrams(words, config.ngram))) / total > (
+        config.max_repeated_share
+    ):
+        return "repetition"
     return None
 
 
@@ -185,17 +173,16 @@ def foreign_shares(frame: pl.DataFrame, config: LanguageFilter) -> list[float]:
     """Share of letters outside the allowed scripts, per row. Letters are counted only in
     rows that have a foreign one: counting every letter of every trace costs ten times
     more than finding the foreign ones."""
-    allowed = "".join(SCRIPTS[name] for name in config.allowed)
     texts = [pl.col(name).fill_null("") for name in ("reasoning", "completion")]
     foreign = frame.select(
-        pl.sum_horizontal(t.str.count_matches(rf"[^\P{{L}}{allowed}]") for t in texts)
+        pl.sum_horizontal(t.str.count_matches(foreign_letter(config.allowed)) for t in texts)
     )
     counts = foreign.to_series()
     shares = [0.0] * frame.height
     hit = counts > 0
     if hit.any():
         letters = frame.filter(hit).select(
-            pl.sum_horizontal(t.str.count_matches(r"\p{L}") for t in texts)
+            pl.sum_horizontal(t.str.count_matches(LETTER) for t in texts)
         )
         places = hit.arg_true().to_list()
         for place, found, total in zip(

@@ -146,6 +146,13 @@ def _without_nan(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
 
 
+def polars_type(kind: pa.DataType) -> pl.DataType:
+    """An Arrow type as polars names it (one schema here, used by both libraries)."""
+    frame = pl.from_arrow(pa.table({"c": pa.array([], kind)}))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.schema["c"]
+
+
 def small_types(table: pa.Table) -> pa.Table:
     """The table with large string / list columns (what polars makes) in their plain forms,
     so every published file has the same types whichever library wrote it."""

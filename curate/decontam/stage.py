@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, SerializeAsAny, field_validator
 
-from curate import registry
+from curate import records, registry
 from curate.cores import available_cores
 from curate.decontam.answers import math_verify_same, same_answers, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
@@ -37,18 +37,8 @@ from curate.stage import Config, Stage, StageContext
 
 Field_ = Literal["problem", "reasoning", "completion"]
 DEFAULT_BENCHMARKS = ["math500", "aime24", "aime25", "amc23", "gsm8k", "minerva", "olympiadbench"]
-CONTAMINATION = pl.Struct(
-    {
-        "benchmark": pl.String,
-        "item": pl.String,
-        "method": pl.String,
-        "score": pl.Float64,
-        "run": pl.Int64,
-        "excerpt": pl.String,
-        "rule": pl.String,
-        "judge": pl.String,
-    }
-)
+# the ledger's contamination column, in polars' terms (one definition: records.py)
+CONTAMINATION = records.polars_type(records.CONTAMINATION)
 
 
 MIN_CHUNK_ROWS = 2_000  # fewer texts are checked in the calling thread

@@ -7,8 +7,8 @@ from collections import Counter
 
 from pydantic import Field
 
-from curate.filters import Script
 from curate.stage import Config
+from curate.text import Script, count_foreign, word_ngrams
 
 
 class StreamGuards(Config):
@@ -52,8 +52,7 @@ class Guard:
     def _repetition(self) -> str | None:
         """A loop: one n-gram recurring too often in the most recent text."""
         words = self.text[-self.config.window_chars :].split()[1:-1]  # edge words may be cut
-        n = self.config.ngram
-        counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        counts = Counter(word_ngrams(words, self.config.ngram))
         if counts and max(counts.values()) > self.config.max_repeats:
             return "guard_repetition"
         return None
@@ -62,31 +61,11 @@ class Guard:
         """Drift: too large a share of letters from scripts not allowed (counted as it comes)."""
         fresh = self.text[self.scanned :]
         self.scanned = len(self.text)
-        allowed = self.config.allowed_scripts
-        self.letters += sum(1 for char in fresh if char.isalpha())
-        self.foreign += sum(1 for char in fresh if _is_foreign(char, allowed))
+        foreign, letters = count_foreign([fresh], self.config.allowed_scripts)
+        self.foreign += foreign
+        self.letters += letters
         if len(self.text) < self.config.min_chars or not self.letters:
             return None
         if self.foreign / self.letters > self.config.max_foreign_share:
             return "guard_language"
         return None
-
-
-# Python's re has no \p{Script}: scripts are told by code point ranges.
-RANGES = {
-    "latin": [(0x41, 0x24F), (0x1E00, 0x1EFF)],
-    "greek": [(0x370, 0x3FF), (0x1F00, 0x1FFF)],
-    "cyrillic": [(0x400, 0x52F)],
-    "cjk": [(0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF)],
-    "arabic": [(0x600, 0x6FF)],
-    "hebrew": [(0x590, 0x5FF)],
-    "devanagari": [(0x900, 0x97F)],
-    "thai": [(0xE00, 0xE7F)],
-}
-
-
-def _is_foreign(char: str, allowed: list[Script]) -> bool:
-    if not char.isalpha():
-        return False
-    code = ord(char)
-    return not any(low <= code <= high for name in allowed for low, high in RANGES[name])

@@ -193,3 +193,20 @@ def test_the_filter_and_the_verifier_agree_on_what_the_answer_is(tmp_path: Path)
         ["unclosed_think"],
     ]
     assert before_verify[:3] == [[], ["no_boxed_answer"], []]
+
+
+def test_the_filter_and_the_streaming_guard_agree_on_what_is_foreign():
+    """One notion of a script for both: fullwidth Latin and Latin Extended-D are Latin to
+    each (the guard's own code-point ranges used to call them foreign)."""
+    from curate.filters import LanguageFilter, foreign_shares
+    from curate.generate.guards import Guard, StreamGuards
+
+    texts = ["ＡＢＣ fullwidth latin", "Ꞔ extended latin", "α and β", "混合 mixed", "plain"]
+    frame = pl.DataFrame({"reasoning": texts, "completion": [""] * len(texts)})
+    shares = foreign_shares(frame, LanguageFilter(max_foreign_share=0.0))
+    config = StreamGuards(max_foreign_share=0.0, min_chars=0, check_every=1)
+    stopped = []
+    for text in texts:
+        guard = Guard(config)
+        stopped.append(guard.feed(text) == "guard_language")
+    assert stopped == [share > 0 for share in shares] == [False, False, False, True, False]
