@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 NOISE = re.compile(r"\s+|\$|\\[!,;: ]|\\left|\\right|\\displaystyle|\^\\circ|\\%|%|\.$")
 WRAPPER = re.compile(r"^\\(?:boxed|text|mathrm|textbf)\{(.*)\}$")
@@ -49,33 +50,51 @@ def quick_same(ours: str, theirs: str) -> bool | None:
     return None
 
 
-def same_answers(pairs: list[tuple[str, str]], careful: bool = True) -> list[bool | None]:
-    """For each (ours, theirs): whether they are the same answer, or None when nothing can
-    tell. careful: what spelling and numbers leave open goes to math-verify (in the
-    verifiers' worker processes); otherwise it stays open."""
-    found = [quick_same(ours, theirs) for ours, theirs in pairs]
-    open_rows = [row for row, same in enumerate(found) if same is None]
-    if careful and open_rows:
-        judged = math_verify_same([pairs[row] for row in open_rows])
-        for row, same in zip(open_rows, judged, strict=True):
-            found[row] = same
-    return found
+class SameAnswers:
+    """Whether answers are the same, for as many batches as a stage has: what spelling and
+    numbers leave open goes to math-verify, whose worker process starts once, on first use."""
 
+    def __init__(self) -> None:
+        self._dispatcher: Any = None
 
-def math_verify_same(pairs: list[tuple[str, str]]) -> list[bool | None]:
-    if not pairs:
-        return []
-    from curate.verify.dispatch import Dispatcher, Item
+    def __call__(self, pairs: list[tuple[str, str]], careful: bool = True) -> list[bool | None]:
+        """For each (ours, theirs): the same answer, or None when nothing can tell.
+        careful: what spelling and numbers leave open goes to math-verify; otherwise it
+        stays open."""
+        found = [quick_same(ours, theirs) for ours, theirs in pairs]
+        open_rows = [row for row, same in enumerate(found) if same is None]
+        if careful and open_rows:
+            judged = self.math_verify([pairs[row] for row in open_rows])
+            for row, same in zip(open_rows, judged, strict=True):
+                found[row] = same
+        return found
 
-    dispatcher = Dispatcher("math", workers=1)
-    try:
-        judged = dispatcher.judge(
+    def math_verify(self, pairs: list[tuple[str, str]]) -> list[bool | None]:
+        if not pairs:
+            return []
+        from curate.verify.dispatch import Dispatcher, Item
+
+        if self._dispatcher is None:
+            self._dispatcher = Dispatcher("math", workers=1)
+        judged = self._dispatcher.judge(
             [Item(f"The final answer is $\\boxed{{{ours}}}$.", theirs) for ours, theirs in pairs]
         )
+        verdicts = [result.verdict for result, _ in judged]
+        return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
+
+    def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None
+
+
+def same_answers(pairs: list[tuple[str, str]], careful: bool = True) -> list[bool | None]:
+    """SameAnswers for one batch (its worker stopped after)."""
+    judge = SameAnswers()
+    try:
+        return judge(pairs, careful)
     finally:
-        dispatcher.close()
-    verdicts = [result.verdict for result, _ in judged]
-    return [True if v == "correct" else (False if v == "incorrect" else None) for v in verdicts]
+        judge.close()
 
 
 def strength(answer: str, counts: dict[str, int], common_from: int = 3, none_from: int = 10) -> str:

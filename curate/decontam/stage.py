@@ -22,7 +22,7 @@ from pydantic import Field, SerializeAsAny, field_validator
 
 from curate import records, registry
 from curate.cores import available_cores
-from curate.decontam.answers import math_verify_same, same_answers, strength
+from curate.decontam.answers import SameAnswers, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.judge import CACHE_FILE as JUDGE_CACHE
@@ -170,6 +170,7 @@ class Decontaminator:
         self.config = config
         self.index = index
         self.threads = threads or available_cores()
+        self.same_answers = SameAnswers()  # its math-verify worker serves every batch
         self._counts: dict[int | None, np.ndarray] = {}
         self._prepare()
 
@@ -277,10 +278,10 @@ class Decontaminator:
                 gold = self.index.answer(item)
                 if ours and gold and score >= needed[strength(gold, counts)]:
                     pairs.append((row, item, score, ours, gold))
-        same = same_answers([(ours, gold) for *_, ours, gold in pairs], careful=False)
+        same = self.same_answers([(ours, gold) for *_, ours, gold in pairs], careful=False)
         near = method.common_answer
         open_near = [k for k, p in enumerate(pairs) if same[k] is None and p[2] >= near]
-        judged = math_verify_same([(pairs[k][3], pairs[k][4]) for k in open_near])
+        judged = self.same_answers.math_verify([(pairs[k][3], pairs[k][4]) for k in open_near])
         for k, verdict in zip(open_near, judged, strict=True):
             same[k] = verdict
         found: dict[int, Match] = {}
@@ -409,6 +410,8 @@ class DecontaminateStage(Stage):
         return self._checker
 
     def close(self) -> None:
+        if self._checker is not None:
+            self._checker.same_answers.close()
         self._checker = None  # the benchmark index; built again if the stage is used again
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -481,7 +484,7 @@ class DecontaminateStage(Stage):
             if strong and gold and reference and str(reference).strip():
                 pairs.append((row, str(reference), gold))
         for (row, _, _), same in zip(
-            pairs, same_answers([(a, b) for _, a, b in pairs]), strict=True
+            pairs, self.checker().same_answers([(a, b) for _, a, b in pairs]), strict=True
         ):
             if same is not None:
                 rules[row] = "same_answer" if same else "different_answer"
