@@ -82,7 +82,7 @@ def run_shards(
     """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
     is read back from the run; the stage built anew). Shards already done are kept."""
     from curate.recipe import load_run
-    from curate.runner import _make_stage, read_results
+    from curate.runner import make_stage, read_results
 
     recipe = load_run(run_dir)
     store = RunStore(run_dir)
@@ -93,7 +93,7 @@ def run_shards(
         progress=QuietProgress(),
         review_dir=store.review,
     )
-    stage: Stage = _make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
+    stage: Stage = make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
     stage.share(world_size)
     shards = store.shards(in_dir)
     results = read_results(stage_dir) if work == "write_back" else None  # once per task
@@ -206,7 +206,7 @@ class ClusterRunner:
         path: Path,
         identity: str,
     ) -> Stats:
-        from curate.runner import _shard_stats, compare_step, keys_dir, run_stage
+        from curate.runner import compare_step, keys_dir, run_stage, stored_stats
 
         if not eligible(stage):
             return run_stage(store, stage, in_path, path, identity)
@@ -220,7 +220,7 @@ class ClusterRunner:
             self.spread(store, path, in_path, logs / "write_back", "write_back", path)
         else:
             self.spread(store, path, in_path, logs, "stage", path)
-        stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+        stats = merge_stats(stored_stats(p) for p in store.shards(path))
         store.finish_stage(path, identity, stats)
         return stats
 

@@ -80,13 +80,13 @@ SOURCE_TRACE_FIELDS = {"sample_idx", "round", "model", "reasoning", "completion"
 
 def build_stages(recipe: Recipe, context: StageContext) -> list[Stage]:
     """The recipe's stages, configured, in order; their columns checked before any work."""
-    stages = [_make_stage(name, recipe, context) for name in recipe.stage_names()]
+    stages = [make_stage(name, recipe, context) for name in recipe.stage_names()]
     traces = SOURCE_TRACE_FIELDS if recipe.source.traces() else set()
     check_columns(stages, set(PROBLEM_SCHEMA.names) | traces)
     return stages
 
 
-def _make_stage(name: str, recipe: Recipe, context: StageContext) -> Stage:
+def make_stage(name: str, recipe: Recipe, context: StageContext) -> Stage:
     cls = registry.stages.get(name)
     config = getattr(recipe, cls.section, None)
     if config is None:
@@ -442,7 +442,7 @@ def run_stage(
         pending = [s for s in shards if not (path / s.name).exists()]
         stage.plan(sum(live_rows(s) for s in pending))
         run_shards(stage, pending, path)
-    stats = merge_stats(_shard_stats(p) for p in store.shards(path))
+    stats = merge_stats(stored_stats(p) for p in store.shards(path))
     store.finish_stage(path, identity, stats)
     return stats
 
@@ -753,7 +753,8 @@ def matched_rows(shards: list[Path]) -> pa.Table:
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def _shard_stats(shard: Path) -> Stats:
+def stored_stats(shard: Path) -> Stats:
+    """The counts a stage shard was written with (its Parquet metadata)."""
     return dict(json.loads(read_parquet_metadata(shard)[STATS_KEY]))
 
 
