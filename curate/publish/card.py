@@ -10,7 +10,6 @@ from typing import Any
 import polars as pl
 import yaml
 
-from curate.publish.dataset import funnel_markdown
 from curate.recipe import redact
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
@@ -81,6 +80,9 @@ def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     return dict(clean(redact(recipe)))
 
 
+RECIPE_NOTE = "The resolved recipe (secrets removed, local paths cut to file names):"
+
+
 def card_text(
     recipe: dict[str, Any],
     settings: Any,
@@ -109,7 +111,7 @@ def card_text(
         "## Pass rate per problem\n\n" + _pass_rates(configs.rates),
         _plots(plots or []),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
-        "## Recipe\n\nThe resolved recipe (secrets removed, local paths cut to file names):\n\n"
+        f"## Recipe\n\n{RECIPE_NOTE}\n\n"
         "```yaml\n" + yaml.safe_dump(public_recipe(recipe), sort_keys=False) + "```\n",
     ]
     if not settings.license:
@@ -127,12 +129,20 @@ def _summary(sizes: dict[str, int], every: pl.DataFrame) -> str:
         f"{sizes.get('default', 0):,} verified reasoning traces (prompt, chain of thought, final "
         f"answer) kept of {sizes.get('all', 0):,} generated, built with curate.\n"
     )
+    return text + models_notice(models, named=False)
+
+
+def models_notice(models: list[str], named: bool = True) -> str:
+    """Who wrote the traces: a warning when it was the simulated stand-in, else (named)
+    the teacher models."""
     if "simulated" in models:
-        text += (
+        return (
             "\n> **Not model output.** These traces were written by curate's `simulated` "
             "teacher, a deterministic stand-in used for demos and tests. Do not train on them.\n"
         )
-    return text
+    if named and models:
+        return f"\nTeacher model(s): {', '.join(f'`{m}`' for m in models)}.\n"
+    return ""
 
 
 def _configs_table(sizes: dict[str, int]) -> str:
@@ -288,3 +298,14 @@ def _contamination(report: dict[str, Any], settings: dict[str, Any] | None) -> s
             f"| {name} | {entry['contaminated']:,} | {entry['borderline']:,} | {by_method} |"
         )
     return text + "\n".join(lines) + "\n"
+
+
+def funnel_markdown(stats: dict[str, Any]) -> str:
+    lines = ["| stage | in | out | dropped |", "|---|---:|---:|---|"]
+    for stage, entry in stats.items():
+        start = f"{entry['in']:,}"
+        if "generated" in entry:
+            start += f" → {entry['generated']:,} samples"
+        dropped = ", ".join(f"{k}: {v:,}" for k, v in entry["dropped"].items()) or "-"
+        lines.append(f"| {stage} | {start} | {entry['out']:,} | {dropped} |")
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from curate.memory import release_memory
-from curate.recipe import Recipe, dump_recipe
+from curate.publish.card import RECIPE_NOTE, funnel_markdown, models_notice, public_recipe
+from curate.recipe import Recipe, recipe_data
 from curate.records import TRACE_SCHEMA, conform, small_types, write_parquet
 from curate.shards import live_rows, read_shard
 
@@ -93,22 +94,15 @@ def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) ->
     # alone, so two runs' folders with the same block load as the same (stale) data.
     # Without it the split comes from the file name (data/train-*.parquet), as on the Hub.
     header = {"tags": ["reasoning", "chain-of-thought", "curate"]}
-    name = getattr(recipe, "name", "dataset")
+    name = recipe.name
     parts = [
         "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n",
         f"# {name}\n",
         f"{rows:,} verified reasoning traces (prompt, chain of thought, final answer), "
         "built with curate.\n",
     ]
-    if "simulated" in models:
-        parts.append(
-            "> **Not model output.** These traces were written by curate's `simulated` "
-            "teacher, a deterministic stand-in used for demos and tests. Do not train on them.\n"
-        )
-    elif models:
-        parts.append(f"Teacher model(s): {', '.join(f'`{m}`' for m in models)}.\n")
-    source = getattr(recipe, "source", None)
-    existing = source is not None and getattr(source, "traces", lambda: False)()
+    parts.append(models_notice(models))
+    existing = recipe.source.traces()
     prompt = (
         "`prompt` holds the problem as one user message (the traces came with the input; "
         "the messages that produced them are not known)"
@@ -120,16 +114,6 @@ def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) ->
         "answer text, and `verdict` / `verifier` how it was checked.\n"
     )
     parts.append("## How it was made\n\n" + funnel_markdown(stats))
-    parts.append("## Recipe\n\n```yaml\n" + dump_recipe(recipe) + "```\n")
+    public = yaml.safe_dump(public_recipe(recipe_data(recipe)), sort_keys=False)
+    parts.append(f"## Recipe\n\n{RECIPE_NOTE}\n\n```yaml\n{public}```\n")
     return "\n".join(parts)
-
-
-def funnel_markdown(stats: dict[str, Any]) -> str:
-    lines = ["| stage | in | out | dropped |", "|---|---:|---:|---|"]
-    for stage, entry in stats.items():
-        start = f"{entry['in']:,}"
-        if "generated" in entry:
-            start += f" → {entry['generated']:,} samples"
-        dropped = ", ".join(f"{k}: {v:,}" for k, v in entry["dropped"].items()) or "-"
-        lines.append(f"| {stage} | {start} | {entry['out']:,} | {dropped} |")
-    return "\n".join(lines) + "\n"

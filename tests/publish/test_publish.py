@@ -138,6 +138,8 @@ def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):
     assert f"| `default` | {staged.rows['default']:,} |" in card
     assert "Do not train on them" in card  # the simulated teacher says so
     assert str(finished_run.parent) not in card  # no local path
+    run_card = (finished_run / "dataset" / "README.md").read_text()  # the run's own card
+    assert str(finished_run.parent) not in run_card and "## Recipe" in run_card
     shown = re.findall(r"!\[[^\]]*\]\((report/[^)]+\.png)\)", card)
     assert shown, "the card embeds the report's plots"
     assert all((staged.path / link).is_file() for link in shown)  # each link resolves
