@@ -8,7 +8,6 @@ cache as generation, so a rerun asks nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from curate import registry
 from curate.errors import RecipeError
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
+from curate.generate.client import TeacherClient
 from curate.stage import union_of
 
 CACHE_FILE = "decontam_judge.sqlite"
@@ -92,33 +92,12 @@ class Judge:
             Request(str(k), messages, [0], backend.gen_key(messages))
             for k, messages in enumerate(self.messages(pair) for pair in pairs)
         ]
-        cached = self.cache.get_many(r.gen_key for r in requests)
+        client = TeacherClient(backend, self.cache, self.config.max_concurrency)
+        cached = client.cached(requests)
         unique = {r.gen_key: r for r in requests}  # a pair asked once, however many traces
         missing = [r for r in unique.values() if (r.gen_key, 0) not in cached]
-        if missing:
-            if backend.offline:
-                fresh = list(zip(missing, backend.sample_batch(missing), strict=True))
-            else:
-                fresh = asyncio.run(self._ask(backend, missing))
-            for request, samples in fresh:
-                if samples and samples[0].error is None:
-                    self.cache.put(request.gen_key, samples[0])
-                cached[(request.gen_key, 0)] = samples[0]
-        return [reading(cached.get((r.gen_key, 0))) for r in requests]
-
-    async def _ask(
-        self, backend: Backend, requests: list[Request]
-    ) -> list[tuple[Request, list[Sample]]]:
-        limit = asyncio.Semaphore(self.config.max_concurrency)
-
-        async def one(request: Request) -> tuple[Request, list[Sample]]:
-            async with limit:
-                return request, await backend.sample(request)
-
-        try:
-            return await asyncio.gather(*(one(r) for r in requests))
-        finally:
-            await backend.aclose()
+        answers = cached | client.ask(missing)
+        return [reading(answers.get((r.gen_key, 0))) for r in requests]
 
 
 def reading(sample: Sample | None) -> Judgement:

@@ -134,11 +134,17 @@ class Backend(ABC):
     """A teacher: turns requests into samples.
 
     offline: a batch engine in this process (vLLM, transformers): callers hand it many
-    requests at once through `sample_batch`, rather than `sample` one by one concurrently."""
+    requests at once through `sample_batch`, rather than `sample` one by one concurrently;
+    `chunk` requests at a time when it says (None: all at once)."""
 
     name: ClassVar[str]
     config_class: ClassVar[type[TeacherConfig]]
     offline: ClassVar[bool] = False
+
+    @property
+    def chunk(self) -> int | None:
+        """Requests per `sample_batch` call for an offline backend (None: every one)."""
+        return None
 
     def __init__(self, config: TeacherConfig) -> None:
         self.config = config

@@ -49,7 +49,7 @@ class TransformersTeacher(Backend):
     offline = True  # the generate stage hands it requests in chunks
 
     @property
-    def chunk(self) -> int:
+    def chunk(self) -> int | None:
         """Requests per call, so progress and the cache advance batch by batch."""
         return max(1, self.config.batch_size // self.config.samples)
 

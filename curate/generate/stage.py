@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from curate import registry
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
+from curate.generate.client import TeacherClient
 from curate.stage import Stage, StageContext, union_of
 
 CACHE_FILE = "generations.sqlite"
@@ -99,18 +99,11 @@ class GenerateStage(Stage):
 
     def fill(self, backend: Backend, requests: list[Request]) -> dict[tuple[str, int], Sample]:
         """The requests' samples: from the cache where there, generated where not."""
-        cached = self.cache.get_many(r.gen_key for r in requests)
-        wanted_keys = {(r.gen_key, i) for r in requests for i in r.sample_indices}
-        cached = {key: sample for key, sample in cached.items() if key in wanted_keys}
-        missing = [self._missing(r, cached) for r in requests]
-        wanted = [r for r in missing if r.sample_indices]
+        client = TeacherClient(backend, self.cache, self.config.max_concurrency, self._record)
+        cached = client.cached(requests)
         self.counts["cache_hits"] += len(cached)
         self.progress_task.advance(len(cached))
-        if backend.offline:
-            fresh = self._generate_offline(backend, wanted)
-        else:
-            fresh = asyncio.run(self._generate(backend, wanted))
-        return cached | fresh
+        return cached | client.ask([self._missing(r, cached) for r in requests])
 
     def _requests(self, backend: Backend, frame: pl.DataFrame) -> list[Request]:
         requests = []
@@ -135,49 +128,14 @@ class GenerateStage(Stage):
             request.problem_id, request.messages, wanted, request.gen_key, request.reference
         )
 
-    async def _generate(
-        self, backend: Backend, requests: list[Request]
-    ) -> dict[tuple[str, int], Sample]:
-        limit = asyncio.Semaphore(self.config.max_concurrency)
-        results: dict[tuple[str, int], Sample] = {}
-
-        async def one(request: Request) -> None:
-            async with limit:
-                samples = await backend.sample(request)
-            self._record(request, samples, results)
-
-        try:
-            await asyncio.gather(*(one(r) for r in requests))
-        finally:
-            await backend.aclose()
-        return results
-
-    def _generate_offline(
-        self, backend: Any, requests: list[Request]
-    ) -> dict[tuple[str, int], Sample]:
-        """A backend that batches itself: vLLM takes every request at once; one with a
-        `chunk` takes that many at a time, so progress and the cache advance as it goes."""
-        results: dict[tuple[str, int], Sample] = {}
-        size = getattr(backend, "chunk", None) or max(1, len(requests))
-        for start in range(0, len(requests), size):
-            part = requests[start : start + size]
-            for request, samples in zip(part, backend.sample_batch(part), strict=True):
-                self._record(request, samples, results)
-        return results
-
-    def _record(
-        self, request: Request, samples: list[Sample], results: dict[tuple[str, int], Sample]
-    ) -> None:
-        """Keep a request's samples; cache each good one the moment it is here."""
+    def _record(self, request: Request, samples: list[Sample]) -> None:
+        """Count a request's fresh samples (the client has cached the good ones)."""
         for sample in samples:
-            results[(request.gen_key, sample.sample_idx)] = sample
             if (sample.finish_reason or "").startswith("guard_"):
                 self.counts[sample.finish_reason or ""] += 1
                 used = sample.completion_tokens or 0
                 self.counts["guard_tokens_saved_estimate"] += max(0, self.config.max_tokens - used)
-            if sample.error is None:
-                self.cache.put(request.gen_key, sample)
-            else:
+            if sample.error is not None:
                 self.counts["failed"] += 1
                 self.errors[sample.error] += 1
         if samples and all(s.error is not None for s in samples):

@@ -1,0 +1,80 @@
+"""Ask a teacher through its request cache: one loop for generation and for the
+decontamination judge alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from curate.generate.base import Backend, Request, Sample
+from curate.generate.cache import SampleCache
+
+Key = tuple[str, int]  # (gen_key, sample index)
+Arrived = Callable[[Request, list[Sample]], None]
+
+
+class TeacherClient:
+    """Samples already cached come back at once; the rest are asked of the backend (an
+    offline one in chunks of `chunk` requests, any other concurrently, at most
+    `concurrency` at a time), and each good sample is cached the moment it arrives, so a
+    kill loses only what was in flight. `arrived` hears of every request's samples."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache: SampleCache,
+        concurrency: int,
+        arrived: Arrived | None = None,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.concurrency = max(1, concurrency)
+        self.arrived = arrived
+
+    def cached(self, requests: Iterable[Request]) -> dict[Key, Sample]:
+        """What the cache holds of the requests' samples."""
+        requests = list(requests)
+        wanted = {(r.gen_key, i) for r in requests for i in r.sample_indices}
+        found = self.cache.get_many(r.gen_key for r in requests)
+        return {key: sample for key, sample in found.items() if key in wanted}
+
+    def ask(self, requests: list[Request]) -> dict[Key, Sample]:
+        """Fresh samples of every request (failures come back with `error` set)."""
+        wanted = [r for r in requests if r.sample_indices]
+        if not wanted:
+            return {}
+        if self.backend.offline:
+            return self._in_chunks(wanted)
+        return asyncio.run(self._concurrently(wanted))
+
+    def _in_chunks(self, requests: list[Request]) -> dict[Key, Sample]:
+        results: dict[Key, Sample] = {}
+        size = self.backend.chunk or len(requests)
+        for start in range(0, len(requests), size):
+            part = requests[start : start + size]
+            for request, samples in zip(part, self.backend.sample_batch(part), strict=True):
+                self._keep(request, samples, results)
+        return results
+
+    async def _concurrently(self, requests: list[Request]) -> dict[Key, Sample]:
+        limit = asyncio.Semaphore(self.concurrency)
+        results: dict[Key, Sample] = {}
+
+        async def one(request: Request) -> None:
+            async with limit:
+                samples = await self.backend.sample(request)
+            self._keep(request, samples, results)
+
+        try:
+            await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            await self.backend.aclose()
+        return results
+
+    def _keep(self, request: Request, samples: list[Sample], results: dict[Key, Sample]) -> None:
+        for sample in samples:
+            results[(request.gen_key, sample.sample_idx)] = sample
+            if sample.error is None:
+                self.cache.put(request.gen_key, sample)
+        if self.arrived is not None:
+            self.arrived(request, samples)
