@@ -130,7 +130,7 @@ def up(
     _wait_port(osmem_port, "osmem-server")
     _manage(python, env, ["database", "migrate"])
     _accounts(python, env, local)
-    _manage(python, env, ["search-engine", "reindex"], check=False)
+    reindex(python, env)
     port_text = local.url.rsplit(":", 1)[1]
     local.pids["server"] = _spawn(
         [str(python), str(LAUNCHER), "127.0.0.1", port_text], "server", env
@@ -227,6 +227,19 @@ def _manage(python: Path, env: dict[str, str], args: list[str], check: bool = Tr
     )
     if check and done.returncode != 0:
         raise ReviewError(f"argilla_server {' '.join(args)}: {done.stderr.strip()[-400:]}")
+
+
+def reindex(python: Path, env: dict[str, str], attempts: int = 3) -> None:
+    """Rebuild the in-memory search index from the database (records pushed before a
+    restart cannot be answered without it); a failure is said, never passed over."""
+    for attempt in range(attempts):
+        try:
+            _manage(python, env, ["search-engine", "reindex"])
+            return
+        except ReviewError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
 
 
 def _accounts(python: Path, env: dict[str, str], local: LocalArgilla) -> None:
