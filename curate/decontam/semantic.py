@@ -14,14 +14,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import warnings
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
-from curate.errors import RecipeError
+from curate.decontam import onnx_encoder
+from curate.errors import CurateWarning, RecipeError
 from curate.records import stable_hash
 from curate.stage import Config
 
@@ -55,8 +57,20 @@ class SemanticMethod(Config):
     )
     candidates: int = Field(5, ge=1, description="Nearest benchmark items compared per text.")
     batch_size: int = Field(64, ge=1, description="Texts embedded at once.")
+    engine: Literal["auto", "int8", "torch"] = Field(
+        "auto",
+        description="int8: the model exported to ONNX and quantised here, once (3x faster "
+        "on CPUs, same recall); torch: sentence-transformers; auto: torch on a GPU, else "
+        "int8 where onnxruntime is installed and the model is a local folder.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where torch embeds (auto: the GPU when torch sees one)."
+    )
+    max_tokens: int = Field(
+        256, ge=8, description="Tokens of a text embedded (the model's own limit, if lower)."
+    )
 
-    volatile = frozenset({"batch_size"})
+    volatile = frozenset({"batch_size", "device"})
 
     def floor(self) -> float:
         """The lowest cosine any rule acts on."""
@@ -81,7 +95,9 @@ class Encoder(Protocol):
 
 
 class SentenceEncoder:
-    def __init__(self, name: str) -> None:
+    """sentence-transformers in this process, on the CPU or a GPU."""
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -89,7 +105,7 @@ class SentenceEncoder:
                 "decontaminate.semantic needs the semantic extra: pip install 'curate[semantic]'"
             ) from None
         try:
-            self.model: Any = SentenceTransformer(name, device="cpu")
+            self.model: Any = SentenceTransformer(name, device=device)
         except (OSError, ValueError) as exc:
             raise RecipeError(
                 f"decontaminate.semantic.model: cannot load {name!r} ({exc})"
@@ -106,16 +122,48 @@ class SentenceEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def engine_of(method: SemanticMethod) -> tuple[str, str]:
+    """(engine, device) that embed the method's texts on this machine."""
+    device = method.device if method.device != "auto" else ("cuda" if gpu() else "cpu")
+    if method.engine != "auto":
+        return method.engine, device
+    if device == "cuda" or not Path(method.model).expanduser().is_dir():
+        return "torch", device
+    if not onnx_encoder.available():
+        warnings.warn(
+            "decontaminate.semantic: onnxruntime is not installed, so texts are embedded with "
+            "sentence-transformers (about a third of the int8 speed): pip install onnxruntime",
+            CurateWarning,
+            stacklevel=3,
+        )
+        return "torch", device
+    return "int8", "cpu"
+
+
+def gpu() -> bool:
+    """Whether torch is installed and sees a GPU (never imports torch when it is absent)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 @cache
-def load_model(name: str) -> Encoder:
-    return SentenceEncoder(name)
+def load_model(name: str, engine: str = "torch", device: str = "cpu", tokens: int = 256) -> Encoder:
+    if engine == "int8":
+        return onnx_encoder.OnnxEncoder(name, tokens)
+    return SentenceEncoder(name, device)
 
 
 def embed(method: SemanticMethod, texts: list[str]) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text."""
     if not texts:
         return np.empty((0, 0), np.float32)
-    return load_model(method.model).encode(texts, method.batch_size)
+    engine, device = engine_of(method)
+    return load_model(method.model, engine, device, method.max_tokens).encode(
+        texts, method.batch_size
+    )
 
 
 def segments(text: str) -> list[str]:
@@ -134,7 +182,9 @@ def embed_items(method: SemanticMethod, texts: list[str]) -> tuple[np.ndarray, n
     parts = [part for text in texts for part in segments(text)]
     local = Path(method.model).expanduser()
     stamp = str(local.stat().st_mtime_ns) if local.exists() else ""
-    path = vector_cache() / f"{stable_hash(method.model, stamp, *parts, size=16)}.npy"
+    engine, _ = engine_of(method)
+    key = stable_hash(method.model, stamp, engine, str(method.max_tokens), *parts, size=16)
+    path = vector_cache() / f"{key}.npy"
     if path.exists():
         vectors = np.load(path)
         if vectors.shape[0] == len(parts):

