@@ -7,6 +7,7 @@ Three setups of the decontaminate stage, side by side in one run:
   lexical     the default methods (scored n-grams, exact, numbers masked), no embeddings
   semantic@.9 the earlier semantic method: one vector per item, cosine >= 0.9, no answers
   answers     items embedded by their parts, the 3 nearest compared, the same answer decides
+  answer gate the same, a row whose reference is no item's answer not embedded at all
 
 Sets:
   rephrases   LLM rephrases of three MMLU subjects (the LLM Decontaminator's development set),
@@ -48,7 +49,7 @@ INNOCENT = {
     "minerva": "qwen25math_eval/minerva_math/test.jsonl",
     "amc23": "qwen25math_eval/amc23/test.jsonl",
 }
-SETUPS = ("lexical", "semantic@.9", "answers")
+SETUPS = ("lexical", "semantic@.9", "answers", "answer gate")
 
 
 def mmlu() -> tuple[list[Item], list[str]]:
@@ -71,7 +72,7 @@ def pack(items: list[Item], setup: str, folder: Path, name: str) -> Path:
     """An index pack of the items, with vectors as the setup embeds them."""
     index = BenchmarkIndex.build(items)
     method = SemanticMethod(model=model_path())
-    if setup == "answers":
+    if setup in ("answers", "answer gate"):
         index.vectors, index.vector_items = embed_items(method, [i.text for i in items])
     elif setup == "semantic@.9":
         index.vectors = embed(method, [i.text for i in items])
@@ -93,6 +94,8 @@ def run(setup: str, index: Path, frame: pl.DataFrame, folder: Path) -> tuple[pl.
         semantic = {"model": model_path()}
         if setup == "semantic@.9":
             semantic["candidates"] = 1
+        if setup == "answer gate":
+            semantic["answer_gate"] = True
     config = DecontamConfig(
         index=str(index),
         semantic=semantic,

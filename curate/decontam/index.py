@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class BenchmarkIndex:
     answers: np.ndarray | None = None  # str per item, "" where none (or private)
     _filter: np.ndarray | None = None
     _answer_counts: dict[str, int] | None = None
+    _answer_keys: tuple[tuple[set[str], set[Fraction]], bool] | None = None
     _tables: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _sequence_positions: np.ndarray | None = None
 
@@ -191,6 +193,22 @@ class BenchmarkIndex:
                 if text:
                     self._answer_counts[text] = self._answer_counts.get(text, 0) + 1
         return self._answer_counts
+
+    def answer_keys(self) -> tuple[set[str], set[Fraction]] | None:
+        """Every item's answer as spelt and as an exact number; None when some item has no
+        answer to compare (a private benchmark, or one that gives none)."""
+        if self._answer_keys is None:
+            from curate.decontam.answers import number, spelling
+
+            answers = [self.answer(item) for item in range(len(self.item_ids))]
+            if not answers or any(a is None for a in answers):
+                self._answer_keys = (set(), set()), False
+            else:
+                spelt = {spelling(str(a)) for a in answers}
+                numbers = {n for a in answers if (n := number(str(a))) is not None}
+                self._answer_keys = (spelt, numbers), True
+        keys, complete = self._answer_keys
+        return keys if complete else None
 
     def filter(self) -> np.ndarray:
         """A bitmap over the low bits of the index's n-grams (built once)."""

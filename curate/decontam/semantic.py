@@ -69,6 +69,13 @@ class SemanticMethod(Config):
     max_tokens: int = Field(
         256, ge=8, description="Tokens of a text embedded (the model's own limit, if lower)."
     )
+    answer_gate: bool = Field(
+        False,
+        description="A row whose reference is no benchmark item's answer (as spelt or as "
+        "an exact number) is not embedded: a rephrased copy keeps its answer. Given up for "
+        "those rows: the cosine-only rules (threshold, borderline). Off where an indexed "
+        "benchmark gives no answers (private ones).",
+    )
 
     volatile = frozenset({"batch_size", "device"})
 

@@ -22,7 +22,7 @@ from pydantic import Field, SerializeAsAny, field_validator
 
 from curate import records, registry
 from curate.cores import available_cores
-from curate.decontam.answers import SameAnswers, strength
+from curate.decontam.answers import SameAnswers, number, spelling, strength
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.judge import CACHE_FILE as JUDGE_CACHE
@@ -171,6 +171,7 @@ class Decontaminator:
         self.index = index
         self.threads = threads or available_cores()
         self.same_answers = SameAnswers()  # its math-verify worker serves every batch
+        self.gated = 0  # rows the answer gate kept from the encoder
         self._counts: dict[int | None, np.ndarray] = {}
         self._prepare()
 
@@ -243,16 +244,41 @@ class Decontaminator:
                 f"the benchmark index has no {method.model} vectors: rebuild it with "
                 "decontaminate.semantic set (curate decontam build --semantic)"
             )
+        rows = self.rows_to_embed(method, texts, references)
+        if not rows:
+            return {}
         items, scores = nearest(
-            embed(method, texts), index.vectors, index.vector_owners(), method.candidates
+            embed(method, [texts[r] for r in rows]),
+            index.vectors,
+            index.vector_owners(),
+            method.candidates,
         )
         found = {
-            row: self._semantic_match(int(items[row, 0]), float(scores[row, 0]))
-            for row in np.flatnonzero(scores[:, 0] >= method.borderline).tolist()
+            rows[k]: self._semantic_match(int(items[k, 0]), float(scores[k, 0]))
+            for k in np.flatnonzero(scores[:, 0] >= method.borderline).tolist()
         }
         if references is not None and self.config.answers == "decide":
-            found.update(self.same_answer_matches(items, scores, references))
+            ours = [references[r] for r in rows]
+            matched = self.same_answer_matches(items, scores, ours)
+            found.update({rows[k]: match for k, match in matched.items()})
         return found
+
+    def rows_to_embed(
+        self, method: SemanticMethod, texts: list[str], references: list[str | None] | None
+    ) -> list[int]:
+        """Every row, or with the answer gate on, those that may share a benchmark answer:
+        no reference, or one that some item's answer equals as spelt or as a number."""
+        keys = self.index.answer_keys() if method.answer_gate else None
+        if keys is None or references is None or self.config.answers != "decide":
+            return list(range(len(texts)))
+        spelt, numbers = keys
+        kept = []
+        for row, reference in enumerate(references):
+            ours = str(reference or "").strip()
+            if not ours or spelling(ours) in spelt or number(ours) in numbers:
+                kept.append(row)
+        self.gated += len(texts) - len(kept)
+        return kept
 
     def same_answer_matches(
         self, items: np.ndarray, scores: np.ndarray, references: list[str | None]
@@ -416,6 +442,7 @@ class DecontaminateStage(Stage):
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         checker = self.checker()
+        gated_before = checker.gated
         best: list[Match | None] = [None] * frame.height
         references = (
             frame["reference"].cast(pl.String).to_list()
@@ -438,6 +465,7 @@ class DecontaminateStage(Stage):
         for verdict, rule in zip(verdicts, rules, strict=True):
             self.counts[verdict] += 1
             self.counts[f"rule_{rule}"] += rule is not None
+        self.counts["not_embedded_answer_gate"] += checker.gated - gated_before
         flags = _append_flag(
             frame,
             [v == "borderline" and not s for v, s in zip(verdicts, siblings, strict=True)],

@@ -273,3 +273,32 @@ def test_without_onnxruntime_torch_embeds_after_one_warning(tmp_path: Path, monk
     assert engine_of(method) == ("int8", "cpu")
     assert engine_of(SemanticMethod(model="org/hub-id", device="cpu")) == ("torch", "cpu")
     assert engine_of(SemanticMethod(model=str(tmp_path), device="cuda")) == ("torch", "cuda")
+
+
+def test_the_answer_gate_embeds_only_rows_that_may_share_an_answer():
+    """With answer_gate on, a row whose reference is no item's answer (as spelt or as a
+    number) is not embedded; rows without a reference always are; an index holding items
+    without answers (a private benchmark) turns the gate off."""
+    from curate.decontam.benchmarks import Item
+    from curate.decontam.semantic import SemanticMethod
+    from curate.decontam.stage import Decontaminator
+
+    items = [
+        Item("math500", "a", "First item text here.", "72"),
+        Item("math500", "b", "Second.", "\\frac{1}{2}"),
+    ]
+    index = BenchmarkIndex.build(items)
+    config = DecontamConfig(benchmarks=["math500"], semantic={"model": "m", "answer_gate": True})
+    checker = Decontaminator(config, index)
+    method = config.method()
+    assert isinstance(method, SemanticMethod)
+    texts = ["t0", "t1", "t2", "t3", "t4"]
+    references = ["72", "0.5", "13", None, "$72$"]
+    assert checker.rows_to_embed(method, texts, references) == [0, 1, 3, 4]
+    assert checker.gated == 1
+    off = SemanticMethod(model="m")
+    assert checker.rows_to_embed(off, texts, references) == [0, 1, 2, 3, 4]
+    private = Decontaminator(
+        config, BenchmarkIndex.build([*items, Item("gpqa_diamond", "c", "Q?", None)])
+    )
+    assert private.rows_to_embed(method, texts, references) == [0, 1, 2, 3, 4]
