@@ -77,7 +77,13 @@ class SemanticMethod(Config):
         "benchmark gives no answers (private ones).",
     )
 
-    volatile = frozenset({"batch_size", "device"})
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads of the int8 encoder (default: every core; a cluster task, its share).",
+    )
+
+    volatile = frozenset({"batch_size", "device", "threads"})
 
     def floor(self) -> float:
         """The lowest cosine any rule acts on."""
@@ -157,9 +163,11 @@ def gpu() -> bool:
 
 
 @cache
-def load_model(name: str, engine: str = "torch", device: str = "cpu", tokens: int = 256) -> Encoder:
+def load_model(
+    name: str, engine: str = "torch", device: str = "cpu", tokens: int = 256, threads: int = 0
+) -> Encoder:
     if engine == "int8":
-        return onnx_encoder.OnnxEncoder(name, tokens)
+        return onnx_encoder.OnnxEncoder(name, tokens, threads or None)
     return SentenceEncoder(name, device)
 
 
@@ -168,9 +176,8 @@ def embed(method: SemanticMethod, texts: list[str]) -> np.ndarray:
     if not texts:
         return np.empty((0, 0), np.float32)
     engine, device = engine_of(method)
-    return load_model(method.model, engine, device, method.max_tokens).encode(
-        texts, method.batch_size
-    )
+    model = load_model(method.model, engine, device, method.max_tokens, method.threads or 0)
+    return model.encode(texts, method.batch_size)
 
 
 def segments(text: str) -> list[str]:

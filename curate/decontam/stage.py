@@ -404,6 +404,7 @@ class DecontaminateStage(Stage):
         self.reads = tuple(config.fields)
         self._checker: Decontaminator | None = None
         self.judge_config = config.judge
+        self.tasks = 1  # processes running this stage at once (a cluster's tasks)
 
     def identity(self) -> str:
         """Changes when a benchmark file or the index pack changes, not only the config."""
@@ -427,13 +428,29 @@ class DecontaminateStage(Stage):
                     CurateWarning,
                     stacklevel=2,
                 )
-            self._checker = Decontaminator(config, build_index(config))
+            self._checker = Decontaminator(self.own_share(config), build_index(config))
             if self.judge_config is not None and self._checker.index.texts is None:
                 raise RecipeError(
                     "decontaminate.judge needs the benchmark text, which index packs leave "
                     "out: name the benchmarks (or files) instead of an index pack"
                 )
         return self._checker
+
+    def own_share(self, config: DecontamConfig) -> DecontamConfig:
+        """The config with the encoder's threads set to this task's share of the cores."""
+        method = config.method()
+        if method is None or self.tasks == 1 or method.threads is not None:
+            return config
+        threads = max(1, available_cores() // self.tasks)
+        return config.model_copy(
+            update={"semantic": method.model_copy(update={"threads": threads})}
+        )
+
+    def share(self, tasks: int) -> None:
+        """In one of `tasks` cluster tasks on a machine: the encoder takes its share of the
+        cores, so the tasks together use each core once."""
+        self.tasks = max(1, tasks)
+        self._checker = None
 
     def close(self) -> None:
         if self._checker is not None:

@@ -302,3 +302,15 @@ def test_the_answer_gate_embeds_only_rows_that_may_share_an_answer():
         config, BenchmarkIndex.build([*items, Item("gpqa_diamond", "c", "Q?", None)])
     )
     assert private.rows_to_embed(method, texts, references) == [0, 1, 2, 3, 4]
+
+
+def test_a_cluster_task_embeds_with_its_share_of_the_cores(tmp_path: Path):
+    from curate.cores import available_cores
+
+    config = DecontamConfig(benchmarks=["math500"], semantic={"model": "m"})
+    stage = DecontaminateStage(config, StageContext(tmp_path))
+    assert stage.own_share(config).method().threads is None  # alone: every core
+    stage.share(4)
+    assert stage.own_share(config).method().threads == max(1, available_cores() // 4)
+    pinned = DecontamConfig(benchmarks=["math500"], semantic={"model": "m", "threads": 3})
+    assert stage.own_share(pinned).method().threads == 3  # a setting of the user's stays
