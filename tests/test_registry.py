@@ -48,6 +48,7 @@ def test_entry_point_plugin_registers_a_verifier(tmp_path: Path, monkeypatch):
     )
     (info / "entry_points.txt").write_text("[curate.plugins]\ndemo = curate_demo_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("CURATE_PLUGINS")  # the suite runs without plugins; this test loads one
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.setattr(registry.verifiers, "_items", dict(registry.verifiers._items))
     registry.load_all()

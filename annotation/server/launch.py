@@ -2,6 +2,9 @@
 
 Run by `curate argilla up` with argilla-server's own interpreter:
     python launch.py HOST PORT
+    python launch.py manage ARGS...   argilla-server's own commands, with the same engine
+                                      (its search-engine reindex needs it: the stock engine
+                                      fails on a discarded response without values)
 Configuration comes from ARGILLA_* environment variables set by curate.
 """
 
@@ -13,8 +16,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import curate_engine  # noqa: F401  (registers the engine before the app starts)
-import uvicorn
 
 if __name__ == "__main__":
-    host, port = sys.argv[1], int(sys.argv[2])
-    uvicorn.run("argilla_server:app", host=host, port=port, log_level="warning")
+    if sys.argv[1] == "manage":
+        import runpy
+
+        sys.argv = ["argilla_server", *sys.argv[2:]]
+        runpy.run_module("argilla_server", run_name="__main__", alter_sys=True)
+    else:
+        import uvicorn
+
+        host, port = sys.argv[1], int(sys.argv[2])
+        uvicorn.run("argilla_server:app", host=host, port=port, log_level="warning")

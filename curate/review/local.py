@@ -229,17 +229,18 @@ def _manage(python: Path, env: dict[str, str], args: list[str], check: bool = Tr
         raise ReviewError(f"argilla_server {' '.join(args)}: {done.stderr.strip()[-400:]}")
 
 
-def reindex(python: Path, env: dict[str, str], attempts: int = 3) -> None:
+def reindex(python: Path, env: dict[str, str]) -> None:
     """Rebuild the in-memory search index from the database (records pushed before a
-    restart cannot be answered without it); a failure is said, never passed over."""
-    for attempt in range(attempts):
-        try:
-            _manage(python, env, ["search-engine", "reindex"])
-            return
-        except ReviewError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2)
+    restart cannot be answered without it), through curate's engine: the stock one stops
+    at the first discarded response without values, leaving later records unindexed."""
+    done = subprocess.run(
+        [str(python), str(LAUNCHER), "manage", "search-engine", "reindex"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise ReviewError(f"argilla_server search-engine reindex: {done.stderr.strip()[-400:]}")
 
 
 def _accounts(python: Path, env: dict[str, str], local: LocalArgilla) -> None:
