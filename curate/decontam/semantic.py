@@ -27,6 +27,7 @@ from curate.errors import CurateWarning, RecipeError
 from curate.records import stable_hash
 from curate.stage import Config
 
+FULL = 512  # tokens: benchmark items are embedded whole (up to the model's own limit)
 SENTENCE_END = re.compile(r"(?<=[.?!:\"])\s+")
 
 
@@ -56,7 +57,9 @@ class SemanticMethod(Config):
         "or fewer, or one 3 to 9 benchmark items share; from 10 items on, the borderline cosine).",
     )
     candidates: int = Field(5, ge=1, description="Nearest benchmark items compared per text.")
-    batch_size: int = Field(64, ge=1, description="Texts embedded at once.")
+    batch_size: int = Field(
+        16, ge=1, description="Texts embedded at once (length-sorted; small batches pad least)."
+    )
     engine: Literal["auto", "int8", "torch"] = Field(
         "auto",
         description="int8: the model exported to ONNX and quantised here, once (3x faster "
@@ -67,7 +70,10 @@ class SemanticMethod(Config):
         "auto", description="Where torch embeds (auto: the GPU when torch sees one)."
     )
     max_tokens: int = Field(
-        256, ge=8, description="Tokens of a text embedded (the model's own limit, if lower)."
+        160,
+        ge=8,
+        description="Tokens embedded of each text checked (benchmark items are embedded "
+        "whole, up to the model's own limit, once): the encoder's cost grows with it.",
     )
     answer_gate: bool = Field(
         False,
@@ -110,7 +116,7 @@ class Encoder(Protocol):
 class SentenceEncoder:
     """sentence-transformers in this process, on the CPU or a GPU."""
 
-    def __init__(self, name: str, device: str = "cpu") -> None:
+    def __init__(self, name: str, device: str = "cpu", tokens: int = FULL) -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -123,6 +129,7 @@ class SentenceEncoder:
             raise RecipeError(
                 f"decontaminate.semantic.model: cannot load {name!r} ({exc})"
             ) from None
+        self.model.max_seq_length = min(tokens, self.model.max_seq_length or tokens)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self.model.encode(
@@ -140,7 +147,7 @@ def engine_of(method: SemanticMethod) -> tuple[str, str]:
     device = method.device if method.device != "auto" else ("cuda" if gpu() else "cpu")
     if method.engine != "auto":
         return method.engine, device
-    if device == "cuda" or not Path(method.model).expanduser().is_dir():
+    if device == "cuda" or local_folder(method.model) is None:
         return "torch", device
     if not onnx_encoder.available():
         warnings.warn(
@@ -153,9 +160,25 @@ def engine_of(method: SemanticMethod) -> tuple[str, str]:
     return "int8", "cpu"
 
 
+@cache
+def local_folder(model: str) -> str | None:
+    """The model's folder on this machine: the path given, or a Hub id's cached snapshot
+    (never a download); None when it is not here."""
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser())
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(model, local_files_only=True))
+    except Exception:  # not cached, or not a repository id at all: both mean "not here"
+        return None
+
+
 def gpu() -> bool:
-    """Whether torch is installed and sees a GPU (never imports torch when it is absent)."""
-    if importlib.util.find_spec("torch") is None:
+    """Whether torch is installed and sees a GPU; torch (seconds to import) is imported
+    only on a machine with an NVIDIA driver."""
+    driver = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+    if not driver or importlib.util.find_spec("torch") is None:
         return False
     import torch
 
@@ -167,16 +190,24 @@ def load_model(
     name: str, engine: str = "torch", device: str = "cpu", tokens: int = 256, threads: int = 0
 ) -> Encoder:
     if engine == "int8":
-        return onnx_encoder.OnnxEncoder(name, tokens, threads or None)
-    return SentenceEncoder(name, device)
+        folder = local_folder(name)
+        if folder is None:
+            raise RecipeError(
+                f"decontaminate.semantic.model: {name} is not on this machine; the int8 engine "
+                "needs its folder (name a local folder, or engine: torch)"
+            )
+        return onnx_encoder.OnnxEncoder(folder, tokens, threads or None)
+    return SentenceEncoder(name, device, tokens)
 
 
-def embed(method: SemanticMethod, texts: list[str]) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text."""
+def embed(method: SemanticMethod, texts: list[str], tokens: int | None = None) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text, of its first `tokens` tokens
+    (default: the method's max_tokens; FULL: as many as the model reads)."""
     if not texts:
         return np.empty((0, 0), np.float32)
     engine, device = engine_of(method)
-    model = load_model(method.model, engine, device, method.max_tokens, method.threads or 0)
+    length = tokens or method.max_tokens
+    model = load_model(method.model, engine, device, length, method.threads or 0)
     return model.encode(texts, method.batch_size)
 
 
@@ -197,13 +228,13 @@ def embed_items(method: SemanticMethod, texts: list[str]) -> tuple[np.ndarray, n
     local = Path(method.model).expanduser()
     stamp = str(local.stat().st_mtime_ns) if local.exists() else ""
     engine, _ = engine_of(method)
-    key = stable_hash(method.model, stamp, engine, str(method.max_tokens), *parts, size=16)
+    key = stable_hash(method.model, stamp, engine, *parts, size=16)
     path = vector_cache() / f"{key}.npy"
     if path.exists():
         vectors = np.load(path)
         if vectors.shape[0] == len(parts):
             return vectors.astype(np.float32), np.array(owners, np.int32)
-    vectors = embed(method, parts).astype(np.float16).astype(np.float32)  # as kept
+    vectors = embed(method, parts, FULL).astype(np.float16).astype(np.float32)  # as kept
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     with open(partial, "wb") as handle:

@@ -182,7 +182,7 @@ def test_benchmark_vectors_are_embedded_once(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CURATE_HOME", str(tmp_path))
     calls: list[int] = []
 
-    def fake_embed(method, texts):  # stands in for the model: a vector per text
+    def fake_embed(method, texts, tokens=None):  # stands in for the model: a vector per text
         calls.append(len(texts))
         return np.eye(len(texts), 8, dtype=np.float32)
 
