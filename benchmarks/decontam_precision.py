@@ -6,6 +6,7 @@ innocent problems spared. Needs ../shared/evaldata and the semantic extra.
 Three setups of the decontaminate stage, side by side in one run:
   lexical     the default methods (scored n-grams, exact, numbers masked), no embeddings
   semantic@.9 the earlier semantic method: one vector per item, cosine >= 0.9, no answers
+  answers, torch  the same with the encoder as curate ran it until now (sentence-transformers)
   answers     items embedded by their parts, the 3 nearest compared, the same answer decides
   answer gate the same, a row whose reference is no item's answer not embedded at all
 
@@ -49,7 +50,8 @@ INNOCENT = {
     "minerva": "qwen25math_eval/minerva_math/test.jsonl",
     "amc23": "qwen25math_eval/amc23/test.jsonl",
 }
-SETUPS = ("lexical", "semantic@.9", "answers", "answer gate")
+SETUPS = ("lexical", "semantic@.9", "answers, torch", "answers", "answer gate")
+OLD_ENCODER = {"engine": "torch", "device": "cpu", "max_tokens": 256, "batch_size": 64}
 
 
 def mmlu() -> tuple[list[Item], list[str]]:
@@ -71,8 +73,8 @@ def mmlu() -> tuple[list[Item], list[str]]:
 def pack(items: list[Item], setup: str, folder: Path, name: str) -> Path:
     """An index pack of the items, with vectors as the setup embeds them."""
     index = BenchmarkIndex.build(items)
-    method = SemanticMethod(model=model_path())
-    if setup in ("answers", "answer gate"):
+    method = SemanticMethod(model=model_path(), **(OLD_ENCODER if "torch" in setup else {}))
+    if setup.startswith("answer"):
         index.vectors, index.vector_items = embed_items(method, [i.text for i in items])
     elif setup == "semantic@.9":
         index.vectors = embed(method, [i.text for i in items])
@@ -96,6 +98,8 @@ def run(setup: str, index: Path, frame: pl.DataFrame, folder: Path) -> tuple[pl.
             semantic["candidates"] = 1
         if setup == "answer gate":
             semantic["answer_gate"] = True
+        if setup == "answers, torch":
+            semantic.update(OLD_ENCODER)
     config = DecontamConfig(
         index=str(index),
         semantic=semantic,
@@ -221,11 +225,11 @@ def report(results: dict[str, dict[str, float]]) -> None:
         ("innocent:amc23 dropped", "  AMC 2023"),
         ("innocent flagged", "other benchmarks: sent to review or dropped"),
     ]
-    print(f"{'':44}" + "".join(f"{setup:>14}" for setup in results))
+    print(f"{'':44}" + "".join(f"{setup:>16}" for setup in results))
     for key, label in keys:
-        cells = "".join(f"{results[s].get(key, 0.0):>14.2%}" for s in results)
+        cells = "".join(f"{results[s].get(key, 0.0):>16.2%}" for s in results)
         print(f"{label:44}{cells}")
-    speed = "".join(f"{results[s]['rows/s']:>14,.0f}" for s in results)
+    speed = "".join(f"{results[s]['rows/s']:>16,.0f}" for s in results)
     print(f"{'rows/s (the main set, after loading)':44}{speed}")
 
 
