@@ -268,7 +268,7 @@ def error_entries(
         if str(ctx.get("discriminator", "")).endswith("()"):  # a section read by a function
             ctx["discriminator"] = "kind"
         template = KEY_MESSAGES.get((where, kind)) or MESSAGES.get(kind)
-        message = template.format(**ctx) if template else error["msg"]
+        message = template.format(**ctx) if template else error["msg"].removeprefix("Value error, ")
         if kind not in {"missing", "union_tag_invalid", "union_tag_not_found"}:
             message += f", got {_shown(error.get('input'), path)}"
         entries.append((path, f"{where}: {message}"))

@@ -98,7 +98,7 @@ class ToleranceVerifier(Verifier):
     """Numbers within a relative tolerance of the reference."""
 
     name = "tolerance"
-    domains = ("science",)
+    domains = ("science", "physics")  # takes science from math; physics is new
     settings_class = ToleranceSettings
     settings: ToleranceSettings
 

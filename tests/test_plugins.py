@@ -131,3 +131,15 @@ def test_a_verifier_plugin_takes_its_typed_settings(plugin_env, tmp_path: Path):
 def test_plugins_can_be_turned_off(plugin_env, tmp_path: Path):
     listing = curate({**plugin_env, "CURATE_PLUGINS": "off"}, "stages", cwd=tmp_path)
     assert listing.returncode == 0 and "  answer_length " not in listing.stdout
+
+
+def test_a_domain_a_plugin_verifier_serves_is_a_domain(plugin_env, tmp_path: Path):
+    recipe = tmp_path / "physics.yaml"
+    recipe.write_text("name: p\nsource: {kind: files, path: p.jsonl, domain: physics}\n")
+    shown = curate(plugin_env, "recipe", "show", str(recipe), cwd=tmp_path)
+    assert shown.returncode == 0 and "domain: physics" in shown.stdout, shown.stderr
+    off = curate(
+        {**plugin_env, "CURATE_PLUGINS": "off"}, "recipe", "show", str(recipe), cwd=tmp_path
+    )
+    assert off.returncode == 1
+    assert "no verifier serves domain 'physics'" in off.stdout + off.stderr

@@ -6,7 +6,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from pydantic import Field, field_validator
 
@@ -16,6 +16,17 @@ from curate.records import Domain, problem_id, to_json
 from curate.stage import Config
 
 Row = dict[str, Any]
+
+
+def served_domain(value: str) -> str:
+    """A domain some verifier judges under `verify.kind: auto` (a plugin's may add one)."""
+    from curate import registry
+
+    known = set(get_args(Domain))
+    known |= {d for _, verifier in registry.verifiers.items() for d in verifier.domains}
+    if value not in known:
+        raise ValueError(f"no verifier serves domain '{value}'; known: {', '.join(sorted(known))}")
+    return value
 
 
 class LongInteger(str):
@@ -56,7 +67,17 @@ class RowSourceConfig(Config):
 
     kind: str = Field(description="Which source reads the problems (each names its own).")
 
-    domain: Domain = Field("math", description="Domain of every problem (unless columns.domain).")
+    domain: str = Field(
+        "math",
+        description="Domain of every problem (unless columns.domain): math, code, science, "
+        "puzzle, choice, or one a plugin verifier serves.",
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        return served_domain(value)
+
     columns: Columns = Field(default_factory=Columns, description="Input column names.")
     reference_pattern: str | None = Field(
         None, description="Regex whose first group extracts the answer (e.g. '#### (.+)$')."

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from curate import registry
 from curate.errors import SourceError
-from curate.records import Domain, stable_hash
+from curate.records import stable_hash
 from curate.sources.base import Columns, Row, RowSourceConfig, Source
 
 
@@ -23,7 +23,7 @@ class GymConfig(RowSourceConfig):
         description="Task name -> number of problems, e.g. {gcd: 100, basic_arithmetic: 200}."
     )
     seed: int = Field(0, description="Seed the problems are generated from.")
-    domain: Domain = Field("puzzle", description="Domain of every problem.")
+    domain: str = Field("puzzle", description="Domain of every problem.")
     columns: Columns = Field(
         default_factory=lambda: Columns(problem="question", reference="answer"),
         description="Fixed by reasoning-gym (question, answer).",
