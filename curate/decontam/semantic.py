@@ -150,12 +150,7 @@ def engine_of(method: SemanticMethod) -> tuple[str, str]:
     if device == "cuda" or local_folder(method.model) is None:
         return "torch", device
     if not onnx_encoder.available():
-        warnings.warn(
-            "decontaminate.semantic: onnxruntime is not installed, so texts are embedded with "
-            "sentence-transformers (about a third of the int8 speed): pip install onnxruntime",
-            CurateWarning,
-            stacklevel=3,
-        )
+        warn_no_onnxruntime()
         return "torch", device
     return "int8", "cpu"
 
@@ -172,6 +167,17 @@ def local_folder(model: str) -> str | None:
         return str(snapshot_download(model, local_files_only=True))
     except Exception:  # not cached, or not a repository id at all: both mean "not here"
         return None
+
+
+@cache
+def warn_no_onnxruntime() -> None:
+    """Said once per process, however many batches are embedded."""
+    warnings.warn(
+        "decontaminate.semantic: onnxruntime is not installed, so texts are embedded with "
+        "sentence-transformers (about a third of the int8 speed): pip install onnxruntime",
+        CurateWarning,
+        stacklevel=4,
+    )
 
 
 def gpu() -> bool:

@@ -262,13 +262,16 @@ def test_the_int8_model_is_made_once_and_kept(tmp_path: Path, monkeypatch):
 
 def test_without_onnxruntime_torch_embeds_after_one_warning(tmp_path: Path, monkeypatch):
     import curate.decontam.onnx_encoder as onnx_encoder
-    from curate.decontam.semantic import SemanticMethod, engine_of
+    from curate.decontam.semantic import SemanticMethod, engine_of, warn_no_onnxruntime
     from curate.errors import CurateWarning
 
     monkeypatch.setattr(onnx_encoder, "available", lambda: False)
+    warn_no_onnxruntime.cache_clear()
     method = SemanticMethod(model=str(tmp_path), device="cpu")  # a local folder
-    with pytest.warns(CurateWarning, match="onnxruntime is not installed"):
+    with pytest.warns(CurateWarning, match="onnxruntime is not installed") as said:
         assert engine_of(method) == ("torch", "cpu")
+        assert engine_of(method) == ("torch", "cpu")  # every batch asks; one warning
+    assert len([w for w in said if issubclass(w.category, CurateWarning)]) == 1
     monkeypatch.setattr(onnx_encoder, "available", lambda: True)
     assert engine_of(method) == ("int8", "cpu")
     assert engine_of(SemanticMethod(model="org/hub-id", device="cpu")) == ("torch", "cpu")
