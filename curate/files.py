@@ -108,8 +108,10 @@ def check_text_columns(table: pa.Table, path: Path) -> None:
     if "reference" in table.column_names:
         kind = table.schema.field("reference").type
         if pa.types.is_nested(kind) or pa.types.is_binary(kind):
+            values = table["reference"].to_pylist()
+            row = next((n for n, v in enumerate(values, start=1) if v is not None), 1)
             raise SourceError(
-                f"{path} row 1, field 'reference': expected text or a number, got {kind}"
+                f"{path} row {row}, field 'reference': expected text or a number, got {kind}"
             )
 
 

@@ -450,7 +450,7 @@ class DecontaminateStage(Stage):
         """In one of `tasks` cluster tasks on a machine: the encoder takes its share of the
         cores, so the tasks together use each core once."""
         self.tasks = max(1, tasks)
-        self._checker = None
+        self.close()  # a checker made before would use every core
 
     def close(self) -> None:
         if self._checker is not None:
