@@ -9,6 +9,7 @@ Three setups of the decontaminate stage, side by side in one run:
   answers, torch  the same with the encoder as curate ran it until now (sentence-transformers)
   answers     items embedded by their parts, the 3 nearest compared, the same answer decides
   answer gate the same, a row whose reference is no item's answer not embedded at all
+              (the default)
 
 Sets:
   rephrases   LLM rephrases of three MMLU subjects (the LLM Decontaminator's development set),
@@ -96,8 +97,7 @@ def run(setup: str, index: Path, frame: pl.DataFrame, folder: Path) -> tuple[pl.
         semantic = {"model": model_path()}
         if setup == "semantic@.9":
             semantic["candidates"] = 1
-        if setup == "answer gate":
-            semantic["answer_gate"] = True
+        semantic["answer_gate"] = setup == "answer gate"  # the default since it was measured
         if setup == "answers, torch":
             semantic.update(OLD_ENCODER)
     config = DecontamConfig(

@@ -213,6 +213,47 @@ def test_generation_spread_over_tasks_writes_the_plain_ledger(tmp_path: Path):
     assert len(completions) == 3  # the tasks generated, not the driver
 
 
+def test_int8_semantic_decontamination_in_tasks_flags_what_the_plain_run_flags(tmp_path: Path):
+    """The int8 encoder in datatrove tasks (each with its share of the cores): a rephrase with
+    the benchmark's answer and a question lifted out of a long item are dropped, a rephrase
+    with another answer is kept, as without an executor."""
+    pytest.importorskip("datatrove")
+    from tests.curation.test_decontam_semantic import BENCH, QUESTION_ONLY, REPHRASE, int8_ready
+
+    model = int8_ready()
+    bench = write_jsonl(tmp_path / "bench.jsonl", BENCH)
+    copies = [
+        (REPHRASE, "Mechanical solidarity"),
+        (QUESTION_ONLY, "the market revolution"),
+        (REPHRASE, "organic solidarity"),
+    ]
+    rows = traces(problems=6, per_problem=1, correct=1)
+    rows += [{"problem": p, "answer": a, "completion": f"So {a}."} for p, a in copies]
+    semantic = {"model": model, "engine": "int8"}
+    settings = {
+        "name": "semantic",
+        "source": {
+            "kind": "files",
+            "path": str(write_jsonl(tmp_path / "rows.jsonl", rows)),
+            "columns": {"problem": "problem", "reference": "answer", "completion": "completion"},
+        },
+        "decontaminate": {"benchmarks": ["math500"], "files": {"math500": str(bench)}}
+        | {"semantic": semantic},
+        "run": {"shard_size": 3},
+    }
+    path = tmp_path / "semantic.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    plain_and_local(tmp_path, path)
+    flags = {}
+    for run in ("plain", "local"):
+        found = ledger(tmp_path / run)
+        flags[run] = dict(zip(found["reference"], found["contaminated"], strict=True))
+    assert flags["local"] == flags["plain"]
+    assert [flags["local"][answer] for _, answer in copies] == [True, True, False]
+    completions = list((tmp_path / "local" / "datatrove").glob("*-decontaminate-*/completions/*"))
+    assert len(completions) == 3  # the tasks embedded, not the driver
+
+
 def test_each_task_takes_its_share_of_the_rate_limits(tmp_path: Path):
     from curate.generate.stage import GenerateStage
     from curate.recipe import validate

@@ -306,7 +306,17 @@ class Decontaminator:
                     pairs.append((row, item, score, ours, gold))
         same = self.same_answers([(ours, gold) for *_, ours, gold in pairs], careful=False)
         near = method.common_answer
-        open_near = [k for k, p in enumerate(pairs) if same[k] is None and p[2] >= near]
+        # a row's pairs come nearest first, and its nearest agreeing pair decides: pairs
+        # behind one that spelling or numbers already found the same are not sent on
+        decided: dict[int, int] = {}
+        for k, pair in enumerate(pairs):
+            if same[k]:
+                decided.setdefault(pair[0], k)
+        open_near = [
+            k
+            for k, p in enumerate(pairs)
+            if same[k] is None and p[2] >= near and k < decided.get(p[0], len(pairs))
+        ]
         judged = self.same_answers.math_verify([(pairs[k][3], pairs[k][4]) for k in open_near])
         for k, verdict in zip(open_near, judged, strict=True):
             same[k] = verdict

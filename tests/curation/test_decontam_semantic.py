@@ -63,6 +63,32 @@ def test_an_answer_many_items_share_says_little():
     assert strength("mechanical solidarity", counts) == "distinctive"
 
 
+def test_math_verify_is_asked_only_about_pairs_nearer_than_an_agreeing_one(monkeypatch):
+    """A row's nearest item with its answer decides; math-verify (a worker process, slow to
+    start) hears only of the pairs before it that spelling and numbers left open."""
+    from curate.decontam.benchmarks import Item
+    from curate.decontam.stage import Decontaminator
+
+    items = [
+        Item("b", "0", "p0", "x^2+1"),
+        Item("b", "1", "p1", "7"),
+        Item("b", "2", "p2", "1+x^2"),
+    ]
+    config = DecontamConfig(semantic={"model": "unused"}, ngram=None)
+    checker = Decontaminator(config, BenchmarkIndex.build(items), threads=1)
+    asked: list[list[tuple[str, str]]] = []
+    monkeypatch.setattr(
+        checker.same_answers,
+        "math_verify",
+        lambda pairs: asked.append(pairs) or [True] * len(pairs),
+    )
+    nearest_items = np.array([[1, 0, 2], [0, 2, 1]])
+    cosines = np.array([[0.95, 0.9, 0.85], [0.95, 0.9, 0.85]], np.float32)
+    found = checker.same_answer_matches(nearest_items, cosines, ["7", "1+x^2"])
+    assert asked == [[("1+x^2", "x^2+1")]]  # not row 0's ("7", "x^2+1"), behind its "7"
+    assert (found[0].item_index, found[1].item_index) == (1, 0)
+
+
 def test_an_item_is_scored_by_its_best_part():
     parts = np.eye(4, dtype=np.float32)  # item 0: parts 0 and 1; item 1: part 2; item 2: 3
     owners = np.array([0, 0, 1, 2], np.int32)
@@ -250,6 +276,10 @@ def test_the_int8_model_is_made_once_and_kept(tmp_path: Path, monkeypatch):
     made = onnx_encoder.quantised_model(Path(model))
     assert made.is_file() and made.parent.parent == tmp_path / "onnx"
     assert [p.name for p in made.parent.iterdir()] == ["model.int8.onnx"]  # no leftovers
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(made)).graph.node}
+    assert "QAttention" in operators  # each layer's attention fused, then quantised
 
     def never(*args):
         raise AssertionError("exported again")
@@ -258,6 +288,16 @@ def test_the_int8_model_is_made_once_and_kept(tmp_path: Path, monkeypatch):
     assert onnx_encoder.quantised_model(Path(model)) == made
     vectors = onnx_encoder.OnnxEncoder(model, 128).encode(TEXTS, 4)
     assert vectors.shape == (len(TEXTS), 384)
+
+
+def test_a_model_onnx_runtime_cannot_fuse_is_quantised_unfused(tmp_path: Path):
+    pytest.importorskip("onnxruntime")
+    from curate.decontam.onnx_encoder import fuse
+
+    (tmp_path / "config.json").write_text('{"model_type": "t5", "num_heads": 8, "d_model": 512}')
+    assert fuse(tmp_path / "model.onnx", tmp_path) is None  # T5 has no BERT attention pattern
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    assert fuse(tmp_path / "model.onnx", tmp_path) is None  # no heads or width: nothing to fuse
 
 
 def test_without_onnxruntime_torch_embeds_after_one_warning(tmp_path: Path, monkeypatch):
@@ -279,9 +319,9 @@ def test_without_onnxruntime_torch_embeds_after_one_warning(tmp_path: Path, monk
 
 
 def test_the_answer_gate_embeds_only_rows_that_may_share_an_answer():
-    """With answer_gate on, a row whose reference is no item's answer (as spelt or as a
-    number) is not embedded; rows without a reference always are; an index holding items
-    without answers (a private benchmark) turns the gate off."""
+    """With answer_gate on (the default), a row whose reference is no item's answer (as spelt
+    or as a number) is not embedded; rows without a reference always are; an index holding
+    items without answers (a private benchmark), or answers: off, turns the gate off."""
     from curate.decontam.benchmarks import Item
     from curate.decontam.semantic import SemanticMethod
     from curate.decontam.stage import Decontaminator
@@ -291,7 +331,7 @@ def test_the_answer_gate_embeds_only_rows_that_may_share_an_answer():
         Item("math500", "b", "Second.", "\\frac{1}{2}"),
     ]
     index = BenchmarkIndex.build(items)
-    config = DecontamConfig(benchmarks=["math500"], semantic={"model": "m", "answer_gate": True})
+    config = DecontamConfig(benchmarks=["math500"], semantic={"model": "m"})
     checker = Decontaminator(config, index)
     method = config.method()
     assert isinstance(method, SemanticMethod)
@@ -299,8 +339,10 @@ def test_the_answer_gate_embeds_only_rows_that_may_share_an_answer():
     references = ["72", "0.5", "13", None, "$72$"]
     assert checker.rows_to_embed(method, texts, references) == [0, 1, 3, 4]
     assert checker.gated == 1
-    off = SemanticMethod(model="m")
+    off = SemanticMethod(model="m", answer_gate=False)
     assert checker.rows_to_embed(off, texts, references) == [0, 1, 2, 3, 4]
+    text_only = Decontaminator(config.model_copy(update={"answers": "off"}), index)
+    assert text_only.rows_to_embed(method, texts, references) == [0, 1, 2, 3, 4]
     private = Decontaminator(
         config, BenchmarkIndex.build([*items, Item("gpqa_diamond", "c", "Q?", None)])
     )
