@@ -184,7 +184,6 @@ class DedupStage(Stage):
 
     name = "dedup"
     section = "dedup"
-    order = 10
     config_class = DedupConfig
     reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = ("dup_of",)
@@ -273,7 +272,7 @@ class TraceDedupStage(Stage):
 
     name = "trace_dedup"
     section = "trace_dedup"
-    order = 45
+    after = ("verify", "review")  # duplicates among judged traces
     per_problem: ClassVar[bool] = True  # a problem's rows together
     config_class = TraceDedupConfig
     reads = ("problem_id", "sample_idx", "reasoning", "completion")

@@ -237,7 +237,7 @@ class FilterStage(Stage):
 
     name = "filter"
     section = "filters"
-    order = 60
+    after = ("select",)
     config_class = FiltersConfig
     reads = ("reasoning", "completion", "finish_reason")
     writes = ("flags",)

@@ -19,6 +19,7 @@ from curate.errors import RecipeError
 from curate.filters import FiltersConfig
 from curate.generate.base import TeacherConfig
 from curate.loop.settings import LoopConfig
+from curate.order import pipeline_order
 from curate.publish.settings import PublishConfig
 from curate.review.stage import ReviewConfig
 from curate.selection import SelectConfig
@@ -99,12 +100,12 @@ class Recipe(Config):
             for name in self.stages:
                 registry.stages.get(name)
             return list(self.stages)
-        configured = [
-            (cls.order, name)
+        configured = {
+            name: cls
             for name, cls in registry.stages.items()
             if self.section(cls.section) is not None
-        ]
-        return [name for _, name in sorted(configured)]
+        }
+        return pipeline_order(configured)
 
     def published_columns(self) -> tuple[str, ...]:
         """Columns the run's stages add for the dataset and the published configs to carry

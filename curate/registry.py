@@ -5,7 +5,8 @@ imported; a third-party package does the same from a module it names in the
 The hooks, each with what an extension provides (tests/example_plugin.py shows every one):
 
 - ``stages``: a `curate.stage.Stage` subclass with a `Config` (its recipe section, named
-  by `section`), `reads` / `writes` columns, `order` in the default pipeline, and
+  by `section`), `reads` / `writes` columns (a stage runs after those that make what it
+  reads), `after` / `before` stage names for what columns cannot say (curate/order.py), and
   `publishes`: the columns it adds that dataset/ and the Hub's default and all configs carry.
 - ``backends``: a `curate.generate.base.Backend` (teacher) with a `TeacherConfig` subclass
   whose `backend: Literal[name]` selects it; `offline = True` for a batch engine.

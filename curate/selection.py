@@ -94,7 +94,7 @@ class SelectStage(Stage):
 
     name = "select"
     section = "select"
-    order = 50
+    after = ("review", "trace_dedup")
     per_problem: ClassVar[bool] = True  # a problem's rows together
     config_class = SelectConfig
     reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")

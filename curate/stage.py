@@ -56,7 +56,10 @@ class Stage(ABC):
 
     name: ClassVar[str]
     section: ClassVar[str]  # the recipe key that configures this stage
-    order: ClassVar[int]  # place in the default pipeline
+    # place in the default pipeline, besides what reads and writes imply: stages this one
+    # runs after, or before, when the recipe has them (names; order.py explains)
+    after: ClassVar[tuple[str, ...]] = ()
+    before: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[Any]  # a Config subclass, or an annotated union of them
     reads: tuple[str, ...] = ()  # a stage may narrow these per config
     writes: ClassVar[tuple[str, ...]] = ()

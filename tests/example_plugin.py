@@ -134,7 +134,8 @@ class AnswerLengthStage(Stage):
 
     name = "answer_length"
     section = "answer_length"
-    order = 55
+    after = ("select",)
+    before = ("filter",)
     config_class = AnswerLengthConfig
     config: AnswerLengthConfig
     reads = ("completion",)

@@ -403,7 +403,7 @@ class DecontaminateStage(Stage):
 
     name = "decontaminate"
     section = "decontaminate"
-    order = 20
+    after = ("dedup",)  # the cheaper check first
     config_class = DecontamConfig
     reads: tuple[str, ...] = ("problem",)
     writes = ("contaminated", "contamination", "borderline")

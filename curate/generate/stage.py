@@ -23,7 +23,7 @@ class GenerateStage(Stage):
 
     name = "generate"
     section = "teacher"
-    order = 30
+    after = ("dedup", "decontaminate")  # no teacher call for a dropped problem
     reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = (
         "sample_idx",

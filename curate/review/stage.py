@@ -67,7 +67,7 @@ class ReviewStage(Stage):
 
     name = "review"
     section = "review"
-    order = 42  # after verify, before selection
+    after = ("verify",)  # before selection: select reads the verdicts it may change
     config_class = ReviewConfig
     writes = ("review", "reference", "verdict", "verdict_reason")
     reads = ("problem_id", "sample_idx", "reference", "completion", "verdict")

@@ -88,7 +88,7 @@ class VerifyStage(Stage):
 
     name = "verify"
     section = "verify"
-    order = 40
+    after = ("dedup", "decontaminate")  # existing traces of dropped problems: not judged
     config_class = VerifyConfig
     reads = ("reference", "completion")
     writes = ("verdict", "verdict_reason", "extracted_answer", "verifier")
