@@ -1,9 +1,10 @@
 """Stages as datatrove pipeline steps: the same recipe on more cores (local), a Slurm cluster
 or a Ray cluster. Needs the `cluster` extra (datatrove; Ray for `ray`).
 
-Each row- or problem-grain stage becomes one datatrove step over the run's shards: task r of
-N takes shards r, r+N, r+2N, ... and writes each through the runner's own `process_batch`,
-so the bookkeeping (`dropped`, counts, stats) is the one `curate run` keeps. datatrove's
+Each step of a stage's unit of work that goes shard by shard (curate/units.py) becomes one
+datatrove step over the run's shards: task r of N takes shards r, r+N, r+2N, ... through
+the same `do_step` the local runner calls, so the bookkeeping (`dropped`, counts, stats) is
+the one `curate run` keeps. datatrove's
 completion markers make a rerun skip finished tasks; a shard already written is not redone.
 A problem-level stage that compares across the whole input (dedup) goes in three steps, as
 datatrove's own MinHash dedup does: the tasks work out each problem's keys (a hash, a
@@ -21,15 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import polars as pl
-
 from curate.errors import RecipeError
 from curate.lifetime import children_end_with_this_process
-from curate.memory import release_memory
 from curate.progress import QuietProgress
 from curate.stage import Stage, StageContext
-from curate.stats import Stats, merge_stats
+from curate.stats import Stats
 from curate.store import RunStore
+from curate.units import Step, Work, do_step, keys_dir, run_stage, steps
 
 if TYPE_CHECKING:
     from curate.recipe import Recipe
@@ -50,14 +49,11 @@ class ClusterSettings:
     dry_run: bool = False  # slurm: write and print the sbatch scripts, submit nothing
 
 
-Work = Literal["stage", "keys", "write_back"]
-
-
-def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path, work: Work = "stage") -> Any:
-    """A datatrove PipelineStep that does one kind of work of one of the run's stages on
-    its share of shards: the stage itself, or the two halves of a problem-level stage that
-    compares across the whole input (dedup): each problem's keys, then the write-back of
-    the results the driver worked out from all the keys."""
+def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path, work: Work = "shard") -> Any:
+    """A datatrove PipelineStep that does one step of one of the run's stages on its share
+    of shards (curate/units.py): the stage itself, or a step of a stage that compares
+    problems across the whole input (dedup): each problem's keys, then the results the
+    driver decided from all the keys applied to the rows."""
     try:
         from datatrove.pipeline.base import PipelineStep
     except ImportError:
@@ -70,19 +66,20 @@ def datatrove_step(run_dir: Path, stage_dir: Path, in_dir: Path, work: Work = "s
         type = "curate"
 
         def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
-            run_shards(run_dir, stage_dir, in_dir, rank, world_size, work)
+            run_task(run_dir, stage_dir, in_dir, rank, world_size, work)
             yield from ()
 
     return CurateStage()
 
 
-def run_shards(
+def run_task(
     run_dir: Path, stage_dir: Path, in_dir: Path, rank: int, world_size: int, work: Work
 ) -> None:
-    """Task `rank` of `world_size`: its shards of one stage, in a fresh process (the recipe
-    is read back from the run; the stage built anew). Shards already done are kept."""
+    """Task `rank` of `world_size`: its shards of one step of one stage, in a fresh process
+    (the recipe is read back from the run; the stage built anew). Shards already done are
+    kept."""
     from curate.recipe import load_run
-    from curate.runner import make_stage, read_results
+    from curate.runner import make_stage
 
     recipe = load_run(run_dir)
     store = RunStore(run_dir)
@@ -96,33 +93,11 @@ def run_shards(
     stage: Stage = make_stage(stage_dir.name.split("-", 1)[1], recipe, context)
     stage.share(world_size)
     shards = store.shards(in_dir)
-    results = read_results(stage_dir) if work == "write_back" else None  # once per task
+    step = next(step for step in steps(stage) if step.work == work)
     try:
-        for index in range(rank, len(shards), world_size):
-            do_shard(stage, shards[index], index, stage_dir, work, results)
-            release_memory(collect=False)
+        do_step(stage, step, shards, stage_dir, range(rank, len(shards), world_size))
     finally:
         stage.close()
-
-
-def do_shard(
-    stage: Stage,
-    shard: Path,
-    index: int,
-    stage_dir: Path,
-    work: Work,
-    results: tuple[pl.DataFrame, Stats] | None,
-) -> None:
-    """One shard's part of a task's work, unless a finished copy is there."""
-    from curate.runner import make_keys, run_shard, write_back
-
-    if work == "keys":
-        make_keys(stage, shard, stage_dir)
-    elif not (stage_dir / shard.name).exists():
-        if results is None:
-            run_shard(stage, shard, stage_dir)
-        else:
-            write_back(stage.name, shard, stage_dir, *results, index)
 
 
 def executor_for(settings: ClusterSettings, step: Any, logs: Path, depends: Any = None) -> Any:
@@ -184,11 +159,11 @@ def sbatch_script(executor: Any) -> str:
 
 
 def eligible(stage: Stage) -> bool:
-    """Whether a stage can run as datatrove steps over shards: not one that needs every row
-    at once, unless it acts on problems, whose keys the tasks can make. Generation is one:
-    each task takes its share of the rate limits, and they share the run's cache (SQLite
-    in WAL mode takes writers from several processes)."""
-    return not stage.whole or stage.problem_level
+    """Whether some step of a stage can be shared among tasks shard by shard: not for one
+    that needs every row at once, but for one that compares problems, whose keys the tasks
+    can make. Generation is one: each task takes its share of the rate limits, and they
+    share the run's cache (SQLite in WAL mode takes writers from several processes)."""
+    return any(step.spread for step in steps(stage))
 
 
 class ClusterRunner:
@@ -206,29 +181,22 @@ class ClusterRunner:
         path: Path,
         identity: str,
     ) -> Stats:
-        from curate.runner import compare_step, keys_dir, run_stage, stored_stats
-
         if not eligible(stage):
             return run_stage(store, stage, in_path, path, identity)
-        state = store.open_stage(path, identity)
-        if state.complete:
-            return state.stats
         logs = store.root / "datatrove" / f"{path.name}-{identity[:8]}"
-        if stage.whole:  # problem-level: keys in the tasks, compared here, written back there
-            self.spread(store, path, in_path, logs / "keys", "keys", keys_dir(path))
-            compare_step(stage, store.shards(in_path), path)
-            self.spread(store, path, in_path, logs / "write_back", "write_back", path)
-        else:
-            self.spread(store, path, in_path, logs, "stage", path)
-        stats = merge_stats(stored_stats(p) for p in store.shards(path))
-        store.finish_stage(path, identity, stats)
-        return stats
+        several = len(steps(stage)) > 1
+
+        def spread(step: Step) -> None:
+            out = keys_dir(path) if step.work == "keys" else path
+            self.spread(store, path, in_path, logs / step.work if several else logs, step.work, out)
+
+        return run_stage(store, stage, in_path, path, identity, spread)
 
     def spread(
         self, store: RunStore, path: Path, in_path: Path, logs: Path, work: Work, out: Path
     ) -> None:
-        """One kind of work over the stage's shards through the executor; every input shard
-        must come out under `out`."""
+        """One step over the stage's shards through the executor; every input shard must
+        come out under `out`."""
         step = datatrove_step(store.root, path, in_path, work)
         executor = executor_for(self.settings, step, logs)
         children_end_with_this_process()  # datatrove's local workers and its manager
@@ -251,7 +219,7 @@ def wait_for(executor: Any, poll_s: float = 30.0) -> None:
         time.sleep(poll_s)
 
 
-COMPARE_NOTE = "# the driver compares every task's keys, then submits the write-back"
+DRIVER_NOTE = "# the driver decides from every task's keys, then submits the next step"
 
 
 def slurm_dry_run(
@@ -279,16 +247,17 @@ def slurm_dry_run(
                 scripts.append((path.name, "# runs in the driver (it needs every row at once)"))
                 in_dir = path
                 continue
-            works: list[Work] = ["keys", "write_back"] if stage.whole else ["stage"]
-            for work in works:
+            several = len(steps(stage)) > 1
+            for work in steps(stage):
+                if not work.spread:
+                    scripts.append((f"{path.name} {work.work}", DRIVER_NOTE))
+                    continue
                 logs = store.root / "datatrove" / path.name
-                logs = logs / work if stage.whole else logs
-                step = datatrove_step(store.root, path, in_dir, work)
+                logs = logs / work.work if several else logs
+                step = datatrove_step(store.root, path, in_dir, work.work)
                 previous = executor_for(settings, step, logs, previous)
-                name = f"{path.name} {work}" if stage.whole else path.name
+                name = f"{path.name} {work.work}" if several else path.name
                 scripts.append((name, sbatch_script(previous)))
-                if work == "keys":
-                    scripts.append((f"{path.name} compare", COMPARE_NOTE))
             in_dir = path
     finally:
         for stage in stages:

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from curate import registry
 from curate.decontam.ngrams import ngram_hashes, text_hashes
-from curate.stage import Config, Stage
+from curate.stage import Config, Stage, Unit
 
 MERSENNE = np.uint64((1 << 61) - 1)
 
@@ -187,8 +187,7 @@ class DedupStage(Stage):
     config_class = DedupConfig
     reads = ("problem_id", "problem")  # reference too, where the input has one
     writes = ("dup_of",)
-    whole: ClassVar[bool] = True  # duplicates are found across the whole input
-    problem_level: ClassVar[bool] = True  # once per problem, however many traces it has
+    unit: ClassVar[Unit] = "problems"  # across the whole input, once per problem
     config: DedupConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -273,7 +272,7 @@ class TraceDedupStage(Stage):
     name = "trace_dedup"
     section = "trace_dedup"
     after = ("verify", "review")  # duplicates among judged traces
-    per_problem: ClassVar[bool] = True  # a problem's rows together
+    unit: ClassVar[Unit] = "problem"  # a problem's rows together
     config_class = TraceDedupConfig
     reads = ("problem_id", "sample_idx", "reasoning", "completion")
     writes = ("dup_of",)

@@ -25,15 +25,11 @@ from curate.records import (
     write_parquet,
 )
 from curate.regroup import problem_batches
-from curate.runner import (
-    STATS_KEY,
-    TraceMarker,
-    check_columns,
-    process_batch,
-)
+from curate.runner import TraceMarker, check_columns
 from curate.sources.files import check_file, check_parquet_text, file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats, merge_stats
+from curate.units import STATS_KEY, process_batch
 
 BATCH_ROWS = 4096
 
@@ -272,9 +268,9 @@ def batch_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:
     """The batches a stage sees, by the unit it needs whole (the runner's contract): every
     row at once, a problem's rows together, or any slice of rows."""
     rows = table.num_rows
-    if stage.whole:
+    if stage.unit in ("problems", "all_rows"):
         return [(0, rows)]
-    if stage.per_problem:
+    if stage.unit == "problem":
         bounds = problem_batches(table["problem_id"].to_pylist(), BATCH_ROWS)
         return [(0, rows)] if bounds is None else bounds
     return [(start, min(rows, start + BATCH_ROWS)) for start in range(0, rows, BATCH_ROWS)]

@@ -14,7 +14,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from curate import registry
-from curate.stage import Config, Stage
+from curate.stage import Config, Stage, Unit
 
 Policy = Literal["all_correct", "shortest_correct", "pass_rate_band"]
 PID = "problem_id"
@@ -95,7 +95,7 @@ class SelectStage(Stage):
     name = "select"
     section = "select"
     after = ("review", "trace_dedup")
-    per_problem: ClassVar[bool] = True  # a problem's rows together
+    unit: ClassVar[Unit] = "problem"  # a problem's rows together
     config_class = SelectConfig
     reads = ("problem_id", "sample_idx", "verdict", "extracted_answer")
     writes = ("selected", "pass_rate", "majority_answer", "agreement", "borderline")

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +34,9 @@ def union_of(configs: Sequence[type[BaseModel]], key: str) -> Any:
     if len(configs) == 1:
         return configs[0]
     return Annotated[Union[tuple(configs)], Field(discriminator=key)]  # noqa: UP007
+
+
+Unit = Literal["rows", "problem", "problems", "all_rows"]
 
 
 @dataclass
@@ -66,10 +69,9 @@ class Stage(ABC):
     publishes: ClassVar[tuple[str, ...]] = ()  # of its writes, those dataset/ and Hub carry
     version: ClassVar[str] = "1"  # bump when the same config starts giving other output
     expands: ClassVar[bool] = False  # one input row may become several (generation)
-    whole: ClassVar[bool] = False  # sees every shard's rows in one batch (global dedup)
-    per_problem: ClassVar[bool] = False  # sees all the rows of a problem in one batch
-    # (with whole) acts on one row per distinct problem; the result carries to its traces
-    problem_level: ClassVar[bool] = False
+    # what it must see at once: rows, a problem's rows, every distinct problem (compared),
+    # or every row (curate/units.py runs each)
+    unit: ClassVar[Unit] = "rows"
     retry_reason: ClassVar[str | None] = None  # drop reason `curate run --retry-failed` retries
 
     def __init__(self, config: Config, context: StageContext) -> None:

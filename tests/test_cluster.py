@@ -19,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import curate.runner
+import curate.units
 from curate.cli import app
 from tests.conftest import KILLED_AT_THIRD_CALL, write_jsonl
 from tests.test_stage_units import traces
@@ -113,14 +113,14 @@ def test_dedup_across_tasks_finds_copies_in_other_tasks_shards(tmp_path: Path):
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Calls of curate.runner's `name` from now on."""
-    real, calls = getattr(curate.runner, name), []
+    """Calls of curate.units' `name` from now on."""
+    real, calls = getattr(curate.units, name), []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(curate.runner, name, counting)
+    monkeypatch.setattr(curate.units, name, counting)
     return calls
 
 
@@ -143,7 +143,7 @@ def left_running(marker: str, wait_s: float = 30.0) -> list[int]:
 
 
 @pytest.mark.parametrize("executor", ["plain", "local"])
-@pytest.mark.parametrize("step", ["shard_problems", "write_back"])
+@pytest.mark.parametrize("step", ["curate.units:shard_problems", "curate.units:write_back"])
 def test_a_kill_inside_a_dedup_step_redoes_one_shard(
     tmp_path: Path, monkeypatch, step: str, executor: str
 ):
@@ -160,6 +160,7 @@ def test_a_kill_inside_a_dedup_step_redoes_one_shard(
     assert killed.returncode == -signal.SIGKILL
     assert not left_running(str(run_dir))  # the executor's workers and manager ended too
     keys = run_dir / "stages" / "01-dedup" / "keys"
+    step = step.removeprefix("curate.units:")
     folder = keys if step == "shard_problems" else run_dir / "stages" / "01-dedup"
     assert len(list(folder.glob("part-*.parquet"))) == 2
     if step == "write_back":  # every shard's keys were made, and they hold no text
@@ -278,8 +279,8 @@ def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):
     assert result.exit_code == 0, result.output
     scripts = sorted((run_dir / "datatrove").rglob("launch_script.slurm"))
     assert [str(p.parent.relative_to(run_dir / "datatrove")) for p in scripts] == [
+        "01-dedup/apply",  # sorted by name: keys is submitted first, apply after the decision
         "01-dedup/keys",
-        "01-dedup/write_back",
         "02-verify",
         "03-trace_dedup",
         "04-select",
@@ -289,7 +290,7 @@ def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --partition=big" in text and "#SBATCH --array=0-3" in text
     assert "launch_pickled_pipeline" in text and (scripts[2].parent / "executor.pik").exists()
-    assert "# --- 01-dedup compare ---\n# the driver compares every task's keys" in result.output
+    assert "# --- 01-dedup decide ---\n# the driver decides from every task's keys" in result.output
     assert not list(run_dir.rglob("*.parquet"))  # nothing ran
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import runner as run_module
+from curate import units
 from curate.generate.stage import CACHE_FILE
 from curate.recipe import load_recipe
 from curate.runner import run_recipe
@@ -163,13 +164,13 @@ def killed_then_rerun(
         real(table, path, *args)
 
     monkeypatch.setattr(run_module, "write_parquet", watched)
-    shards_written = run_module.write_shard
+    shards_written = units.write_shard
 
     def watched_shard(table: Any, path: Path, *args: Any) -> None:
         written.append(path)
         shards_written(table, path, *args)
 
-    monkeypatch.setattr(run_module, "write_shard", watched_shard)
+    monkeypatch.setattr(units, "write_shard", watched_shard)
     result = run_recipe(load_recipe(recipe), run_dir)
     monkeypatch.undo()
     return written, result

@@ -4,9 +4,9 @@ import pytest
 from curate.errors import RecipeError
 from curate.recipe import validate
 from curate.records import conform
-from curate.runner import process_batch
 from curate.selection import SelectConfig, SelectStage
 from curate.stage import StageContext
+from curate.units import process_batch
 
 
 def run(tmp_path, frame, **config):

@@ -235,8 +235,7 @@ def test_a_stage_that_sees_every_row_at_once_compares_its_keys(tmp_path: Path, m
 
     class SeenAnywhere(Stage):
         name = section = "seen_anywhere"
-        order = 99
-        whole = True
+        unit = "all_rows"
         config_class = Config
         reads = ("reasoning",)
 
