@@ -6,7 +6,8 @@ The hooks, each with what an extension provides (tests/example_plugin.py shows e
 
 - ``stages``: a `curate.stage.Stage` subclass with a `Config` (its recipe section, named
   by `section`), `reads` / `writes` columns (a stage runs after those that make what it
-  reads), `after` / `before` stage names for what columns cannot say (curate/order.py), and
+  reads), `after` / `before` stage names for what columns cannot say (curate/order.py), the
+  `unit` of work it must see at once (curate/units.py), and
   `publishes`: the columns it adds that dataset/ and the Hub's default and all configs carry.
 - ``backends``: a `curate.generate.base.Backend` (teacher) with a `TeacherConfig` subclass
   whose `backend: Literal[name]` selects it; `offline = True` for a batch engine.
