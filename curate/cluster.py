@@ -167,8 +167,9 @@ def eligible(stage: Stage) -> bool:
 
 
 class ClusterRunner:
-    """Runs each eligible stage of `curate run` through a datatrove executor (the runner's
-    stage hook); the rest run in the driver as they do without one."""
+    """Runs the stages of `curate run` (the runner's stage hook) as the local runner does,
+    except that each step done shard by shard goes to a datatrove executor's tasks; steps
+    that need everything at once run in the driver."""
 
     def __init__(self, settings: ClusterSettings) -> None:
         self.settings = settings
@@ -181,8 +182,6 @@ class ClusterRunner:
         path: Path,
         identity: str,
     ) -> Stats:
-        if not eligible(stage):
-            return run_stage(store, stage, in_path, path, identity)
         logs = store.root / "datatrove" / f"{path.name}-{identity[:8]}"
         several = len(steps(stage)) > 1
 
