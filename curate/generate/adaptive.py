@@ -2,6 +2,9 @@
 
 Easy problems stop after the first wave; the budget goes to the ones still unsolved, up to
 `max_samples` each. Every sample stays in the ledger; the verify stage judges them again.
+Each wave is judged as the verify stage judges (curate/verify/dispatch.py): by each
+problem's domain under `verifier: auto`, with its tests and metadata, on the answer part of
+the completion.
 """
 
 from __future__ import annotations
@@ -9,14 +12,16 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from curate import registry
+import polars as pl
+
 from curate.generate.base import Backend, Request, Sample
-from curate.verify.base import ProblemAnswers, Verifier
+from curate.verify.dispatch import Dispatcher, Item
 
 if TYPE_CHECKING:
     from curate.generate.stage import GenerateStage
 
 Samples = dict[tuple[str, int], Sample]
+Facts = tuple[str | None, str | None, str | None, str | None]  # reference, domain, metadata, tests
 
 
 def more_waves(
@@ -24,15 +29,18 @@ def more_waves(
     backend: Backend,
     requests: list[Request],
     samples: Samples,
+    problems: pl.DataFrame,
 ) -> tuple[list[Request], Samples]:
-    """Grow each unsolved problem's sample list wave by wave; returns the grown requests."""
+    """Grow each unsolved problem's sample list wave by wave; returns the grown requests.
+    problems: the stage's rows (what each problem says about checking its answers)."""
     adaptive = stage.config.adaptive
     assert adaptive is not None
-    verifier = registry.verifiers.get(adaptive.verifier)(adaptive.timeout_s)
+    dispatcher = Dispatcher(adaptive.verifier, adaptive.timeout_s)
+    facts = problem_facts(problems)
     correct: dict[tuple[str, int], bool] = {}
     try:
         while True:
-            judge(verifier, requests, samples, correct)
+            judge(dispatcher, facts, requests, samples, correct)
             growing = [
                 r
                 for r in requests
@@ -53,26 +61,36 @@ def more_waves(
                 for r in requests
             ]
     finally:
-        verifier.close()
+        dispatcher.close()
+
+
+def problem_facts(problems: pl.DataFrame) -> dict[str, Facts]:
+    """Per problem_id: its reference, domain, metadata and tests (None where absent)."""
+    names = ("reference", "domain", "metadata", "tests")
+    columns = [name for name in names if name in problems.columns]
+    facts: dict[str, Facts] = {}
+    for row in problems.select("problem_id", *columns).iter_rows(named=True):
+        reference, domain, metadata, tests = (row.get(name) for name in names)
+        facts[row["problem_id"]] = (reference, domain, metadata, tests)
+    return facts
 
 
 def judge(
-    verifier: Verifier,
+    dispatcher: Dispatcher,
+    facts: dict[str, Facts],
     requests: list[Request],
     samples: Samples,
     correct: dict[tuple[str, int], bool],
 ) -> None:
     """Verify the samples not judged yet."""
-    todo = [(r, [i for i in r.sample_indices if (r.gen_key, i) not in correct]) for r in requests]
-    todo = [(r, indices) for r, indices in todo if indices]
-    problems = [
-        ProblemAnswers(r.reference, None, [samples[(r.gen_key, i)].completion for i in indices])
-        for r, indices in todo
-    ]
-    results = verifier.verify(problems)
-    for (request, indices), verdicts in zip(todo, results, strict=True):
-        for index, result in zip(indices, verdicts, strict=True):
-            correct[(request.gen_key, index)] = result.verdict == "correct"
+    todo = [(r, i) for r in requests for i in r.sample_indices if (r.gen_key, i) not in correct]
+    items = []
+    for request, index in todo:
+        reference, domain, metadata, tests = facts[request.problem_id]
+        answer = samples[(request.gen_key, index)].completion
+        items.append(Item(answer, reference, domain, metadata, tests))
+    for (request, index), (result, _) in zip(todo, dispatcher.judge(items), strict=True):
+        correct[(request.gen_key, index)] = result.verdict == "correct"
 
 
 def needs_more(

@@ -27,7 +27,11 @@ class AdaptiveSampling(Config):
 
     target_correct: int = Field(1, ge=1, description="Verified traces a problem needs.")
     max_samples: int = Field(16, ge=1, description="Most samples for one problem.")
-    verifier: str = Field("math", description="Verifier that checks each wave.")
+    verifier: str = Field(
+        "auto",
+        description="Verifier that checks each wave: auto, by each problem's domain, as the "
+        "verify stage does; or one verifier's name for every problem.",
+    )
     timeout_s: float = Field(5.0, gt=0, description="Seconds one answer may take to check.")
 
 

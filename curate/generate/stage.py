@@ -94,7 +94,7 @@ class GenerateStage(Stage):
         requests = self._requests(backend, frame)
         samples = self.fill(backend, requests)
         if self.config.adaptive is not None:
-            requests, samples = more_waves(self, backend, requests, samples)
+            requests, samples = more_waves(self, backend, requests, samples, frame)
         return self._rows(frame, requests, samples)
 
     def fill(self, backend: Backend, requests: list[Request]) -> dict[tuple[str, int], Sample]:
