@@ -20,14 +20,14 @@ import polars as pl
 from pydantic import Field
 
 from curate import registry
-from curate.answers import REASONING_TAGS, AnswerFormat, final_answer_of, stated_answer
+from curate.answers import REASONING_TAGS
 from curate.cores import available_cores
 from curate.errors import CurateWarning, RecipeError
 from curate.lifetime import become_helper
 from curate.stage import Config, Stage, StageContext
 from curate.text import LETTER, Script, foreign_letter, word_ngrams
-from curate.verify.choice import choice_letter
-from curate.verify.code import extract_code
+from curate.verify.base import Verifier
+from curate.verify.dispatch import verifier_for
 
 
 class LanguageFilter(Config):
@@ -102,34 +102,28 @@ def truncated(row: dict[str, Any]) -> str | None:
     return None
 
 
-# What the verifier says when it found no final answer; any other verdict means it found one.
-NO_ANSWER_REASONS = ("no_answer", "empty_answer")
-ANSWERS = AnswerFormat()
+class AnswerForm:
+    """Whether a completion holds an answer of the form its domain's verifier reads (the one
+    verify picks under kind: auto), as that verifier says; where verify ran, by what it
+    found, so the filter and the verifier agree on what the answer is. Each domain's
+    verifier is looked up once per batch."""
 
+    def __init__(self) -> None:
+        self.readers: dict[str, type[Verifier] | None] = {}
 
-def answer_format(row: dict[str, Any]) -> str | None:
-    """The final answer the verifier found (verdict_reason, where verify ran), else the shared
-    extraction's, so the filter and the verifier agree on what the answer is."""
-    completion = row.get("completion") or ""
-    if not completion.strip():
-        return "no_final_answer"
-    domain = row.get("domain") or "math"
-    if domain == "code":
-        return None if extract_code(completion) else "no_code_block"
-    if domain == "choice":
-        return None if choice_letter(completion) else "no_choice"
-    if domain not in ("math", "science"):
-        return None
-    if row.get("verdict") is not None:
-        if row.get("verdict_reason") not in NO_ANSWER_REASONS:
-            return None
-        return "malformed_boxed_answer" if "\\boxed" in completion else "no_boxed_answer"
-    text = ANSWERS.answer_text(completion) or ""
-    final = final_answer_of(text)
-    final = stated_answer(text) if final is None else final
-    if final is None:
-        return "no_boxed_answer" if "\\boxed" not in completion else "malformed_boxed_answer"
-    return None if final.strip() else "malformed_boxed_answer"
+    def __call__(self, row: dict[str, Any]) -> str | None:
+        completion = row.get("completion") or ""
+        if not completion.strip():
+            return "no_final_answer"
+        domain = row.get("domain") or "math"
+        if domain not in self.readers:
+            name = verifier_for(domain)
+            self.readers[domain] = None if name is None else registry.verifiers.get(name)
+        reader = self.readers[domain]
+        if reader is None:
+            return None  # no verifier reads this domain: no form to hold it to
+        judged = row.get("verdict_reason") or "" if row.get("verdict") is not None else None
+        return reader.missing_answer(completion, judged)
 
 
 def empty_reasoning(row: dict[str, Any]) -> str | None:
@@ -216,7 +210,7 @@ def row_checks(config: FiltersConfig) -> list[Any]:
     if config.truncated:
         checks.append(truncated)
     if config.answer_format:
-        checks.append(answer_format)
+        checks.append(AnswerForm())
     if config.empty_reasoning:
         checks.append(empty_reasoning)
     if config.repetition is not None:

@@ -59,6 +59,13 @@ class Verifier(ABC):
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:
         """One list of results per problem, one result per answer, in order."""
 
+    @classmethod
+    def missing_answer(cls, completion: str, judged_reason: str | None = None) -> str | None:
+        """Why a completion holds no answer of the form this verifier reads (the filters'
+        answer_format check), or None when it holds one or any form will do.
+        judged_reason: the verdict reason where the verify stage already judged it."""
+        return None
+
     def close(self) -> None:
         """Stop worker processes."""
 

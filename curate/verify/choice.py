@@ -57,6 +57,11 @@ class ChoiceVerifier(Verifier):
     """Multiple choice: the answer's letter (boxed, "(B)", "B)", "the answer is B") vs the key."""
 
     domains = ("choice",)
+
+    @classmethod
+    def missing_answer(cls, completion: str, judged_reason: str | None = None) -> str | None:
+        return None if choice_letter(completion) else "no_choice"
+
     name = "choice"
 
     def verify(self, problems: list[ProblemAnswers]) -> list[list[Result]]:

@@ -141,6 +141,10 @@ class CodeVerifier(Verifier):
     name = "code"
     domains = ("code",)
 
+    @classmethod
+    def missing_answer(cls, completion: str, judged_reason: str | None = None) -> str | None:
+        return None if extract_code(completion) else "no_code_block"
+
     def __init__(
         self,
         timeout_s: float = 5.0,

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from curate import registry
-from curate.answers import final_answer_of, stated_answer
+from curate.answers import AnswerFormat, final_answer_of, stated_answer
 from curate.records import Verdict
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.budget import cpu_limit
@@ -463,6 +463,11 @@ def extraction(fallbacks: Sequence[Fallback], units: bool = False) -> list[Any]:
     return [configs[name] for name in fallbacks]
 
 
+# what the verifier says when it found no final answer; any other verdict means it found one
+NO_ANSWER_REASONS = ("no_answer", "empty_answer")
+ANSWER_PART = AnswerFormat()
+
+
 @registry.verifiers.register("math")
 class MathVerifier(Verifier):
     """Math answers, checked symbolically with math-verify in killable worker processes."""
@@ -471,6 +476,22 @@ class MathVerifier(Verifier):
     name = "math"
     version = "2"
     check_path = "curate.verify.math.check_math"
+
+    @classmethod
+    def missing_answer(cls, completion: str, judged_reason: str | None = None) -> str | None:
+        """A boxed (or plainly stated) final answer, as the verifier found it where it
+        judged the completion, else as the shared extraction finds it."""
+        boxed = "\\boxed" in completion
+        if judged_reason is not None:
+            if judged_reason not in NO_ANSWER_REASONS:
+                return None
+            return "malformed_boxed_answer" if boxed else "no_boxed_answer"
+        text = ANSWER_PART.answer_text(completion) or ""
+        final = final_answer_of(text)
+        final = stated_answer(text) if final is None else final
+        if final is None:
+            return "malformed_boxed_answer" if boxed else "no_boxed_answer"
+        return None if final.strip() else "malformed_boxed_answer"
 
     def __init__(
         self,

@@ -210,3 +210,32 @@ def test_the_filter_and_the_streaming_guard_agree_on_what_is_foreign():
         guard = Guard(config)
         stopped.append(guard.feed(text) == "guard_language")
     assert stopped == [share > 0 for share in shares] == [False, False, False, True, False]
+
+
+def test_the_answer_form_is_the_one_the_domains_verifier_reads(monkeypatch):
+    """A plugin verifier that claims a domain says which completions hold no answer it can
+    read; a domain no verifier claims is held to no form."""
+    from curate import registry
+    from curate.verify.base import Verifier
+
+    class Units(Verifier):
+        name = "units"
+        domains = ("physics",)
+
+        def verify(self, problems):  # pragma: no cover - only its answer form is asked
+            return []
+
+        @classmethod
+        def missing_answer(cls, completion, judged_reason=None):
+            return None if completion.rstrip().endswith("m/s") else "no_units"
+
+    monkeypatch.setattr(registry.verifiers, "_items", {**registry.verifiers._items, "units": Units})
+    out = run(
+        [
+            {"domain": "physics", "completion": "It moves at 3 m/s"},
+            {"domain": "physics", "completion": "\\boxed{3}"},
+            {"domain": "geology", "completion": "Basalt, I think."},
+            {"domain": "math", "completion": "Basalt, I think."},
+        ]
+    )
+    assert out["flags"].to_list() == [[], ["no_units"], [], ["no_boxed_answer"]]
