@@ -102,14 +102,24 @@ def truncated(row: dict[str, Any]) -> str | None:
     return None
 
 
+Readers = dict[str, type[Verifier] | None]  # domain -> the verifier that reads its answers
+
+
+def answer_reader(domain: str) -> type[Verifier] | None:
+    """The verifier that reads a domain's answers (verify's choice under kind: auto)."""
+    name = verifier_for(domain)
+    return None if name is None else registry.verifiers.get(name)
+
+
 class AnswerForm:
     """Whether a completion holds an answer of the form its domain's verifier reads (the one
     verify picks under kind: auto), as that verifier says; where verify ran, by what it
     found, so the filter and the verifier agree on what the answer is. Each domain's
-    verifier is looked up once per batch."""
+    verifier is looked up once, in the stage's process (a worker process is handed the
+    classes, and does not load every registered module to find them)."""
 
-    def __init__(self) -> None:
-        self.readers: dict[str, type[Verifier] | None] = {}
+    def __init__(self, readers: Readers | None = None) -> None:
+        self.readers = dict(readers or {})
 
     def __call__(self, row: dict[str, Any]) -> str | None:
         completion = row.get("completion") or ""
@@ -117,8 +127,7 @@ class AnswerForm:
             return "no_final_answer"
         domain = row.get("domain") or "math"
         if domain not in self.readers:
-            name = verifier_for(domain)
-            self.readers[domain] = None if name is None else registry.verifiers.get(name)
+            self.readers[domain] = answer_reader(domain)
         reader = self.readers[domain]
         if reader is None:
             return None  # no verifier reads this domain: no form to hold it to
@@ -205,12 +214,12 @@ ROW_FIELDS = ["reasoning", "completion", "finish_reason", "domain", "verdict", "
 PARALLEL_ROWS = 2_000  # a batch this large is spread over worker processes
 
 
-def row_checks(config: FiltersConfig) -> list[Any]:
+def row_checks(config: FiltersConfig, readers: Readers | None = None) -> list[Any]:
     checks: list[Any] = []
     if config.truncated:
         checks.append(truncated)
     if config.answer_format:
-        checks.append(AnswerForm())
+        checks.append(AnswerForm(readers))
     if config.empty_reasoning:
         checks.append(empty_reasoning)
     if config.repetition is not None:
@@ -219,9 +228,12 @@ def row_checks(config: FiltersConfig) -> list[Any]:
     return checks
 
 
-def row_flags(config: FiltersConfig, rows: list[dict[str, Any]]) -> list[list[str]]:
-    """Every row check's reason for each row (a worker process runs this on its part)."""
-    checks = row_checks(config)
+def row_flags(
+    config: FiltersConfig, rows: list[dict[str, Any]], readers: Readers | None = None
+) -> list[list[str]]:
+    """Every row check's reason for each row (a worker process runs this on its part, with
+    the answer readers of its rows' domains)."""
+    checks = row_checks(config, readers)
     return [[reason for check in checks if (reason := check(row))] for row in rows]
 
 
@@ -270,7 +282,8 @@ class FilterStage(Stage):
         size = -(-len(rows) // cores)
         parts = [rows[start : start + size] for start in range(0, len(rows), size)]
         try:
-            return [self._pool.submit(row_flags, self.config, part) for part in parts]
+            readers = {d: answer_reader(d) for d in {row.get("domain") or "math" for row in rows}}
+            return [self._pool.submit(row_flags, self.config, part, readers) for part in parts]
         except BrokenProcessPool as exc:
             self._give_up_workers(exc)
             return []
