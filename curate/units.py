@@ -151,11 +151,6 @@ def read_ahead(shards: list[Path]) -> Iterator[tuple[Path, pa.Table]]:
             yield shard, table
 
 
-def run_shard(stage: Stage, shard: Path, path: Path) -> Stats:
-    """One input shard through a stage into the same name under path; its stats."""
-    return shard_through(stage, shard, path, read_input(shard))
-
-
 def read_input(shard: Path) -> pa.Table:
     return conform(read_shard(shard))
 
