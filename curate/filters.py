@@ -131,7 +131,7 @@ class AnswerForm:
         reader = self.readers[domain]
         if reader is None:
             return None  # no verifier reads this domain: no form to hold it to
-        judged = row.get("verdict_reason") or "" if row.get("verdict") is not None else None
+        judged = (row.get("verdict_reason") or "") if row.get("verdict") is not None else None
         return reader.missing_answer(completion, judged)
 
 
