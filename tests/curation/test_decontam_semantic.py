@@ -290,6 +290,7 @@ def test_the_int8_model_is_made_once_and_kept(tmp_path: Path, monkeypatch):
     assert vectors.shape == (len(TEXTS), 384)
 
 
+@pytest.mark.extras
 def test_a_model_onnx_runtime_cannot_fuse_is_quantised_unfused(tmp_path: Path):
     pytest.importorskip("onnxruntime")
     from curate.decontam.onnx_encoder import fuse
