@@ -79,7 +79,7 @@ class SemanticMethod(Config):
         True,
         description="A row whose reference is no benchmark item's answer (as spelt or as "
         "an exact number) is not embedded: a rephrased copy keeps its answer (rephrases "
-        "caught and innocent rows dropped as without it, twice the rows/s). Given up for "
+        "caught and innocent rows dropped as without it, 1.4x to 2.3x the rows/s). Given up for "
         "those rows: the cosine-only rules (threshold, borderline). Off where an indexed "
         "benchmark gives no answers (private ones), with answers: off, and for rows "
         "without a reference.",
