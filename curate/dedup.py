@@ -191,18 +191,9 @@ class DedupStage(Stage):
     config: DedupConfig
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Duplicates among the distinct problems; with traces (rows with a completion), every
-        trace of a problem gets its problem's result, while a problem listed twice in a file
-        of problems is a duplicate."""
-        if TEXT_HASH in frame.columns:  # keys of distinct problems (made a shard at a time)
-            return self._problems(frame)
-        traces = "completion" in frame.columns and frame["completion"].null_count() < frame.height
-        problems = frame.unique("problem_id", keep="first", maintain_order=True)
-        if not traces or problems.height == frame.height:  # problems: a repeat is a duplicate
-            return self._problems(frame)
-        marked = self._problems(problems).select("problem_id", "dup_of", "dropped")
-        rest = frame.drop([c for c in ("dup_of", "dropped") if c in frame.columns])
-        return rest.join(marked, on="problem_id", how="left", maintain_order="left")
+        """Duplicates among distinct problems: their keys (the executor's `keys` step, made a
+        shard at a time; curate/units.py) or, called directly, their rows."""
+        return self._problems(frame)
 
     def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
         return problem_keys(problems, self.config).drop("problem")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,15 @@ from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
-from curate.records import (
-    conform,
-    problem_id,
-    read_parquet_metadata,
-    stable_hash,
-    write_parquet,
-)
+from curate.records import conform, problem_id, stable_hash, write_parquet
 from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
+from curate.shards import read_shard
 from curate.sources.files import check_file, check_parquet_text, file_format, read_rows
 from curate.stage import Stage, StageContext
-from curate.stats import Stats, merge_stats
-from curate.units import STATS_KEY, process_batch
+from curate.stats import Stats
+from curate.store import RunStore
+from curate.units import run_stage
 
 BATCH_ROWS = 4096
 
@@ -202,6 +198,11 @@ def run_stage_on_file(
 ) -> Stats:
     """Run one stage over every row of a file, keeping every input row in the output.
 
+    The file's rows are written as the input shards of a run store beside --out and run
+    through the same executor, steps and stage markers as a recipe's stage
+    (curate/units.py): a command killed mid-file, run again on the same input and
+    settings, redoes the shard in hand at most.
+
     columns: {curate name: file column}; common names are recognised without it.
     cache_dir: where generation caches its samples (default: .curate-cache beside --out).
     """
@@ -215,34 +216,28 @@ def run_stage_on_file(
     table, renamed = map_columns(raw, in_path, stage, columns or {})
     missing_columns(table, in_path, stage, raw.column_names)
     check_text_columns(table, in_path)
-    table = with_sample_numbers(with_problem_ids(table, in_path))
+    table, renamed_ids = rows_as_problems(with_problem_ids(table, in_path), stage)
+    table = with_sample_numbers(table)
     check_columns([stage], set(table.column_names))
     stage.preflight()
     table = _conformed(table, in_path)
-    stage.plan(table["dropped"].null_count)  # rows no stage has dropped
-    done = checkpoints(out_path, stable_hash(stage.identity(), file_identity(in_path)))
-    outputs, parts = [], []
+    identity = stable_hash("file", file_identity(in_path), str(BATCH_ROWS), stage.unit)
+    store = RunStore(work_dir(out_path, stable_hash(identity, stage.identity())))
+    store.create()
+    source = store.stage_dir(0, "input")
+    write_input(store, source, identity, table, stage)
+    path = store.stage_dir(1, stage.name)
     try:
-        for number, (start, end) in enumerate(batch_bounds(stage, table)):
-            saved = done / f"part-{number:05d}.parquet"
-            if saved.exists():  # finished before a crash: kept
-                out = pq.read_table(saved)
-                stats = json.loads(read_parquet_metadata(saved)[STATS_KEY])
-            else:
-                out, stats = process_batch(stage, table.slice(start, end - start))
-                write_parquet(out, saved, {STATS_KEY: json.dumps(stats)})
-            stage.advance(stats["in"])
-            outputs.append(out)
-            parts.append(stats)
+        stats = run_stage(store, stage, source, path, stable_hash(identity, stage.identity()))
     finally:
         stage.close()
-    result = pa.concat_tables(outputs, promote_options="permissive")
+    parts = [read_shard(shard) for shard in store.shards(path)]
+    result = pa.concat_tables(parts, promote_options="permissive").replace_schema_metadata(None)
+    result = own_ids(result, renamed_ids)
     write_table(result, out_path)
     write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
-    shutil.rmtree(done.parent, ignore_errors=True)
-    stats = merge_stats(parts)
-    stats["renamed"] = renamed
-    return stats
+    shutil.rmtree(store.root.parent, ignore_errors=True)
+    return stats | {"renamed": renamed}
 
 
 def file_identity(path: Path) -> str:
@@ -250,26 +245,35 @@ def file_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def checkpoints(out_path: Path, identity: str) -> Path:
-    """Where finished batches wait until the output is written (beside --out), so a command
-    killed mid-file redoes one batch at most when run again on the same input and settings;
-    batches of other inputs or settings are cleared."""
+def work_dir(out_path: Path, identity: str) -> Path:
+    """The run store a file command works in (beside --out), kept until the output is
+    written, so a command killed mid-file takes up its shards when run again on the same
+    input and settings; stores of other inputs or settings are cleared."""
     root = out_path.with_name(f".{out_path.name}.parts")
     folder = root / identity
     if root.exists():
         for other in root.iterdir():
             if other != folder:
                 shutil.rmtree(other, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
+def write_input(store: RunStore, path: Path, identity: str, table: pa.Table, stage: Stage) -> None:
+    """The file's rows as the store's input shards, cut where the stage's unit allows,
+    unless they were written before."""
+    if store.open_stage(path, identity).complete:
+        return
+    for number, (start, end) in enumerate(batch_bounds(stage, table)):
+        shard = path / f"part-{number:05d}.parquet"
+        if not shard.exists():
+            write_parquet(table.slice(start, end - start), shard)
+    store.finish_stage(path, identity, {})
+
+
 def batch_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:
-    """The batches a stage sees, by the unit it needs whole (the runner's contract): every
-    row at once, a problem's rows together, or any slice of rows."""
+    """The input's shards: a problem's rows together for a stage that needs them so
+    (the whole file where they lie apart), any slice of rows otherwise."""
     rows = table.num_rows
-    if stage.unit in ("problems", "all_rows"):
-        return [(0, rows)]
     if stage.unit == "problem":
         bounds = problem_batches(table["problem_id"].to_pylist(), BATCH_ROWS)
         return [(0, rows)] if bounds is None else bounds
@@ -306,6 +310,38 @@ def with_sample_numbers(table: pa.Table) -> pa.Table:
     if "sample_idx" in names:
         return table.set_column(names.index("sample_idx"), "sample_idx", column)
     return table.append_column("sample_idx", column)
+
+
+def rows_as_problems(table: pa.Table, stage: Stage) -> tuple[pa.Table, dict[str, str]]:
+    """In a file of problems every row is a problem of its own, even one listed twice
+    (dedup then finds it an exact duplicate, as it always has on files); the store groups
+    a problems stage's rows by problem_id, so while the stage runs a repeated problem's
+    row has an id of its own. Returns the table and {id while running: the file's id}."""
+    if stage.unit != "problems" or "completion" in table.column_names:
+        return table, {}
+    ids = table["problem_id"].to_pylist()
+    seen: Counter[str] = Counter()
+    renamed: dict[str, str] = {}
+    for index, problem in enumerate(ids):
+        seen[problem] += 1
+        if seen[problem] > 1:
+            ids[index] = f"{problem}#{seen[problem] - 1}"
+            renamed[ids[index]] = problem
+    if not renamed:
+        return table, {}
+    place = table.column_names.index("problem_id")
+    return table.set_column(place, "problem_id", pa.array(ids, pa.string())), renamed
+
+
+def own_ids(table: pa.Table, renamed: dict[str, str]) -> pa.Table:
+    """The output with the file's problem ids back (rows_as_problems), where rows say
+    which problem they are and which one they duplicate."""
+    for name in ("problem_id", "dup_of"):
+        if renamed and name in table.column_names:
+            ids = [renamed.get(pid, pid) for pid in table[name].to_pylist()]
+            place = table.column_names.index(name)
+            table = table.set_column(place, name, pa.array(ids, table[name].type))
+    return table
 
 
 def _conformed(table: pa.Table, path: Path) -> pa.Table:

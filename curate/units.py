@@ -9,8 +9,9 @@ A stage says what it must see at once (`Stage.unit`):
   all_rows  every row of the whole input at once (a plugin's global stage)
 
 Each unit is a list of steps. A step done shard by shard (`spread`) may be shared among
-processes: the local runner does every shard itself, a datatrove task its share
-(curate/cluster.py); a step that needs everything runs in the driver. Each shard a step
+processes: the local runner and the file commands (curate/files.py, over a run store
+beside --out) do every shard themselves, a datatrove task its share (curate/cluster.py);
+a step that needs everything runs in the driver. Each shard a step
 writes is kept, so a crash redoes at most the shard in hand, and the bookkeeping (`dropped`,
 `dropped_at`, counts, stats) is `process_batch`'s whoever calls it:
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import curate.files
+import curate.units
 from curate.files import run_stage_on_file
 from curate.recipe import load_recipe
 from curate.regroup import problem_batches
@@ -162,14 +163,15 @@ KILLED_MID_FILE = """
 import os, signal, sys
 from pathlib import Path
 import curate.files as files
+import curate.units as units
 files.BATCH_ROWS = 10
-real, calls = files.process_batch, []
+real, calls = units.process_batch, []
 def dying(stage, table):
     calls.append(1)
     if len(calls) == 4:  # the fourth batch: killed while working on it
         os.kill(os.getpid(), signal.SIGKILL)
     return real(stage, table)
-files.process_batch = dying
+units.process_batch = dying
 files.run_stage_on_file("verify", Path(sys.argv[1]), Path(sys.argv[2]), ["workers=1"])
 """
 
@@ -180,13 +182,13 @@ def test_a_file_command_killed_mid_file_redoes_one_batch(tmp_path: Path, monkeyp
     killed = subprocess.run([sys.executable, "-c", KILLED_MID_FILE, str(source), str(out)])
     assert killed.returncode == -signal.SIGKILL and not out.exists()
     monkeypatch.setattr(curate.files, "BATCH_ROWS", 10)
-    real, calls = curate.files.process_batch, []
+    real, calls = curate.units.process_batch, []
 
     def counting(stage, table):
         calls.append(table.num_rows)
         return real(stage, table)
 
-    monkeypatch.setattr(curate.files, "process_batch", counting)
+    monkeypatch.setattr(curate.units, "process_batch", counting)
     run_stage_on_file("verify", source, out, ["workers=1"])
     assert len(calls) == 12 - 3  # 120 rows in batches of 10; three were finished
     resumed = pl.read_parquet(out)
@@ -194,6 +196,54 @@ def test_a_file_command_killed_mid_file_redoes_one_batch(tmp_path: Path, monkeyp
     run_stage_on_file("verify", source, fresh, ["workers=1"])
     assert resumed.equals(pl.read_parquet(fresh))
     assert not list(tmp_path.glob(".*.parts"))  # the batches are cleared once written
+
+
+KILLED_AT_DECIDE = """
+import os, signal, sys
+from pathlib import Path
+import curate.files as files
+import curate.units as units
+files.BATCH_ROWS = 10
+def dying(stage, shards, path):
+    os.kill(os.getpid(), signal.SIGKILL)  # every shard's keys made, nothing compared yet
+units.compare_step = dying
+files.run_stage_on_file("dedup", Path(sys.argv[1]), Path(sys.argv[2]), [])
+"""
+
+
+def test_a_file_dedup_killed_after_its_keys_takes_them_up(tmp_path: Path, monkeypatch):
+    """A file command runs its stage through the run store's steps and markers: dedup on a
+    file killed once every shard's keys were made makes none again when run again, and
+    decides as a run that was never killed (a problem listed twice is a duplicate)."""
+    from curate.dedup import DedupStage
+
+    rows = [{"problem": TEMPLATE.format(a=p, b=p + 1), "answer": str(p)} for p in range(35)]
+    rows += [rows[3], rows[30], {**rows[7], "answer": None}, {**rows[9]}]
+    rows[9] = {**rows[9], "answer": None}  # its repeat, with an answer, is the copy kept
+    source = write_jsonl(tmp_path / "problems.jsonl", rows)
+    out = tmp_path / "deduped.parquet"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_DECIDE, str(source), str(out)])
+    assert killed.returncode == -signal.SIGKILL and not out.exists()
+    assert len(list(tmp_path.glob(".deduped.parquet.parts/*/stages/01-dedup/keys/*"))) == 4
+    monkeypatch.setattr(curate.files, "BATCH_ROWS", 10)
+    real, made = DedupStage.keys, []
+
+    def counting(self, problems):
+        made.append(problems.height)
+        return real(self, problems)
+
+    monkeypatch.setattr(DedupStage, "keys", counting)
+    stats = run_stage_on_file("dedup", source, out, [])
+    assert made == []  # the keys made before the kill were taken up
+    resumed = pl.read_parquet(out)
+    dropped = ["exact_duplicate" if k == 9 or k >= 35 else None for k in range(39)]
+    dropped[38] = None
+    assert resumed["dropped"].to_list() == dropped
+    ids = resumed["problem_id"].to_list()
+    assert ids[35:] == [ids[3], ids[30], ids[7], ids[9]]  # the file's ids, repeats alike
+    assert resumed["dup_of"].drop_nulls().to_list() == [ids[9], ids[3], ids[30], ids[7]]
+    assert stats["in"] == 39 and stats["dropped"] == {"exact_duplicate": 4}
+    assert not list(tmp_path.glob(".*.parts"))
 
 
 def test_trace_numbers_given_or_not_and_repeats_found():
