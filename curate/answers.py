@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 TagPair = tuple[str, str]
 
@@ -278,8 +279,66 @@ def closing_block(text: str) -> str:
     return "\n".join(lines[start:]) if start < len(lines) - 1 else lines[-1].strip()
 
 
+# Two normal forms, on purpose. normalize_answer is the exact verifier's: words stay apart
+# ("2 3" is not "23"), for a gold answer that is text. spelling compares two answers across
+# problems (dedup, decontamination): layout, dollars, wrappers and case go, and numbers
+# are compared as numbers (number, quick_same). Equivalence beyond both is math-verify's.
+
+
 def normalize_answer(text: str) -> str:
     """Case, spacing, surrounding $ and a final period removed: for plain string matching."""
     text = text.strip().strip("$").strip()
     text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
     return re.sub(r"\s+", " ", text).rstrip(".").strip().lower()
+
+
+NOISE = re.compile(r"\s+|\$|\\[!,;: ]|\\left|\\right|\\displaystyle|\^\\circ|\\%|%|\.$")
+WRAPPER = re.compile(r"^\\(?:boxed|text|mathrm|textbf)\{(.*)\}$")
+FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
+NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:/\d+)?$")
+
+
+def spelling(answer: str) -> str:
+    """The answer with layout, dollars, a box or text wrapper and case left out."""
+    text = NOISE.sub("", answer.strip())
+    while (inner := WRAPPER.match(text)) is not None:
+        text = inner.group(1)
+    return text.replace(",", "") if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text) else text.lower()
+
+
+def number(answer: str) -> Fraction | None:
+    """The answer as an exact number, when it is a plain integer, decimal or fraction."""
+    text = spelling(answer)
+    fraction = FRACTION.match(text)
+    if fraction:
+        sign, top, bottom = fraction.groups()
+        text = f"{sign}{top}/{bottom}"
+    if not NUMBER.match(text):
+        return None
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def quick_same(ours: str, theirs: str) -> bool | None:
+    """True or False where spelling or exact numbers decide, else None."""
+    if spelling(ours) == spelling(theirs):
+        return True
+    left, right = number(ours), number(theirs)
+    if left is not None and right is not None:
+        return left == right
+    return None
+
+
+def strength(answer: str, counts: dict[str, int], common_from: int = 3, none_from: int = 10) -> str:
+    """How much an answer says on its own (counts: benchmark items per spelling):
+    "none" when many items share it ("True, False"; "2" in MATH-500), "common" for an
+    integer, two characters or fewer, or one a few items share, "distinctive" otherwise."""
+    text = spelling(answer)
+    shared = counts.get(text, 0)
+    if shared >= none_from:
+        return "none"
+    if len(text) <= 2 or re.fullmatch(r"-?\d+", text) or shared >= common_from:
+        return "common"
+    return "distinctive"

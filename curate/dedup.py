@@ -165,7 +165,7 @@ def merge_agreeing(
 ) -> None:
     """Union the pairs, except where the two groups already hold answers that differ (a
     row without a reference must not join two problems with different answers)."""
-    from curate.decontam.answers import quick_same
+    from curate.answers import quick_same
 
     answer: dict[int, str] = {}
     for first, other in pairs:

@@ -185,7 +185,7 @@ class BenchmarkIndex:
     def answer_counts(self) -> dict[str, int]:
         """Items per answer spelling (an answer many items share says little)."""
         if self._answer_counts is None:
-            from curate.decontam.answers import spelling
+            from curate.answers import spelling
 
             found = [spelling(str(a)) for a in (self.answers if self.answers is not None else [])]
             self._answer_counts = {}
@@ -198,7 +198,7 @@ class BenchmarkIndex:
         """Every item's answer as spelt and as an exact number; None when some item has no
         answer to compare (a private benchmark, or one that gives none)."""
         if self._answer_keys is None:
-            from curate.decontam.answers import number, spelling
+            from curate.answers import number, spelling
 
             answers = [self.answer(item) for item in range(len(self.item_ids))]
             if not answers or any(a is None for a in answers):

@@ -21,8 +21,9 @@ import polars as pl
 from pydantic import Field, SerializeAsAny, field_validator
 
 from curate import records, registry
+from curate.answers import number, spelling, strength
 from curate.cores import available_cores
-from curate.decontam.answers import SameAnswers, number, spelling, strength
+from curate.decontam.answers import SameAnswers
 from curate.decontam.benchmarks import BenchmarkUnavailable, load_items
 from curate.decontam.index import BenchmarkIndex, Match
 from curate.decontam.judge import CACHE_FILE as JUDGE_CACHE

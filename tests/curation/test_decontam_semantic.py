@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.decontam.answers import quick_same, same_answers, spelling, strength
+from curate.answers import quick_same, spelling, strength
+from curate.decontam.answers import same_answers
 from curate.decontam.index import BenchmarkIndex
 from curate.decontam.semantic import nearest, segments
 from curate.decontam.stage import DecontamConfig, DecontaminateStage
