@@ -178,7 +178,7 @@ def merge_agreeing(
         answer[groups.find(a)] = ours or theirs
 
 
-@registry.stages.register("dedup")
+@registry.stages.register()
 class DedupStage(Stage):
     """Exact and near-duplicate problems (numbers kept); the best copy stays, others get dup_of."""
 
@@ -256,7 +256,7 @@ class TraceDedupConfig(Config):
     normalize: bool = Field(True, description="Compare case- and spacing-normalised text.")
 
 
-@registry.stages.register("trace_dedup")
+@registry.stages.register()
 class TraceDedupStage(Stage):
     """Drop traces that repeat another trace of the same problem (dup_of: problem_id#sample)."""
 

@@ -237,7 +237,7 @@ def row_flags(
     return [[reason for check in checks if (reason := check(row))] for row in rows]
 
 
-@registry.stages.register("filter")
+@registry.stages.register()
 class FilterStage(Stage):
     """Quality filters: truncation, answer format, empty reasoning, language mix, loops, length."""
 

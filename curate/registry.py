@@ -2,7 +2,9 @@
 imported; a third-party package does the same from a module it names in the
 ``curate.plugins`` entry-point group (``CURATE_PLUGINS=off`` loads none: tests, debugging).
 
-The hooks, each with what an extension provides (tests/example_plugin.py shows every one):
+The hooks, each with what an extension provides (tests/example_plugin.py shows every one).
+A stage, backend or verifier class is registered under the `name` it gives itself
+(``@registry.stages.register()``); sources and benchmarks are given theirs.
 
 - ``stages``: a `curate.stage.Stage` subclass with a `Config` (its recipe section, named
   by `section`), `reads` / `writes` columns (a stage runs after those that make what it
@@ -69,11 +71,20 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str | None = None) -> Callable[[T], T]:
+        """Add an object under `name`, or under the `name` it gives itself (a stage, backend
+        or verifier class), so it is named once; the two, where both are given, agree."""
+
         def add(obj: T) -> T:
-            if name in self._items:
-                raise CurateError(f"{self.kind} '{name}' is already registered")
-            self._items[name] = obj
+            own = getattr(obj, "name", None)
+            key = name or own
+            if not isinstance(key, str) or not key:
+                raise CurateError(f"a {self.kind} needs a name: register('NAME') or a `name`")
+            if isinstance(own, str) and own != key:
+                raise CurateError(f"{self.kind} registered as '{key}' names itself '{own}'")
+            if key in self._items:
+                raise CurateError(f"{self.kind} '{key}' is already registered")
+            self._items[key] = obj
             return obj
 
         return add

@@ -88,7 +88,7 @@ def borderline(config: SelectConfig) -> pl.Expr:
     return pl.concat_list([earlier, *flags]).list.drop_nulls().alias("borderline")
 
 
-@registry.stages.register("select")
+@registry.stages.register()
 class SelectStage(Stage):
     """Rejection sampling: keep verified traces by policy; flag borderline ones for review."""
 

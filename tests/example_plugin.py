@@ -66,7 +66,7 @@ class EchoConfig(TeacherConfig):
     offset: float = Field(0.0, description="Added to a numeric reference: wrong on purpose.")
 
 
-@registry.backends.register("echo")
+@registry.backends.register()
 class EchoTeacher(Backend):
     """Answers every problem with its reference (plus `offset`)."""
 
@@ -93,7 +93,7 @@ class ToleranceSettings(Config):
     tolerance: float = Field(1e-6, gt=0, description="Largest relative error judged correct.")
 
 
-@registry.verifiers.register("tolerance")
+@registry.verifiers.register()
 class ToleranceVerifier(Verifier):
     """Numbers within a relative tolerance of the reference."""
 
@@ -128,7 +128,7 @@ class AnswerLengthConfig(Config):
     max_chars: int | None = Field(None, ge=1, description="Longest kept completion (null: any).")
 
 
-@registry.stages.register("answer_length")
+@registry.stages.register()
 class AnswerLengthStage(Stage):
     """Count each completion's characters (published with the dataset)."""
 

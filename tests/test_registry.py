@@ -22,6 +22,23 @@ def test_duplicates_are_refused():
         local.register("a")(str)
 
 
+def test_a_class_is_named_once():
+    """A stage, backend or verifier class is registered under the name it gives itself; a
+    name given as well must agree, and something with no name at all is refused."""
+    local: registry.Registry[type] = registry.Registry("thing")
+
+    class Named:
+        name = "named"
+
+    local.register()(Named)
+    assert local.find("named") is Named
+    with pytest.raises(CurateError, match="thing registered as 'other' names itself 'named'"):
+        local.register("other")(Named)
+    with pytest.raises(CurateError, match="a thing needs a name"):
+        local.register()(int)
+    assert [name for name, cls in registry.stages.items() if cls.name != name] == []
+
+
 def test_builtins_are_registered():
     assert {"generate", "verify", "select"} <= set(registry.stages.names())
     assert {"simulated", "openai"} <= set(registry.backends.names())

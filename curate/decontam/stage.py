@@ -398,7 +398,7 @@ class Decontaminator:
         return "borderline"
 
 
-@registry.stages.register("decontaminate")
+@registry.stages.register()
 class DecontaminateStage(Stage):
     """Flag rows that copy benchmark items (scored n-grams, exact, numbers masked)."""
 

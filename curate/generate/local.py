@@ -39,7 +39,7 @@ class TransformersConfig(TeacherConfig):
     volatile = TeacherConfig.volatile | frozenset({"batch_size", "threads", "device"})
 
 
-@registry.backends.register("transformers")
+@registry.backends.register()
 class TransformersTeacher(Backend):
     """A local model sampled in-process with transformers (extra: train)."""
 

@@ -71,7 +71,7 @@ class OpenAIConfig(TeacherConfig):
         return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
-@registry.backends.register("openai")
+@registry.backends.register()
 class OpenAITeacher(Backend):
     """An OpenAI-compatible chat completions endpoint."""
 

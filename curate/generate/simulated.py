@@ -83,7 +83,7 @@ class SimulatedConfig(TeacherConfig):
     volatile = TeacherConfig.volatile | frozenset({"latency_ms"})
 
 
-@registry.backends.register("simulated")
+@registry.backends.register()
 class SimulatedTeacher(Backend):
     """A deterministic stand-in teacher (not a model) for demos, tests and benchmarks."""
 

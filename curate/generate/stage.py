@@ -17,7 +17,7 @@ from curate.stage import Stage, StageContext, union_of
 CACHE_FILE = "generations.sqlite"
 
 
-@registry.stages.register("generate")
+@registry.stages.register()
 class GenerateStage(Stage):
     """Sample k chains of thought per problem from the teacher, resumable per request."""
 

@@ -93,7 +93,7 @@ class OfflineEngine:
         return list(self.llm.chat(conversations, params, use_tqdm=use_tqdm))
 
 
-@registry.backends.register("vllm")
+@registry.backends.register()
 class VLLMTeacher(Backend):
     """vLLM offline batch inference on local GPUs (extra: vllm)."""
 

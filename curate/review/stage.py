@@ -61,7 +61,7 @@ def record_key(problem_id: str, round_: int | None, sample_idx: int | None) -> s
     return f"{problem_id}-r{round_ or 0}-s{sample_idx}"
 
 
-@registry.stages.register("review")
+@registry.stages.register()
 class ReviewStage(Stage):
     """Apply reviewers' decisions: accept, reject, hold back, corrected references."""
 

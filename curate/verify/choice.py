@@ -52,7 +52,7 @@ def hedged(text: str) -> bool:
     return marker >= 0 and bool(HEDGE.search(text[marker + 9 : marker + 60]))
 
 
-@registry.verifiers.register("choice")
+@registry.verifiers.register()
 class ChoiceVerifier(Verifier):
     """Multiple choice: the answer's letter (boxed, "(B)", "B)", "the answer is B") vs the key."""
 

@@ -134,7 +134,7 @@ def judged(stdout: str, nonce: str) -> str | None:
     return None
 
 
-@registry.verifiers.register("code")
+@registry.verifiers.register()
 class CodeVerifier(Verifier):
     """Python programs run against the problem's tests in the sandbox (stdio, calls, checks)."""
 

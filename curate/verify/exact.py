@@ -16,7 +16,7 @@ def final_answer(text: str) -> str:
     return final_text_answer(text)
 
 
-@registry.verifiers.register("exact")
+@registry.verifiers.register()
 class ExactVerifier(Verifier):
     """Normalised exact match of the final answer against the reference."""
 
@@ -42,7 +42,7 @@ def gym_dataset(task: str, size: int, seed: int) -> Any:
     return reasoning_gym.create_dataset(task, size=size, seed=seed)
 
 
-@registry.verifiers.register("puzzle")
+@registry.verifiers.register()
 class PuzzleVerifier(ExactVerifier):
     """reasoning-gym's scorer for its own tasks (full score = correct), else exact match."""
 

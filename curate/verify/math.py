@@ -468,7 +468,7 @@ NO_ANSWER_REASONS = ("no_answer", "empty_answer")
 ANSWER_PART = AnswerFormat()
 
 
-@registry.verifiers.register("math")
+@registry.verifiers.register()
 class MathVerifier(Verifier):
     """Math answers, checked symbolically with math-verify in killable worker processes."""
 

@@ -82,7 +82,7 @@ def verify_section() -> Any:
     return Annotated[Union[tuple(members)], Discriminator(section_kind)]  # noqa: UP007
 
 
-@registry.stages.register("verify")
+@registry.stages.register()
 class VerifyStage(Stage):
     """Judge every trace correct, incorrect or unverifiable, with a reason."""
 
