@@ -21,6 +21,7 @@ from curate.records import conform, problem_id, stable_hash, write_parquet
 from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
 from curate.shards import read_shard
+from curate.sources.base import COMMON_NAMES
 from curate.sources.files import check_file, check_parquet_text, file_format, read_rows
 from curate.stage import Stage, StageContext
 from curate.stats import Stats
@@ -120,14 +121,6 @@ def write_table(table: pa.Table, path: Path) -> None:
         raise SourceError(f"{path}: write .jsonl or .parquet")
 
 
-# Names the common public datasets use for what curate calls problem, reference, ...
-ALIASES: dict[str, tuple[str, ...]] = {
-    "problem": ("question", "prompt", "instruction", "query"),
-    "reference": ("answer", "gold", "final_answer", "ground_truth"),
-    "tests": ("test", "test_list", "test_cases", "input_output"),
-    "reasoning": ("reasoning_content", "thinking", "cot"),
-    "completion": ("response", "output", "generation"),
-}
 MAPPABLE = ("problem", "reference", "id", "tests", "domain", "reasoning", "completion")
 
 
@@ -161,8 +154,8 @@ def map_columns(
         renames[column] = "source_id" if name == "id" else name
     present = set(table.column_names) | set(renames.values())
     wanted = {"problem", "reference", *stage.reads} - present  # reference: used where present
-    for name in sorted(wanted & set(ALIASES)):
-        found = [c for c in ALIASES[name] if c in table.column_names and c not in renames]
+    for name in sorted(wanted & set(COMMON_NAMES)):
+        found = [c for c in COMMON_NAMES[name] if c in table.column_names and c not in renames]
         if len(found) == 1:
             renames[found[0]] = name
     table = table.rename_columns([renames.get(c, c) for c in table.column_names])
@@ -175,7 +168,7 @@ def missing_columns(table: pa.Table, path: Path, stage: Stage, original: list[st
     if not missing:
         return
     name = missing[0]
-    candidates = [c for c in ALIASES.get(name, ()) if c in original]
+    candidates = [c for c in COMMON_NAMES.get(name, ()) if c in original]
     hint = (
         f"several could be it ({', '.join(candidates)}): choose with --columns {name}=COLUMN"
         if len(candidates) > 1

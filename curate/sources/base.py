@@ -29,6 +29,17 @@ def served_domain(value: str) -> str:
     return value
 
 
+# Names common public datasets use for curate's fields: the file commands rename them when
+# one is present (curate/files.py); a source's missing-column error suggests the mapping.
+COMMON_NAMES: dict[str, tuple[str, ...]] = {
+    "problem": ("question", "prompt", "instruction", "query"),
+    "reference": ("answer", "gold", "final_answer", "ground_truth"),
+    "tests": ("test", "test_list", "test_cases", "input_output"),
+    "reasoning": ("reasoning_content", "thinking", "cot"),
+    "completion": ("response", "output", "generation"),
+}
+
+
 class LongInteger(str):
     """A JSON integer past Python's int() limit, kept as its digits (a reference may be one;
     a problem statement may not)."""
@@ -236,8 +247,22 @@ class ProblemBuilder:
 
     def _column(self, row: Row, name: str, fail: Any) -> Any:
         if name not in row:
-            raise fail(name, f"missing (row has: {', '.join(sorted(map(str, row))) or 'nothing'})")
+            has = ", ".join(sorted(map(str, row))) or "nothing"
+            raise fail(name, f"missing (row has: {has}){self._mapping_hint(row, name)}")
         return row[name]
+
+    def _mapping_hint(self, row: Row, name: str) -> str:
+        """How to map the field read from a missing column, where the row has a column by
+        its curate name or a common one ('question' for problem)."""
+        for field, given in self.columns:
+            if given != name or field not in COMMON_NAMES:
+                continue
+            found = [c for c in (field, *COMMON_NAMES[field]) if c in row and c != name]
+            if len(found) == 1:
+                return f"; map it with source.columns.{field}: {found[0]}"
+            if found:
+                return f"; map one with source.columns.{field} ({', '.join(found)})"
+        return ""
 
     def _text(self, row: Row, name: str, fail: Any, required: bool) -> str | None:
         value = self._column(row, name, fail)

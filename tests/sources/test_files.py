@@ -87,6 +87,22 @@ def test_missing_column(tmp_path: Path):
     assert str(info.value) == (f"{path} row 2, field 'answer': missing (row has: question, uid)")
 
 
+def test_a_missing_column_names_the_mapping_a_common_name_needs(tmp_path: Path):
+    """The recipe's default columns (problem, answer) on a GSM8K-style file: the error says
+    which mapping reads it, from the names the file commands recognise."""
+    path = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": "What is 2+2?", "answer": "4"}])
+    with pytest.raises(SourceError) as info:
+        read(path, columns={})
+    assert str(info.value) == (
+        f"{path} row 1, field 'problem': missing (row has: answer, question); "
+        "map it with source.columns.problem: question"
+    )
+    both = write_jsonl(tmp_path / "two.jsonl", [{"prompt": "p", "query": "q", "answer": "4"}])
+    with pytest.raises(SourceError, match=r"map one with source.columns.problem \(prompt, query\)"):
+        read(both, columns={})
+    assert read(path, columns={"problem": "question"})[0]["reference"] == "4"
+
+
 def test_missing_column_in_parquet(tmp_path: Path):
     path = tmp_path / "d.parquet"
     pl.DataFrame({"text": ["q"], "answer": ["1"], "uid": ["a"]}).write_parquet(path)
