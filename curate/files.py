@@ -215,13 +215,14 @@ def run_stage_on_file(
     stage.preflight()
     table = _conformed(table, in_path)
     identity = stable_hash("file", file_identity(in_path), str(BATCH_ROWS), stage.unit)
-    store = RunStore(work_dir(out_path, stable_hash(identity, stage.identity())))
+    stage_identity = stable_hash(identity, stage.identity())
+    store = RunStore(work_dir(out_path, stage_identity))
     store.create()
     source = store.stage_dir(0, "input")
     write_input(store, source, identity, table, stage)
     path = store.stage_dir(1, stage.name)
     try:
-        stats = run_stage(store, stage, source, path, stable_hash(identity, stage.identity()))
+        stats = run_stage(store, stage, source, path, stage_identity)
     finally:
         stage.close()
     parts = [read_shard(shard) for shard in store.shards(path)]
@@ -256,14 +257,14 @@ def write_input(store: RunStore, path: Path, identity: str, table: pa.Table, sta
     unless they were written before."""
     if store.open_stage(path, identity).complete:
         return
-    for number, (start, end) in enumerate(batch_bounds(stage, table)):
+    for number, (start, end) in enumerate(shard_bounds(stage, table)):
         shard = path / f"part-{number:05d}.parquet"
         if not shard.exists():
             write_parquet(table.slice(start, end - start), shard)
     store.finish_stage(path, identity, {})
 
 
-def batch_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:
+def shard_bounds(stage: Stage, table: pa.Table) -> list[tuple[int, int]]:
     """The input's shards: a problem's rows together for a stage that needs them so
     (the whole file where they lie apart), any slice of rows otherwise."""
     rows = table.num_rows
