@@ -190,17 +190,13 @@ class DedupStage(Stage):
     unit: ClassVar[Unit] = "problems"  # across the whole input, once per problem
     config: DedupConfig
 
-    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Duplicates among distinct problems: their keys (the executor's `keys` step, made a
-        shard at a time; curate/units.py) or, called directly, their rows."""
-        return self._problems(frame)
-
     def keys(self, problems: pl.DataFrame) -> pl.DataFrame:
         return problem_keys(problems, self.config).drop("problem")
 
-    def _problems(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Duplicates among these rows. A frame that already carries the comparison keys
-        (problem_keys, made per task on a cluster) is compared on them, not its text."""
+    def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Duplicates among distinct problems: their keys (the executor's `keys` step, made a
+        shard at a time; curate/units.py), compared without their text, or, called
+        directly, their rows."""
         keys = frame if TEXT_HASH in frame.columns else problem_keys(frame, self.config)
         hashes = keys[TEXT_HASH].to_list()
         groups = UnionFind(frame.height)
