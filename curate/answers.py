@@ -69,7 +69,7 @@ def split_reasoning(text: str, tags: Sequence[TagPair] = REASONING_TAGS) -> Spli
         position, (start, end) = max(closing, key=lambda found: found[0])
         head, tail = text[:position], text[position + len(end) :]
         reasoning = head.split(start, 1)[1] if start in head else head
-        return Split(reasoning.strip(), solution_of(tail), True, (start, end))
+        return Split(reasoning.strip(), solution_of(tail, after_tag=True), True, (start, end))
     for start, end in tags:
         if start in text:
             before, _, reasoning = text.partition(start)
@@ -77,13 +77,26 @@ def split_reasoning(text: str, tags: Sequence[TagPair] = REASONING_TAGS) -> Spli
     return Split("", solution_of(text), True)
 
 
-def solution_of(text: str) -> str:
-    """The solution part without its own tags (Sky-T1's `<|begin_of_solution|>`)."""
+def solution_of(text: str, after_tag: bool = False) -> str:
+    """The solution part without its own tags (Sky-T1's `<|begin_of_solution|>`), blank
+    lines around it off; a first line that starts a line keeps its indentation (a code body
+    is indented), one that follows a tag on its line does not."""
     for start, end in SOLUTION_TAGS:
         if start in text or end in text:
             inner = text.split(start, 1)[-1]
-            return inner.split(end, 1)[0].strip()
-    return text.strip()
+            return trimmed(inner.split(end, 1)[0], after_tag=True)
+    return trimmed(text, after_tag)
+
+
+def trimmed(text: str, after_tag: bool) -> str:
+    """Blank lines and trailing space off; the first line's indentation kept where it starts
+    a line."""
+    lines_start = not after_tag or LEADING_BLANK_LINES.match(text) is not None
+    text = LEADING_BLANK_LINES.sub("", text).rstrip()
+    return text if lines_start else text.lstrip()
+
+
+LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 
 
 def answer_part(text: str, tags: Sequence[TagPair] = REASONING_TAGS) -> str:

@@ -90,14 +90,18 @@ class VerifierReward:
             values = columns.get(name)
             return list(values) if values is not None else [None] * len(answers)
 
+        problems = columns.get("problem") or [
+            prompt_text(p) for p in prompts or [None] * len(answers)
+        ]
         items = [
-            Item(answer, reference, domain, _json_text(metadata), _json_text(tests))
-            for answer, reference, domain, metadata, tests in zip(
+            Item(answer, reference, domain, _json_text(metadata), _json_text(tests), problem)
+            for answer, reference, domain, metadata, tests, problem in zip(
                 answers,
                 column(self.reference_column),
                 column("domain"),
                 column("metadata"),
                 column("tests"),
+                problems,
                 strict=True,
             )
         ]
@@ -121,6 +125,14 @@ class VerifierReward:
 
     def close(self) -> None:
         self.dispatcher.close()
+
+
+def prompt_text(prompt: Any) -> str | None:
+    """The problem as a prompt holds it: the text, or the last user turn of chat messages."""
+    if prompt is None or isinstance(prompt, str):
+        return prompt
+    users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+    return str(users[-1]) if users and users[-1] is not None else None
 
 
 def _json_text(value: Any) -> str | None:

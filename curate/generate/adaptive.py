@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from curate.generate.stage import GenerateStage
 
 Samples = dict[tuple[str, int], Sample]
-Facts = tuple[str | None, str | None, str | None, str | None]  # reference, domain, metadata, tests
+# reference, domain, metadata, tests, problem
+Facts = tuple[str | None, str | None, str | None, str | None, str | None]
 
 
 def more_waves(
@@ -66,12 +67,12 @@ def more_waves(
 
 def problem_facts(problems: pl.DataFrame) -> dict[str, Facts]:
     """Per problem_id: its reference, domain, metadata and tests (None where absent)."""
-    names = ("reference", "domain", "metadata", "tests")
+    names = ("reference", "domain", "metadata", "tests", "problem")
     columns = [name for name in names if name in problems.columns]
     facts: dict[str, Facts] = {}
     for row in problems.select("problem_id", *columns).iter_rows(named=True):
-        reference, domain, metadata, tests = (row.get(name) for name in names)
-        facts[row["problem_id"]] = (reference, domain, metadata, tests)
+        reference, domain, metadata, tests, problem = (row.get(name) for name in names)
+        facts[row["problem_id"]] = (reference, domain, metadata, tests, problem)
     return facts
 
 
@@ -86,9 +87,9 @@ def judge(
     todo = [(r, i) for r in requests for i in r.sample_indices if (r.gen_key, i) not in correct]
     items = []
     for request, index in todo:
-        reference, domain, metadata, tests = facts[request.problem_id]
+        reference, domain, metadata, tests, problem = facts[request.problem_id]
         answer = samples[(request.gen_key, index)].completion
-        items.append(Item(answer, reference, domain, metadata, tests))
+        items.append(Item(answer, reference, domain, metadata, tests, problem))
     for (request, index), (result, _) in zip(todo, dispatcher.judge(items), strict=True):
         correct[(request.gen_key, index)] = result.verdict == "correct"
 

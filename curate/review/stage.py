@@ -151,6 +151,7 @@ class ReviewStage(Stage):
                 r.get("domain"),
                 r.get("metadata"),
                 r.get("tests"),
+                r.get("problem"),
             )
             for r in rows.iter_rows(named=True)
         ]

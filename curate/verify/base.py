@@ -19,6 +19,7 @@ class ProblemAnswers:
     metadata: str | None
     answers: list[str | None]
     tests: str | None = None  # code test cases (JSON)
+    problem: str | None = None  # the problem's text, for verifiers that read it (reads_problem)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Verifier(ABC):
     """Judges samples problem by problem, so per-problem work (the gold) is done once.
 
     domains: the problem domains it judges under `verify.kind: auto` (a plugin's claim on a
-    domain wins over a built-in's). settings_class: its own typed settings, written in the
+    domain wins over a built-in's). reads_problem: it is given the problem's text, so
+    problems are grouped by it too. settings_class: its own typed settings, written in the
     `verify:` section beside `kind` when it is named there (`{kind: tolerance, tolerance:
     0.01}`); `self.settings` holds them, defaults where the section did not set them."""
 
@@ -44,6 +46,8 @@ class Verifier(ABC):
     version: ClassVar[str] = "1"
     domains: ClassVar[tuple[str, ...]] = ()
     settings_class: ClassVar[type[BaseModel] | None] = None
+    # whether it reads the problem's text (a choice's options, the code a completion continues)
+    reads_problem: ClassVar[bool] = False
 
     def __init__(self, timeout_s: float = 5.0, workers: int | None = None, **options: Any) -> None:
         """Options a verifier does not use (another verifier's settings) are ignored."""

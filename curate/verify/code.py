@@ -21,10 +21,9 @@ from typing import Any, Literal
 
 from curate import registry
 from curate.verify.base import ProblemAnswers, Result, Verifier
+from curate.verify.programs import extract_code, is_body, program
 from curate.verify.sandbox import Limits, Sandbox
 from curate.verify.workers import default_workers
-
-FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -33,18 +32,6 @@ class TestCase:
     input: str
     expected: Any
     fn_name: str | None = None
-
-
-def extract_code(text: str | None) -> str | None:
-    """The last fenced code block, else the text itself when it looks like Python."""
-    if not text:
-        return None
-    blocks = FENCE.findall(text)
-    if blocks:
-        return str(blocks[-1])
-    if re.search(r"^\s*(def |class |import |from \S+ import |print\()", text, re.MULTILINE):
-        return text
-    return None
 
 
 def parse_tests(raw: str | None) -> list[TestCase]:
@@ -69,6 +56,14 @@ def parse_tests(raw: str | None) -> list[TestCase]:
     if not isinstance(cases, list):
         raise ValueError("unknown test format")
     return [_listed_case(case, fn_name) for case in cases]
+
+
+def entry_point(tests: list[TestCase]) -> str | None:
+    """The function the tests call: named by the tests, or the first one an assert calls."""
+    if tests[0].fn_name:
+        return tests[0].fn_name
+    called = re.search(r"assert\b[^\n]*?\b([A-Za-z_]\w*)\s*\(", tests[0].input)
+    return called.group(1) if called and tests[0].kind == "script" else None
 
 
 def _listed_case(case: dict[str, Any], fn_name: str | None) -> TestCase:
@@ -141,9 +136,11 @@ class CodeVerifier(Verifier):
     name = "code"
     domains = ("code",)
 
+    reads_problem = True  # a body continues the prompt's code; the prompt's imports apply
+
     @classmethod
     def missing_answer(cls, completion: str, judged_reason: str | None = None) -> str | None:
-        return None if extract_code(completion) else "no_code_block"
+        return None if extract_code(completion) or is_body(completion) else "no_code_block"
 
     def __init__(
         self,
@@ -179,7 +176,7 @@ class CodeVerifier(Verifier):
             return Result.unverifiable("bad_tests")
         if not tests:
             return Result.unverifiable("no_tests")
-        code = extract_code(answer)
+        code = program(answer, problem.problem, entry_point(tests))
         if code is None:
             return Result.unverifiable("no_code")
         for number, test in enumerate(tests, start=1):

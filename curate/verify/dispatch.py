@@ -13,7 +13,7 @@ from curate.errors import RecipeError
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
 
-ProblemKey = tuple[str | None, str | None, str | None]  # reference, tests, metadata
+ProblemKey = tuple[str | None, str | None, str | None, str | None]  # + problem, where read
 DEFAULT_FORMAT = AnswerFormat()
 
 
@@ -39,12 +39,13 @@ class Item:
     domain: str | None = None  # None: math (plain files of traces have no domain)
     metadata: str | None = None  # JSON: reasoning-gym's task and index for puzzles
     tests: str | None = None  # JSON: code test cases
+    problem: str | None = None  # the problem's text (choice options, code a completion continues)
 
 
 class Dispatcher:
     """Picks each item's verifier (a fixed one, or by domain) and judges items in batches;
     items share a problem (and its parsed gold) only when everything the verifier reads of
-    the problem (reference, tests, metadata) is the same."""
+    the problem (reference, tests, metadata, and its text where it reads that) is the same."""
 
     def __init__(
         self,
@@ -97,13 +98,14 @@ class Dispatcher:
                 miss = Result.unverifiable(f"no_verifier_for_domain:{item.domain}")
                 out[index] = (miss, "none")
                 continue
-            key = (item.reference, item.tests, item.metadata)
+            problem = item.problem if self.verifier(name).reads_problem else None
+            key = (item.reference, item.tests, item.metadata, problem)
             batches.setdefault(name, {}).setdefault(key, []).append(index)
         for name, problems in batches.items():  # one parallel call per verifier
             verifier = self.verifier(name)
             keys = list(problems)
             asked = [
-                ProblemAnswers(key[0], key[2], [answers[i] for i in problems[key]], key[1])
+                ProblemAnswers(key[0], key[2], [answers[i] for i in problems[key]], key[1], key[3])
                 for key in keys
             ]
             for key, results in zip(keys, verifier.verify(asked), strict=True):

@@ -32,6 +32,7 @@ UNIT_TAIL = re.compile(
     rf"|\s+(?=[^\W\d_]{{2}})({UNIT_TEXT})"  # a bare word after a space: 15 kcal
     r"|\s*([^\x00-\x7f][^\W\d_]*))\s*$"  # a symbol: 1.69Å, 5µm
 )
+GLUED_UNIT = re.compile(r"(-?\d+(?:\.\d+)?)([^\W\d_]{3,})")  # `10weeks`; `5ab` is a product
 DEGREES = re.compile(r"\s*(?:\^\s*\{?\\circ\}?|°|\\degree)\s*$")
 ORDINAL = re.compile(
     r"^(\d+)\s*(?:\^\s*\{?\s*(?:" + WRAPPER + r")?\{?(?:st|nd|rd|th)\}?\s*\}?"
@@ -47,7 +48,7 @@ NUMBER = re.compile(
 
 def plain(text: str) -> str:
     """Outer dollars and spacing commands off (`32,\\! 349` is 32,349), runs of space made one."""
-    text = re.sub(r"(?<!\\)\\!\s*", "", text.strip().strip("$").strip())
+    text = re.sub(r"(?<!\\)\\!\s*", "", text.strip().strip("$").strip()).replace("{:}", ":")
     text = SPACING.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip()
 
@@ -67,6 +68,9 @@ def without_units(text: str) -> str:
             break
         value = rest
     value = DEGREES.sub("", value) or value
+    glued = GLUED_UNIT.fullmatch(value)
+    if glued and glued.group(2).lower() not in MATH_WORDS:
+        value = glued.group(1)  # 10weeks
     return ORDINAL.sub(r"\1", value)
 
 
@@ -91,6 +95,27 @@ def number_form(text: str) -> str:
     return value
 
 
+SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+WRITTEN_POWER = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:x|×|\*|·|\\times|\\cdot)\s*10\s*"
+    r"(?:\^\s*\(?\{?\s*([+\-−]?\d+)\s*\}?\)?|([⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+))"
+)
+
+
+def written_powers(text: str) -> str:
+    """Scientific notation as prose writes it (`4.569 x 10^-24`, `1.2 × 10⁻⁵`) as LaTeX, which
+    math-verify's fallback reads whole (not as its last factor `10^-24`), between dollars
+    unless it already stands between them."""
+
+    def as_latex(match: re.Match[str]) -> str:
+        power = (match.group(2) or match.group(3).translate(SUPERSCRIPTS)).replace("−", "-")
+        value = f"{match.group(1)} \\times 10^{{{int(power)}}}"
+        inside = len(re.findall(r"(?<!\\)\$", text[: match.start()])) % 2 == 1
+        return value if inside else f"${value}$"
+
+    return WRITTEN_POWER.sub(as_latex, text)
+
+
 def is_number(text: str) -> bool:
     """A plain number: integer, decimal, fraction, a percentage of one."""
     return bool(NUMBER.fullmatch(number_form(text)))
@@ -112,18 +137,47 @@ def has_text(text: str) -> bool:
     return any(word not in MATH_WORDS and word not in ("and", "or") for word in words)
 
 
+SUBSCRIPT = re.compile(r"_\s*([A-Za-z0-9])")
+E_LABEL = re.compile(r"(?<![\\A-Za-z])([Ee])_\{")
+NAMED_VALUES = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=,]+?)\s*(?:,|$)")
+
+
+def symbol_forms(text: str) -> str:
+    """Subscripts braced (`E_1` is `E_{1}`) and a labelled E read as a name, not as Euler's
+    number (latex2sympy reads `E_{1}` as nothing and `E_1 + 1` as 1)."""
+    return E_LABEL.sub(r"\\mathrm{\1}_{", SUBSCRIPT.sub(r"_{\1}", text))
+
+
+def values_of_names(answer: str, gold: str) -> str:
+    """`a = -2, b = -2` as `-2, -2` when the gold lists values without names."""
+    if "=" in gold or answer.count("=") < 2:
+        return answer
+    values, rest = [], answer
+    while rest and (match := NAMED_VALUES.match(rest)) is not None:
+        values.append(match.group(1))
+        rest = rest[match.end() :]
+    return ", ".join(values) if not rest.strip() and len(values) >= 2 else answer
+
+
+def unit_of(text: str) -> str:
+    """The unit after a value, as letters only (`\\text{ weeks}` and `weeks` alike)."""
+    value = plain(text)
+    tail = value[len(without_units(value)) :] if value.startswith(without_units(value)) else ""
+    return re.sub(r"[^a-z]", "", TEXT_WRAPPER.sub(r"\1", tail).lower())
+
+
 def answer_form(answer: str, gold: str) -> str:
     """The answer as it is compared with the gold: spacing off; a unit off when the gold has
     none; numbers in the forms math-verify reads."""
     value = plain(answer)
-    if not has_text(gold) and without_units(gold) == plain(gold):
-        value = without_units(value)
-    return number_form(value)
+    if not has_text(gold) and unit_of(gold) in ("", unit_of(value)):
+        value = without_units(value)  # none in the gold, or the same one: `10weeks`, `10 weeks`
+    return symbol_forms(number_form(values_of_names(value, gold)))
 
 
 def gold_form(gold: str) -> str:
     """The gold as it is compared: spacing and a trailing unit off, numbers made plain."""
-    return number_form(without_units(gold))
+    return symbol_forms(number_form(without_units(gold)))
 
 
 SHORT_WORDS = {"no", "or", "of", "in", "is", "on", "to", "an", "at", "by", "up", "it", "yes"}

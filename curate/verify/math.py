@@ -28,8 +28,11 @@ from curate.verify.forms import (
     gold_form,
     has_text,
     words_verdict,
+    written_powers,
 )
 from curate.verify.magnitude import too_large
+from curate.verify.scale import differ_at_scale
+from curate.verify.statement import unstated, without_invented
 from curate.verify.workers import SLOW, KillablePool, default_workers
 
 Fallback = Literal["latex", "expr"]
@@ -80,7 +83,7 @@ def check_math(
     ready = False
     seen: dict[str, Result] = {}
     for answer in answers:
-        key = answer.strip() if answer else ""
+        key = without_invented(answer.strip()) if answer else ""
         same = answer_key(key)
         result = seen.get(same) or quick_verdict(reference, key)
         if result is None and gold is None and read_gold(reference).kind == "math":
@@ -221,9 +224,11 @@ def parse_gold(reference: str | None, timeout: int) -> tuple[list[Any], Result |
 def check_answer(
     gold: list[Any], reference: str, answer: str, timeout: int, fallbacks: Sequence[Fallback]
 ) -> Result:
+    boxed = final_answer_of(answer)
+    if boxed is None and (why := unstated(answer)) is not None:
+        return not_stated(why)
     if read_gold(reference).kind == "words":
         return text_verdict(reference, answer, timeout, fallbacks)
-    boxed = final_answer_of(answer)
     if boxed is not None and HEDGE.search(boxed) and not HEDGE.search(reference):
         return Result("incorrect", "several_answers", boxed)  # 1 \lor 2: a hedge
     if boxed is None and hedged_statement(answer, reference):
@@ -240,9 +245,19 @@ def check_answer(
     complex_forms = imaginary(gold, predicted) if failure is not None else None
     if complex_forms is not None:
         failure = compare(*complex_forms, timeout)
+    if failure is None and differ_at_scale(gold, predicted):
+        failure = ("incorrect", "mismatch")  # 2.91e-19 for 2.88e-19: equal at 6 decimals only
     if failure is None:
         return Result("correct", None, extracted)
     return Result(*failure, extracted)
+
+
+def not_stated(why: str) -> Result:
+    """The verdict of a text that commits to no single answer: a refusal is no answer
+    (unverifiable); an answer under conditions offers several (incorrect)."""
+    if why == "conditional":
+        return Result("incorrect", "several_answers", None)
+    return Result.unverifiable(why)
 
 
 STATEMENT = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]{1,120}?)\s*(?:\.(?:\s|$)|\n|$)", re.I)
@@ -332,6 +347,7 @@ def parse_unboxed(answer: str, fallbacks: Sequence[Fallback]) -> list[Any]:
     unless it cut the answer short (`\\frac{1}{\\mathrm{e}}` loses its e)."""
     from math_verify import parse
 
+    answer = written_powers(answer)
     for units in (True, False):
         found = parse(
             answer, extraction(fallbacks, units), parsing_timeout=None, raise_on_error=True
@@ -464,7 +480,7 @@ def extraction(fallbacks: Sequence[Fallback], units: bool = False) -> list[Any]:
 
 
 # what the verifier says when it found no final answer; any other verdict means it found one
-NO_ANSWER_REASONS = ("no_answer", "empty_answer")
+NO_ANSWER_REASONS = ("no_answer", "empty_answer", "refusal")
 ANSWER_PART = AnswerFormat()
 
 

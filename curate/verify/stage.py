@@ -111,7 +111,7 @@ class VerifyStage(Stage):
         self.reads = ("reference", config.answer_from)
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        columns = {"domain", "metadata", "tests"} & set(frame.columns)
+        columns = {"domain", "metadata", "tests", "problem"} & set(frame.columns)
         rows = frame.select("reference", self.config.answer_from, *sorted(columns))
         items = [
             Item(
@@ -120,6 +120,7 @@ class VerifyStage(Stage):
                 row.get("domain"),
                 row.get("metadata"),
                 row.get("tests"),
+                row.get("problem"),
             )
             for row in rows.iter_rows(named=True)
         ]

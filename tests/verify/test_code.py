@@ -128,3 +128,74 @@ def test_parse_tests_formats():
         "call"
     )
     assert parse_tests(None) == []
+
+
+PROMPT = '''from typing import List
+
+
+def helper(x: int) -> int:
+    return x * 2
+
+
+def doubled(items: List[int]) -> List[int]:
+    """Every item doubled."""
+'''
+DOUBLED_TESTS = {
+    "test": "def check(candidate):\n    assert candidate([1, 2]) == [2, 4]\n",
+    "entry_point": "doubled",
+}
+
+
+def judge_with_prompt(verifier, answers, prompt=PROMPT, tests=DOUBLED_TESTS):
+    problem = ProblemAnswers(None, None, answers, json.dumps(tests), prompt)
+    return [(r.verdict, r.reason) for r in verifier.verify([problem])[0]]
+
+
+def test_code_as_harnesses_write_it_runs_as_they_run_it(verifier):
+    """A body continuing the prompt (a line starting with import included), a fenced body, a
+    whole function using the prompt's imports and helpers, helpers in a fence of their own."""
+    answers = [
+        "    import math\n    return [helper(x) for x in items]\n",
+        "    return [helper(x) for x in items]",
+        fenced("    return [helper(x) for x in items]"),
+        "def doubled(items: List[int]) -> List[int]:\n    return [helper(x) for x in items]\n",
+        fenced("def twice(x):\n    return 2 * x\n\nprint(twice(3))")
+        + "\nThen:\n"
+        + fenced("def doubled(items):\n    return [twice(x) for x in items]"),
+    ]
+    assert judge_with_prompt(verifier, answers) == [("correct", None)] * len(answers)
+
+
+def test_a_wrong_body_is_incorrect_and_a_body_without_its_prompt_is_no_code(verifier):
+    wrong = judge_with_prompt(verifier, ["    return items\n", "    import os\n    os._exit(0)\n"])
+    assert [verdict for verdict, _ in wrong] == ["incorrect", "incorrect"]
+    alone = judge_with_prompt(verifier, ["    return [2 * x for x in items]\n"], prompt=None)
+    assert alone == [("unverifiable", "no_code")]
+
+
+def test_mbpp_asserts_name_the_function_a_body_continues(verifier):
+    tests = {"test_list": ["assert doubled([3]) == [6]"]}
+    assert judge_with_prompt(verifier, ["    return [2 * x for x in items]\n"], tests=tests) == [
+        ("correct", None)
+    ]
+
+
+@pytest.mark.skipif(not HUMANEVAL.exists(), reason="../shared/evaldata is not present")
+def test_humaneval_solutions_in_every_form_a_sample_file_holds(verifier):
+    """HumanEval's own canonical solutions as sample files hold them: the body alone, the body
+    fenced, the whole program without the prompt's imports; all pass as its harness says."""
+    with gzip.open(HUMANEVAL, "rt") as handle:
+        rows = [json.loads(line) for line in handle][:40]
+    problems = []
+    for row in rows:
+        tests = json.dumps({"test": row["test"], "entry_point": row["entry_point"]})
+        body = row["canonical_solution"]
+        whole = row["prompt"] + body
+        bare = "\n".join(
+            line for line in whole.splitlines() if not line.startswith(("import ", "from "))
+        )
+        answers = [body, fenced(body), bare]
+        problems.append(ProblemAnswers(None, None, answers, tests, row["prompt"]))
+    results = verifier.verify(problems)
+    verdicts = [[r.verdict for r in per_problem] for per_problem in results]
+    assert verdicts == [["correct"] * 3] * 40

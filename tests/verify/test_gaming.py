@@ -388,3 +388,120 @@ def test_puzzle_and_exact_hedges_are_never_correct():
     answers = ["\\boxed{yes} or \\boxed{no}", "\\boxed{yes, no}", "\\boxed{no}"]
     results = ExactVerifier().verify([ProblemAnswers("yes", None, answers)])[0]
     assert [r.verdict for r in results] == ["incorrect"] * 3
+
+
+STATES_NONE = [  # (gold, answer): a text that states no answer, with the gold inside it
+    (
+        "2",
+        "I cannot determine the degree without the polynomial. For example, if "
+        "f(x) = 3x^2+2x+1 the degree is 2.",
+    ),
+    (
+        "0",
+        "Once you find f^{-1}(6), add it to f^{-1}(0) (which we know is 0) to get the "
+        "final answer.",
+    ),
+    ("0", "Since f is not given, f(0) cannot be found."),
+    ("5", "There is not enough information to decide; x could be 5."),
+    ("7", "I'm not sure, but 7 might work."),
+    ("6", "The sum is 5.\n\nQuestion: What is 2+4?\nAnswer: 6"),
+    ("6", "The answer is 5.\n\n**Problem 2:** What is 2+4? We get 6."),
+    ("7", "If the coin lands heads, the answer is 7; if tails, the answer is 9."),
+    ("7", "If x is even, then the answer is 7.\nOtherwise it is 9."),
+    ("1e-24", "So the wavelength is 4.569 x 10^-24 m."),  # not its last factor, 10^-24
+    ("2.88e-19", "\\boxed{2.91 \\times 10^{-19}}"),  # equal at 6 decimals only
+    ("2.88 \\times 10^{-19}", "\\boxed{2.9 \\times 10^{-19}}"),
+    ("3e-7", "\\boxed{3.1 \\times 10^{-7}}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), STATES_NONE)
+def test_no_answer_is_read_from_a_text_that_states_none(math_verifier, gold: str, answer: str):
+    result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
+    assert result.verdict in NOT_CORRECT, (gold, answer, result)
+
+
+STATED_ANSWERS = [  # (gold, answer): committed answers the checks above must not refuse
+    ("3", "We solve n(n-3)=0 with n>0.\n\nTherefore, the value of n is 3."),
+    ("5", "I cannot use a calculator, so I add by hand: 2 + 3 = 5. The answer is 5."),
+    ("5", "The answer is 5.\n\nLet me know if you'd like me to explain any step!"),
+    ("4.569e-24", "So the wavelength is 4.569 x 10^-24 m."),
+    ("1.2e-5", "It is about 1.2 × 10⁻⁵."),
+    ("2.88e-19", "\\boxed{2.88 \\times 10^{-19} \\text{ J}}"),
+    ("\\frac{1}{3}E_{1}+\\frac{2}{3}E_{2}", "\\boxed{\\frac{1}{3}E_1 + \\frac{2}{3}E_2}"),
+    ("E_{1},E_{2}", "\\boxed{E_1, E_2}"),
+    ("x^{0.5}", "\\boxed{x^{1/2}}"),
+    ("-2,-2", "\\boxed{a = -2, b = -2}"),
+    ("10weeks", "\\boxed{10}"),
+    ("10weeks", "\\boxed{10 \\text{ weeks}}"),
+    ("3:30", "\\boxed{3{:}30}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), STATED_ANSWERS)
+def test_stated_answers_and_equivalent_forms_are_correct(math_verifier, gold: str, answer: str):
+    result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
+    assert result.verdict == "correct", (gold, answer, result)
+
+
+def test_units_that_differ_are_not_taken_off():
+    from curate.verify.forms import answer_form
+
+    assert answer_form("10 \\text{ weeks}", "10weeks") == "10"
+    assert answer_form("10 \\text{ days}", "10weeks") != "10"
+
+
+OPTIONS = "Which value? A. 5\nB. 7\nC. 8.5\nD. 10"
+CHOICE_STATES_NONE = [  # (key, answer)
+    ("B", "Based on the information, I cannot confidently select option A or B."),
+    ("A", "If the rate is fixed, the answer is A; if it varies, the answer is B."),
+    ("D", "The options are A, B, C and D."),
+    ("C", "The answer is B.\n\nQuestion: which is larger? Answer: C"),
+    ("B", "\\boxed{7.5}"),  # no option's value
+]
+
+
+@pytest.mark.parametrize(("key", "answer"), CHOICE_STATES_NONE)
+def test_no_choice_is_read_from_a_text_that_makes_none(key: str, answer: str):
+    from curate.verify.choice import ChoiceVerifier
+
+    result = ChoiceVerifier().verify([ProblemAnswers(key, None, [answer], None, OPTIONS)])[0][0]
+    assert result.verdict in NOT_CORRECT, (key, answer, result)
+
+
+def test_choices_as_models_write_them_are_read():
+    from curate.verify.choice import ChoiceVerifier
+
+    cases = [
+        ("A", "所以，答案是 A (5)。"),
+        ("C", "We compute it: \\boxed{8.5}"),  # the option's value, boxed
+        ("B", "Option B) 7"),
+        ("B", "After thinking:\nB (7)"),
+        ("A", "So the answer would be A (5)."),
+        ("A", "A plane flies at 300 km/h, so the answer is (A)."),
+    ]
+    verifier = ChoiceVerifier()
+    results = [
+        verifier.verify([ProblemAnswers(key, None, [answer], None, OPTIONS)])[0][0]
+        for key, answer in cases
+    ]
+    assert [(r.verdict, r.extracted) for r in results] == [("correct", k) for k, _ in cases]
+
+
+def test_the_rewards_give_the_same_verdicts_on_hedges_and_refusals():
+    from curate.rewards import VerifierReward
+
+    reward = VerifierReward("math", workers=1)
+    try:
+        scores = reward(
+            prompts=["What is 2+5?"] * 3,
+            completions=[
+                "If heads, the answer is 7; if tails, the answer is 9.",
+                "I cannot determine it without more information; maybe 7.",
+                "2 + 5 = 7, so the answer is 7.",
+            ],
+            reference=["7"] * 3,
+        )
+    finally:
+        reward.close()
+    assert scores == [0.0, 0.0, 1.0]

@@ -75,7 +75,7 @@ def test_unverifiable_reasons(verifier):
         ]
     )
     assert [r.reason for r in results[0]] == ["no_reference"]
-    assert [r.reason for r in results[1]] == ["no_answer", "no_answer", "no_answer"]
+    assert [r.reason for r in results[1]] == ["no_answer", "no_answer", "refusal"]
     assert [r.reason for r in results[2]] == ["gold_unparseable"]
     assert all(r.verdict == "unverifiable" for row in results for r in row)
 
