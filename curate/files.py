@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
-from curate.records import conform, problem_id, stable_hash, write_parquet
+from curate.records import TRACE_SCHEMA, conform, problem_id, stable_hash, write_parquet
 from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
 from curate.shards import read_shard
@@ -57,11 +58,21 @@ def read_table(path: Path) -> pa.Table:
             raise SourceError(f"{path}: no rows")
         check_parquet_text(table, path)
         return table
-    rows = [row for _, row in read_rows(path)]
+    rows = [json_text_fields(row) for _, row in read_rows(path)]
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SourceError(f"{path}{_mixed_column(rows, exc)}") from None
+
+
+def json_text_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Tests and metadata written as objects, as the JSON text the ledger stores (rows of one
+    file may hold tests of several formats)."""
+    for name in JSON_TEXT_COLUMNS:
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            row[name] = json.dumps(value)
+    return row
 
 
 def _mixed_column(rows: list[dict[str, Any]], exc: Exception) -> str:
@@ -163,8 +174,10 @@ def map_columns(
 
 
 def missing_columns(table: pa.Table, path: Path, stage: Stage, original: list[str]) -> None:
-    """Refuse, before any work, a file without a column the stage reads, saying how to map it."""
-    missing = [c for c in stage.reads if c not in table.column_names and c != "problem_id"]
+    """Refuse, before any work, a file without a column the stage reads, saying how to map it
+    (code is judged by its tests: a file with tests needs no reference)."""
+    needless = {"problem_id"} | ({"reference"} if "tests" in table.column_names else set())
+    missing = [c for c in stage.reads if c not in table.column_names and c not in needless]
     if not missing:
         return
     name = missing[0]
@@ -208,6 +221,8 @@ def run_stage_on_file(
     raw = read_table(in_path)
     table, renamed = map_columns(raw, in_path, stage, columns or {})
     missing_columns(table, in_path, stage, raw.column_names)
+    if "tests" in table.column_names and "reference" not in table.column_names:
+        table = table.append_column("reference", pa.nulls(table.num_rows, pa.string()))
     check_text_columns(table, in_path)
     table, renamed_ids = rows_as_problems(with_problem_ids(table, in_path), stage)
     table = with_sample_numbers(table)
@@ -338,8 +353,38 @@ def own_ids(table: pa.Table, renamed: dict[str, str]) -> pa.Table:
     return table
 
 
+JSON_TEXT_COLUMNS = ("tests", "metadata")  # stored as JSON text, whatever the file made of them
+
+
+def as_json_text(table: pa.Table) -> pa.Table:
+    """Tests and metadata given as structures (a JSON file's objects, Parquet structs) as the
+    JSON text the ledger stores."""
+    for name in JSON_TEXT_COLUMNS:
+        if name not in table.column_names or pa.types.is_string(table[name].type):
+            continue
+        if pa.types.is_large_string(table[name].type) or pa.types.is_null(table[name].type):
+            continue
+        texts = [None if v is None else json.dumps(v) for v in table[name].to_pylist()]
+        place = table.column_names.index(name)
+        table = table.set_column(place, name, pa.array(texts, pa.string()))
+    return table
+
+
 def _conformed(table: pa.Table, path: Path) -> pa.Table:
+    table = as_json_text(table)
     try:
         return conform(table)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SourceError(f"{path}: a column has the wrong type ({exc})") from None
+        field = next((f for f in TRACE_SCHEMA if _fails_cast(table, f)), None)
+        where = f"column '{field.name}' should be {field.type}" if field else "a column"
+        raise SourceError(f"{path}: {where}, got another type ({exc})") from None
+
+
+def _fails_cast(table: pa.Table, field: pa.Field) -> bool:
+    if field.name not in table.column_names:
+        return False
+    try:
+        table[field.name].cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return True
+    return False

@@ -12,13 +12,17 @@ dataset's other columns as keyword lists; the reference answer is read from one 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from curate.answers import ANSWER_TAGS, REASONING_TAGS, AnswerFormat, TagPair, split_reasoning
+from curate.generate.cache import SampleCache
 from curate.records import to_json
 from curate.verify.base import Result
 from curate.verify.dispatch import Dispatcher, Item
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
+from curate.verify.tier import CACHE_FILE as JUDGE_CACHE
+from curate.verify.tier import AnswerJudge
 
 
 def completion_text(completion: Any) -> str:
@@ -64,17 +68,27 @@ class VerifierReward:
         think_tags: Sequence[TagPair] = REASONING_TAGS,
         answer_tags: Sequence[TagPair] = ANSWER_TAGS,
         require_reasoning: bool = False,
+        judge: dict[str, Any] | None = None,
+        judge_cache: str | Path = Path(".curate-cache") / JUDGE_CACHE,
     ) -> None:
-        """kind, timeout_s, workers, fallbacks, think_tags and answer_tags mean what the
-        recipe's `verify:` keys do; require_reasoning scores 0.0 a completion without a closed
-        reasoning block (TRL's reasoning_accuracy_reward contract)."""
+        """kind, timeout_s, workers, fallbacks, think_tags, answer_tags and judge mean what the
+        recipe's `verify:` keys do (the judge's replies are cached in judge_cache, its calls
+        made concurrently per batch); require_reasoning scores 0.0 a completion without a
+        closed reasoning block (TRL's reasoning_accuracy_reward contract)."""
         self.kind = kind
         self.reference_column = reference_column
         self.unverifiable = unverifiable
         self.think_tags = tuple(think_tags)
         self.require_reasoning = require_reasoning
         answer_format = AnswerFormat(self.think_tags, tuple(answer_tags))
-        self.dispatcher = Dispatcher(kind, timeout_s, workers, fallbacks, answer_format)
+        tier = (
+            None
+            if judge is None
+            else AnswerJudge.from_section(judge, SampleCache(Path(judge_cache)))
+        )
+        self.dispatcher = Dispatcher(
+            kind, timeout_s, workers, fallbacks, answer_format, model_tier=tier
+        )
         self.__name__ = f"curate_{kind}"  # TRL logs rewards under the function's name
 
     def __call__(

@@ -65,7 +65,7 @@ class Stage(ABC):
     before: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[Any]  # a Config subclass, or an annotated union of them
     reads: tuple[str, ...] = ()  # a stage may narrow these per config
-    writes: ClassVar[tuple[str, ...]] = ()
+    writes: tuple[str, ...] = ()  # a stage may widen these per config (verify with a judge)
     publishes: ClassVar[tuple[str, ...]] = ()  # of its writes, those dataset/ and Hub carry
     version: ClassVar[str] = "1"  # bump when the same config starts giving other output
     expands: ClassVar[bool] = False  # one input row may become several (generation)

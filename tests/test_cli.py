@@ -233,3 +233,38 @@ def test_file_commands_refuse_a_zero_row_parquet_and_keep_long_integers(tmp_path
     assert done.exit_code == 0, done.output
     row = json.loads((tmp_path / "o.jsonl").read_text())
     assert (row["reference"], row["verdict"]) == (digits, "correct")
+
+
+def test_verify_reads_a_code_sample_file_as_harnesses_write_it(tmp_path: Path):
+    """A HumanEval-style sample file: the prompt as problem, the body as completion, the tests
+    as an object (not JSON text), no reference column: judged by its tests."""
+    prompt = 'def add(a: int, b: int) -> int:\n    """Their sum."""\n'
+    tests = {
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        "entry_point": "add",
+    }
+    rows = [
+        {"problem": prompt, "completion": "    return a + b\n", "tests": tests, "domain": "code"},
+        {"problem": prompt, "completion": "    return a - b\n", "tests": tests, "domain": "code"},
+    ]
+    path = write_jsonl(tmp_path / "samples.jsonl", rows)
+    out = tmp_path / "verified.jsonl"
+    result = invoke("verify", "--in", str(path), "--out", str(out), "--set", "workers=1")
+    assert result.exit_code == 0, result.output
+    frame = pl.read_ndjson(out)
+    assert frame["verdict"].to_list() == ["correct", "incorrect"]
+    assert frame["verdict_reason"].to_list() == [None, "wrong_answer on test 1"]
+
+
+def test_the_readmes_code_rows_are_judged_correct(tmp_path: Path):
+    """Each test format's example row in the README passes through `curate verify`."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("One row per test\nformat:\n\n```json\n", 1)[1].split("\n```\n", 1)[0]
+    rows = [json.loads(line) for line in block.splitlines() if line.strip()]
+    assert len(rows) == 5
+    path = tmp_path / "rows.jsonl"
+    path.write_text(block, encoding="utf-8")
+    out = tmp_path / "verified.jsonl"
+    result = invoke("verify", "--in", str(path), "--out", str(out), "--set", "workers=1")
+    assert result.exit_code == 0, result.output
+    assert pl.read_ndjson(out)["verdict"].to_list() == ["correct"] * 5

@@ -12,14 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from curate import registry
-from curate.errors import RecipeError
-from curate.generate.base import Backend, Request, Sample, TeacherConfig
+from curate.generate import asking
+from curate.generate.base import Sample, TeacherConfig
 from curate.generate.cache import SampleCache
-from curate.generate.client import TeacherClient
-from curate.stage import union_of
 
 CACHE_FILE = "decontam_judge.sqlite"
 SYSTEM = (
@@ -54,20 +49,8 @@ class Judgement:
 
 
 def judge_config(section: dict[str, Any]) -> TeacherConfig:
-    """The judge section as a teacher section of its backend (one sample, temperature 0
-    unless it says otherwise)."""
-    settings = {"temperature": 0.0, "max_tokens": 1024, **section, "samples": 1}
-    adapter: TypeAdapter[Any] = TypeAdapter(
-        union_of([b.config_class for _, b in registry.backends.items()], "backend")
-    )
-    try:
-        config = adapter.validate_python(settings)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"][1:] or problem["loc"])
-        raise RecipeError(f"decontaminate.judge.{where}: {problem['msg']}") from None
-    assert isinstance(config, TeacherConfig)
-    return config
+    """The judge section as a teacher section of its backend."""
+    return asking.judge_config(section, "decontaminate.judge")
 
 
 class Judge:
@@ -87,25 +70,16 @@ class Judge:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
     def ask(self, pairs: list[Pair]) -> list[Judgement]:
-        backend: Backend = registry.backends.get(self.config.backend)(self.config)
-        requests = [
-            Request(str(k), messages, [0], backend.gen_key(messages))
-            for k, messages in enumerate(self.messages(pair) for pair in pairs)
-        ]
-        client = TeacherClient(backend, self.cache, self.config.max_concurrency)
-        cached = client.cached(requests)
-        unique = {r.gen_key: r for r in requests}  # a pair asked once, however many traces
-        missing = [r for r in unique.values() if (r.gen_key, 0) not in cached]
-        answers = cached | client.ask(missing)
-        return [reading(answers.get((r.gen_key, 0))) for r in requests]
+        replies = asking.ask_each(self.config, self.cache, [self.messages(p) for p in pairs])
+        return [reading(reply) for reply in replies]
 
 
 def reading(sample: Sample | None) -> Judgement:
     """The verdict in a reply: its last 'Verdict: SAME|DIFFERENT' line."""
     if sample is None or sample.error:
         return Judgement(None, f"no reply ({sample.error if sample else 'missing'})")
-    text = "\n".join(part for part in (sample.reasoning, sample.completion) if part)
+    text = asking.reply_text(sample)
     found = VERDICT.findall(text)
     if not found:
-        return Judgement(None, text.strip())
-    return Judgement(found[-1].lower() == "same", text.strip())
+        return Judgement(None, text)
+    return Judgement(found[-1].lower() == "same", text)

@@ -1,9 +1,17 @@
-"""Procedural problems from reasoning-gym, generated offline from a seed."""
+"""Procedural problems from reasoning-gym, generated offline from a seed.
+
+Each problem carries the entry it was made from (question, answer and the task's metadata,
+as JSON): several tasks build a different entry in another process (their generators iterate
+sets, whose order follows the hash seed), so the puzzle verifier scores against the stored
+entry, never a rebuilt one. Where JSON cannot hold an entry so that its own answer still
+scores 1 (ARC grids), none is stored and the entry is rebuilt.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -54,16 +62,35 @@ class GymSource(Source):
                 raise SourceError(f"reasoning_gym task '{task}': {exc}") from None
             for index in range(size):
                 entry = data[index]
+                gym = {"task": task, "size": size, "seed": self.config.seed, "index": index}
+                stored = stored_entry(data, entry)
+                if stored is not None:
+                    gym["entry"] = stored
                 row = {
                     "question": entry["question"],
                     "answer": entry["answer"],
-                    "__metadata__": {
-                        "gym": {
-                            "task": task,
-                            "size": size,
-                            "seed": self.config.seed,
-                            "index": index,
-                        },
-                    },
+                    "__metadata__": {"gym": gym},
                 }
                 yield f"reasoning_gym:{task}", index + 1, row
+
+
+def stored_entry(data: Any, entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry as JSON values, when its own answer still scores 1 against it that way."""
+    kept = {key: entry[key] for key in ("question", "answer", "metadata") if key in entry}
+    try:
+        stored = json.loads(json.dumps(kept, default=json_value))
+        faithful = entry.get("answer") is None or data.score_answer(entry["answer"], stored) >= 1
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        return None
+    return stored if faithful else None
+
+
+def json_value(value: Any) -> Any:
+    """Sets (sorted), tuples and numpy values as JSON can hold them; else refused."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -27,6 +27,9 @@ class Result:
     verdict: Verdict
     reason: str | None = None  # why, for every verdict but correct
     extracted: str | None = None
+    tier: str = "rule"  # rule, or judge (the model tier settled it: verify/tier.py)
+    note: str | None = None  # the judge's reasoning, or why it was not asked
+    disputed: bool = False  # the judge and a rule's decided verdict disagree (for review)
 
     @classmethod
     def unverifiable(cls, reason: str, extracted: str | None = None) -> Result:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curate import registry
 from curate.answers import AnswerFormat
 from curate.errors import RecipeError
 from curate.verify.base import ProblemAnswers, Result, Verifier
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
+
+if TYPE_CHECKING:
+    from curate.verify.tier import AnswerJudge
 
 ProblemKey = tuple[str | None, str | None, str | None, str | None]  # + problem, where read
 DEFAULT_FORMAT = AnswerFormat()
@@ -55,10 +58,12 @@ class Dispatcher:
         fallbacks: Sequence[Fallback] = DEFAULT_FALLBACKS,
         answer_format: AnswerFormat = DEFAULT_FORMAT,
         section: Any = None,
+        model_tier: AnswerJudge | None = None,
     ) -> None:
         """answer_format: where the answer is in a trace (reasoning delimiters, answer tags);
         every verifier reads only the answer part, never the reasoning. section: the verify
-        section, where a named verifier finds its own typed settings."""
+        section, where a named verifier finds its own typed settings. model_tier: the judge
+        asked about what the rules leave undecided (verify/tier.py)."""
         if kind != "auto":
             registry.verifiers.get(kind)  # fail early on an unknown name
         self.kind = kind
@@ -67,6 +72,7 @@ class Dispatcher:
         self.fallbacks = tuple(fallbacks)
         self.answer_format = answer_format
         self.section = section
+        self.model_tier = model_tier
         self._verifiers: dict[str, Verifier] = {}
         self._claims: dict[str, str | None] = {}  # domain -> verifier
 
@@ -111,7 +117,29 @@ class Dispatcher:
             for key, results in zip(keys, verifier.verify(asked), strict=True):
                 for index, result in zip(problems[key], results, strict=True):
                     out[index] = (result, verifier.label)
-        return [judged for judged in out if judged is not None]
+        judged = [found for found in out if found is not None]
+        return self.second_tier(items, answers, judged) if self.model_tier else judged
+
+    def second_tier(
+        self, items: Sequence[Item], answers: list[str | None], judged: list[tuple[Result, str]]
+    ) -> list[tuple[Result, str]]:
+        """The rules' results, with those the model tier wants settled by it."""
+        from curate.verify.tier import question_for  # the judge's client, only when asked
+
+        assert self.model_tier is not None
+        wanted, questions = [], []
+        for index, (result, _) in enumerate(judged):
+            question = question_for(items[index], answers[index], result)
+            if question is not None and self.model_tier.wants(result):
+                wanted.append(index)
+                questions.append(question)
+        if not wanted:
+            return judged
+        settled = self.model_tier.settle(questions, [judged[i][0] for i in wanted])
+        out = list(judged)
+        for index, result in zip(wanted, settled, strict=True):
+            out[index] = (result, judged[index][1])
+        return out
 
     def close(self) -> None:
         for verifier in self._verifiers.values():

@@ -57,7 +57,11 @@ class PuzzleVerifier(ExactVerifier):
             return Result.unverifiable("no_answer")
         data = gym_dataset(gym["task"], gym["size"], gym["seed"])
         extracted = final_answer(answer)
-        score = data.score_answer(answer=extracted, entry=data[gym["index"]])
+        entry = gym.get("entry") or data[gym["index"]]  # the entry the problem was made from
+        try:
+            score = data.score_answer(answer=extracted, entry=entry)
+        except Exception:  # a task's scorer failing on odd model text is no verdict
+            return Result.unverifiable("scorer_error", extracted)
         if score >= 1.0:
             return Result("correct", None, extracted)
         return Result("incorrect", f"mismatch (score {score:.2f})", extracted)

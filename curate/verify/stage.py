@@ -10,9 +10,13 @@ from pydantic import Discriminator, Field, Tag, create_model, field_validator
 
 from curate import registry
 from curate.answers import ANSWER_TAGS, REASONING_TAGS, AnswerFormat, TagPair, as_tag_pairs
+from curate.generate.cache import SampleCache
 from curate.stage import Config, Stage, StageContext
+from curate.verify.base import Result
 from curate.verify.dispatch import Dispatcher, Item
 from curate.verify.math import DEFAULT_FALLBACKS, Fallback
+from curate.verify.tier import CACHE_FILE as JUDGE_CACHE
+from curate.verify.tier import AnswerJudge, check_judge_section
 
 
 class VerifyConfig(Config):
@@ -42,7 +46,22 @@ class VerifyConfig(Config):
         description="Tags around a final answer (<answer>...</answer>); [] to ignore them.",
     )
 
+    judge: dict[str, Any] | None = Field(
+        None,
+        description="A model tier for what the rules leave undecided: a teacher section "
+        "(backend, model, base_url, ...) plus style (general | compass | xverify | "
+        "general_verifier), second_look (off | mismatch) and max_answer_chars; asked through "
+        "the request cache, never about a rule's correct.",
+    )
+
     volatile = frozenset({"workers"})
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_section(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_judge_section(value)  # errors at recipe time, naming verify.judge.KEY
+        return value
 
     @field_validator("think_tags", "answer_tags", mode="before")
     @classmethod
@@ -91,7 +110,13 @@ class VerifyStage(Stage):
     after = ("dedup", "decontaminate")  # existing traces of dropped problems: not judged
     config_class = VerifyConfig
     reads = ("reference", "completion")
-    writes = ("verdict", "verdict_reason", "extracted_answer", "verifier")
+    writes: tuple[str, ...] = (
+        "verdict",
+        "verdict_reason",
+        "extracted_answer",
+        "verifier",
+        "verdict_tier",
+    )
     config: VerifyConfig
 
     @classmethod
@@ -100,6 +125,11 @@ class VerifyStage(Stage):
 
     def __init__(self, config: VerifyConfig, context: StageContext) -> None:
         super().__init__(config, context)
+        tier = None
+        if config.judge is not None:
+            cache = SampleCache(context.cache_dir / JUDGE_CACHE)
+            tier = AnswerJudge.from_section(config.judge, cache)
+            self.writes = (*self.writes, "judge_model", "judge_reasoning", "borderline")
         self.dispatcher = Dispatcher(
             config.kind,
             config.timeout_s,
@@ -107,6 +137,7 @@ class VerifyStage(Stage):
             config.fallbacks,
             config.answer_format(),
             section=config,
+            model_tier=tier,
         )
         self.reads = ("reference", config.answer_from)
 
@@ -127,12 +158,36 @@ class VerifyStage(Stage):
         judged = self.dispatcher.judge(items)
         for result, _ in judged:
             self.counts[f"verdict_{result.verdict}"] += 1
-        return frame.with_columns(
+            self.counts[f"tier_{result.tier}"] += result.tier != "rule"
+        out = frame.with_columns(
             pl.Series("verdict", [r.verdict for r, _ in judged], pl.String),
             pl.Series("verdict_reason", [r.reason for r, _ in judged], pl.String),
             pl.Series("extracted_answer", [r.extracted for r, _ in judged], pl.String),
             pl.Series("verifier", [label for _, label in judged], pl.String),
+            pl.Series("verdict_tier", [r.tier for r, _ in judged], pl.String),
         )
+        tier = self.dispatcher.model_tier
+        return out if tier is None else with_judge_columns(out, judged, tier.label)
 
     def close(self) -> None:
         self.dispatcher.close()
+
+
+def with_judge_columns(
+    frame: pl.DataFrame, judged: list[tuple[Result, str]], label: str
+) -> pl.DataFrame:
+    """Who settled each verdict the judge saw, its reasoning, and a review flag where it and a
+    rule disagree."""
+    asked = [r.tier == "judge" for r, _ in judged]
+    earlier = (
+        frame["borderline"].to_list() if "borderline" in frame.columns else [None] * len(judged)
+    )
+    flags = [
+        [*(before or []), *(["judge_disputes_rule"] if r.disputed else [])]
+        for (r, _), before in zip(judged, earlier, strict=True)
+    ]
+    return frame.with_columns(
+        pl.Series("judge_model", [label if a else None for a in asked], pl.String),
+        pl.Series("judge_reasoning", [r.note for r, _ in judged], pl.String),
+        pl.Series("borderline", flags, pl.List(pl.String)),
+    )

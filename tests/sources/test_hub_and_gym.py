@@ -44,7 +44,9 @@ def test_reasoning_gym_is_deterministic_and_scorable():
     assert first == again and len(first) == 8
     assert all(p["reference"] for p in first)
     gym = json.loads(first[0]["metadata"])["gym"]
+    entry = gym.pop("entry")  # the entry the problem was made from, judged against
     assert gym == {"task": "gcd", "size": 5, "seed": 3, "index": 0}
+    assert entry["question"] == first[0]["problem"] and entry["answer"] == first[0]["reference"]
     other = list(GymSource(GymConfig(tasks={"gcd": 5}, seed=4)).problems())
     assert [p["problem"] for p in other] != [p["problem"] for p in first[:5]]
 

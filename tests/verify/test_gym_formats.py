@@ -90,3 +90,52 @@ def test_another_items_answer_is_not_accepted(tasks):
     # this one; across 90+ tasks that is a handful at most
     assert len(accepted) <= 5, accepted
     assert len(labels) >= 200
+
+
+HASH_SEEDED_TASKS = ["polynomial_multiplication", "word_ladder", "knight_swap", "ransom_note"]
+MAKE_ROWS = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from curate.sources.gym import GymConfig, GymSource
+source = GymSource.__new__(GymSource)
+source.config = GymConfig(tasks={task: 6 for task in sys.argv[1:]})
+rows = [row for _, _, row in source.rows()]
+print(json.dumps([[r["answer"], json.dumps(r["__metadata__"])] for r in rows]))
+"""
+JUDGE_ROWS = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from curate.verify.dispatch import Dispatcher, Item
+rows = json.loads(sys.stdin.read())
+dispatcher = Dispatcher("puzzle", workers=1)
+judged = dispatcher.judge([Item(answer, answer, "puzzle", metadata) for answer, metadata in rows])
+print(json.dumps([result.verdict for result, _ in judged]))
+dispatcher.close()
+"""
+
+
+def test_puzzles_are_judged_against_the_entry_they_were_made_from():
+    """Problems made in a process with one hash seed and judged in another: their own answers
+    are correct (a rebuilt entry differs for these tasks), each other's are not."""
+    import subprocess
+    import sys
+
+    def python(code: str, seed: str, stdin: str = "", *args: str) -> str:
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    rows = json.loads(python(MAKE_ROWS, "1", "", *HASH_SEEDED_TASKS))
+    verdicts = json.loads(python(JUDGE_ROWS, "2", json.dumps(rows)))
+    assert verdicts == ["correct"] * len(rows)
+    swapped = [[rows[i - 1][0], rows[i][1]] for i in range(len(rows))]  # another item's answer
+    distinct = [i for i in range(len(rows)) if rows[i - 1][0] != rows[i][0]]
+    wrong = json.loads(python(JUDGE_ROWS, "2", json.dumps(swapped)))
+    assert all(wrong[i] != "correct" for i in distinct)
