@@ -85,15 +85,17 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
             )
     return {
         "rows": len(rows),
-        "curate_agrees": sum((v == "correct") == lab for (v, _, _), lab in zip(ours, labels)),
-        "plain_agrees": sum((v == "correct") == lab for v, lab in zip(plain, labels)),
+        "curate_agrees": sum(
+            (v == "correct") == lab for (v, _, _), lab in zip(ours, labels, strict=True)
+        ),
+        "plain_agrees": sum((v == "correct") == lab for v, lab in zip(plain, labels, strict=True)),
         "curate_verdicts": dict(Counter(v for v, _, _ in ours)),
         "plain_verdicts": dict(Counter(plain)),
         "curate_correct_label_incorrect": sum(
-            v == "correct" and not lab for (v, _, _), lab in zip(ours, labels)
+            v == "correct" and not lab for (v, _, _), lab in zip(ours, labels, strict=True)
         ),
         "plain_correct_label_incorrect": sum(
-            v == "correct" and not lab for v, lab in zip(plain, labels)
+            v == "correct" and not lab for v, lab in zip(plain, labels, strict=True)
         ),
         "curate_s": round(curate_s, 1),
         "plain_s": round(plain_s, 1),
