@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from curate.recipe import OverrideError, dump_recipe, load_recipe, recipe_model
 from curate.report import figures, text_summary, write_report
 from curate.review import argilla as review_argilla
 from curate.review import local as local_argilla
+from curate.review.audit import audit_line
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
 from curate.stats import Stats, funnel_problems, funnel_table, generation_failures, why_empty
@@ -274,6 +276,9 @@ def stats(
             err.print(f"[yellow]warning:[/yellow] {problem}")
         for line in text_summary(figures(run_dir)):
             typer.echo(line)
+        audited = audit_line(run_dir)
+        if audited is not None:
+            typer.echo(audited)
 
 
 @app.command()
@@ -631,6 +636,70 @@ def argilla_status() -> None:
             typer.echo("not running (`curate argilla up` starts one)")
             raise typer.Exit(1)
         typer.echo(f"running: {local.url} (pids {', '.join(map(str, local.pids.values()))})")
+
+
+@app.command("audit")
+def audit_command(
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="Run directory (leave out with --labels FILE alone).")
+    ] = None,
+    by: Annotated[
+        str, typer.Option(help="people (a file to label) or judge (the run's verify.judge).")
+    ] = "people",
+    width: Annotated[float, typer.Option(help="95% interval width to size the sample.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels: the filled sample of a run, or a labelled file.")
+    ] = None,
+    label_column: Annotated[str, typer.Option(help="The labels' column.")] = "right",
+    set_: SetOption = None,
+) -> None:
+    """Measure how often the verifier is wrong: on a run (a stratified sample judged by people
+    or the judge) or on a labelled file (every row)."""
+    from curate.review import audit as run_audit
+
+    with cli_errors():
+        if run_dir is None:
+            if labels is None:
+                fail("audit needs a run directory, or --labels FILE")
+                raise typer.Exit(2)
+            with tempfile.TemporaryDirectory() as work:
+                report = run_audit.audit_file(labels, label_column, set_ or [], Path(work))
+            print_audit(report)
+            return
+        if labels is not None:
+            report = run_audit.write_audit(
+                run_dir, run_audit.read_labels(labels, label_column), "people"
+            )
+            print_audit(report)
+            return
+        sample, where = run_audit.draw_sample(run_dir, width, seed)
+        if by not in ("people", "judge"):
+            fail(f"--by must be people or judge, got {by!r}")
+            raise typer.Exit(2)
+        if by == "judge":
+            print_audit(
+                run_audit.write_audit(run_dir, run_audit.judge_labels(run_dir, sample), "judge")
+            )
+            return
+        typer.echo(
+            f"audit: {sample.height:,} verdicts drawn to {where}; fill its `right` column "
+            f"(true, false, or empty), then: curate audit {run_dir} --labels {where}"
+        )
+
+
+def print_audit(report: dict[str, Any]) -> None:
+    from curate.verify.audit import headline
+
+    typer.echo(headline(report))
+    for verdict, rate in report["verdicts"].items():
+        if rate["right"] is None:
+            continue
+        typer.echo(
+            f"  {verdict:13} right {100 * rate['right']:5.1f}% "
+            f"[{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]  "
+            f"({rate['labelled']:,} labelled of {rate['rows']:,})"
+        )
 
 
 @app.command()

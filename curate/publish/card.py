@@ -11,6 +11,7 @@ import polars as pl
 import yaml
 
 from curate.recipe import redact
+from curate.verify.audit import headline
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
 CONFIG_TEXT = {
@@ -91,6 +92,7 @@ def card_text(
     contamination: dict[str, Any],
     plots: list[str] | None = None,
     loop: dict[str, Any] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> str:
     sizes, every = configs.sizes, configs.every
     name = str(recipe.get("name", "dataset"))
@@ -108,6 +110,7 @@ def card_text(
         "## Funnel\n\n" + funnel_markdown(stats),
         _review(stats.get("review")),
         "## Verdicts\n\n" + _verdicts(every),
+        audit_markdown(audit or {}),
         "## Pass rate per problem\n\n" + _pass_rates(configs.rates),
         _plots(plots or []),
         "## Decontamination\n\n" + _contamination(contamination, recipe.get("decontaminate")),
@@ -262,6 +265,27 @@ def _verdicts(every: pl.DataFrame) -> str:
     )
     lines = ["| verdict | reason | traces |", "|---|---|---:|"]
     lines += [f"| {v} | {r} | {n:,} |" for (v, r), n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
+
+
+def audit_markdown(report: dict[str, Any]) -> str:
+    """The verifier's audit (`curate audit`): how often each verdict was truly right."""
+    if not report.get("verdicts"):
+        return ""
+    lines = [
+        "## Verifier audit\n",
+        headline(report) + ".\n",
+        "| verdict | truly right | 95% interval | labelled | of |",
+        "|---|---|---|---|---|",
+    ]
+    for verdict, rate in report["verdicts"].items():
+        if rate["right"] is None:
+            continue
+        lines.append(
+            f"| {verdict} | {100 * rate['right']:.1f}% | "
+            f"{100 * rate['low']:.1f}-{100 * rate['high']:.1f}% | {rate['labelled']:,} | "
+            f"{rate['rows']:,} |"
+        )
     return "\n".join(lines) + "\n"
 
 

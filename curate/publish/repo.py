@@ -141,7 +141,9 @@ def _stage_repository(run_dir: Path, overrides: dict[str, Any], target: Path) ->
     plots = sorted(page.parent.glob("*.png"))
     loop = read_json(run_dir.resolve().parent / "loop.json")  # a round of `curate loop`
     data = recipe_data(recipe)
-    card = card_text(data, settings, stats, configs, report, [p.name for p in plots], loop)
+    audit = read_json(store.reports / "audit.json")  # `curate audit`, when it ran
+    names = [p.name for p in plots]
+    card = card_text(data, settings, stats, configs, report, names, loop, audit)
     (building / "README.md").write_text(card, encoding="utf-8")
     (building / "curate").mkdir()
     (building / "curate" / "recipe.yaml").write_text(

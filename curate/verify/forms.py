@@ -138,14 +138,20 @@ def has_text(text: str) -> bool:
 
 
 SUBSCRIPT = re.compile(r"_\s*([A-Za-z0-9])")
+SUBSCRIPT_COMMAND = re.compile(r"_\{\\([A-Za-z]+)\}")
+SUPERSCRIPT_POWER = re.compile(r"(?<=[\w)}])([⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 E_LABEL = re.compile(r"(?<![\\A-Za-z])([Ee])_\{")
 NAMED_VALUES = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=,]+?)\s*(?:,|$)")
 
 
 def symbol_forms(text: str) -> str:
-    """Subscripts braced (`E_1` is `E_{1}`) and a labelled E read as a name, not as Euler's
-    number (latex2sympy reads `E_{1}` as nothing and `E_1 + 1` as 1)."""
-    return E_LABEL.sub(r"\\mathrm{\1}_{", SUBSCRIPT.sub(r"_{\1}", text))
+    """Subscripts braced (`E_1` is `E_{1}`), a subscript named by a command read as its name
+    (`L_{\\odot}`, which latex2sympy cannot read), powers written as superscript characters
+    (`x²`) as powers, and a labelled E read as a name, not as Euler's number (latex2sympy
+    reads `E_{1}` as nothing and `E_1 + 1` as 1)."""
+    text = SUBSCRIPT_COMMAND.sub(r"_{\1}", SUBSCRIPT.sub(r"_{\1}", text))
+    text = SUPERSCRIPT_POWER.sub(lambda m: f"^{{{m.group(1).translate(SUPERSCRIPTS)}}}", text)
+    return E_LABEL.sub(r"\\mathrm{\1}_{", text)
 
 
 def values_of_names(answer: str, gold: str) -> str:

@@ -322,3 +322,19 @@ def test_a_run_that_cannot_be_written_to_stages_elsewhere(finished_run: Path, tm
     assert (elsewhere / "README.md").exists() and not (finished_run / "publish").exists()
     assert sorted(p.name for p in (elsewhere / "report").iterdir())  # the card's plots
     assert not (elsewhere / "report" / "index.html").exists()
+
+
+def test_the_card_tells_the_verifier_audit(finished_run: Path, tmp_path: Path):
+    """After `curate audit`, the card says how often each verdict was truly right."""
+    from curate.review.audit import draw_sample, write_audit
+
+    sample, _ = draw_sample(finished_run, 0.5, 0)
+    labelled = sample.with_columns(pl.Series("right", [True] * sample.height, pl.Boolean))
+    write_audit(finished_run, labelled, "people")
+    try:
+        card = (stage_repository(finished_run).path / "README.md").read_text()
+    finally:
+        (finished_run / "reports" / "audit.json").unlink()
+        (finished_run / "review" / "audit_sample.jsonl").unlink()
+    assert "## Verifier audit" in card
+    assert "verifier audited on" in card and "precision of correct 100.0%" in card

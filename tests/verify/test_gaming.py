@@ -435,6 +435,8 @@ STATED_ANSWERS = [  # (gold, answer): committed answers the checks above must no
     ("10weeks", "\\boxed{10}"),
     ("10weeks", "\\boxed{10 \\text{ weeks}}"),
     ("3:30", "\\boxed{3{:}30}"),
+    ("x^2-2x+2", "\\boxed{g(x) = x² - 2x + 2}"),
+    ("\\frac{L_{\\odot}}{c^{2}}", "\\boxed{\\frac{L_{\\odot}}{c^2}}"),
 ]
 
 

@@ -1,0 +1,147 @@
+"""`curate audit`: the verifier's error rates on a run's own data, or on a labelled file.
+
+- draw: a stratified sample of a run's verdicts (curate/verify/audit.py) is written to
+  RUN/review/audit_sample.jsonl with an empty `right` column, for people to fill (true when
+  the answer is truly right, false when not, empty when they cannot tell); with `by: judge`
+  the run's verify.judge labels it at once.
+- pull: the filled sample (or any file of the same rows) becomes RUN/reports/audit.json.
+- labels: a file of traces with a person's label is verified and compared in full.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.answers import AnswerFormat
+from curate.errors import ReviewError
+from curate.generate.cache import SampleCache
+from curate.recipe import load_run
+from curate.store import RunStore, write_json
+from curate.verify.audit import STRATA, audit, draw, headline, labels_for_width
+from curate.verify.dispatch import Item
+from curate.verify.tier import CACHE_FILE, AnswerJudge, question_for
+
+SAMPLE_FILE = "audit_sample.jsonl"
+REPORT_FILE = "audit.json"
+KEY = ("problem_id", "sample_idx", "round")
+SHOWN = ("problem", "reference", "answer", "verdict", "verdict_reason", "extracted_answer")
+TRUE_WORDS = {"true", "yes", "1", "right", "correct"}
+FALSE_WORDS = {"false", "no", "0", "wrong", "incorrect"}
+
+
+def verdict_rows(run_dir: Path) -> pl.DataFrame:
+    """Every ledger row the verifier judged."""
+    ledger = RunStore(run_dir).ledger
+    if not ledger.is_dir() or not any(ledger.glob("*.parquet")):
+        raise ReviewError(f"{run_dir}: no ledger/ (has the run finished?)")
+    frame = pl.read_parquet(ledger)
+    if "verdict" not in frame.columns:
+        raise ReviewError(f"{run_dir}: the run has no verify stage: nothing to audit")
+    return frame.filter(pl.col("verdict").is_not_null())
+
+
+def draw_sample(run_dir: Path, width: float, seed: int) -> tuple[pl.DataFrame, Path]:
+    """The stratified sample, written for labelling (an earlier one is kept, never redrawn)."""
+    target = RunStore(run_dir).review / SAMPLE_FILE
+    if target.exists():
+        return read_labels(target, "right"), target
+    rows = verdict_rows(run_dir)
+    sample = draw(rows, labels_for_width(width), seed)
+    answers = [AnswerFormat().answer_text(c) for c in sample["completion"].to_list()]
+    keep = [c for c in (*KEY, *STRATA, *SHOWN) if c in sample.columns and c != "answer"]
+    out = sample.select(*dict.fromkeys(keep)).with_columns(
+        pl.Series("answer", answers, pl.String), pl.lit(None, pl.Boolean).alias("right")
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    out.write_ndjson(target)
+    return out, target
+
+
+def judge_labels(run_dir: Path, sample: pl.DataFrame) -> pl.DataFrame:
+    """The sample labelled by the run's verify.judge (undecided where it gave no verdict)."""
+    section = load_run(run_dir).verify
+    if section is None or section.judge is None:
+        raise ReviewError("audit --by judge needs verify.judge in the run's recipe")
+    judge = AnswerJudge.from_section(section.judge, SampleCache(run_dir / "cache" / CACHE_FILE))
+    labels: list[bool | None] = [None] * sample.height
+    asked, questions = [], []
+    for index, row in enumerate(sample.iter_rows(named=True)):
+        item = Item(row["answer"], row.get("reference"), row.get("domain"), problem=row["problem"])
+        question = question_for(item, row["answer"], _result_of(row))
+        if question is not None:
+            asked.append(index)
+            questions.append(question)
+    for index, (said, _) in zip(asked, judge.ask(questions), strict=True):
+        labels[index] = said
+    return sample.with_columns(pl.Series("right", labels, pl.Boolean))
+
+
+def _result_of(row: dict[str, Any]) -> Any:
+    from curate.verify.base import Result
+
+    return Result(row["verdict"], row.get("verdict_reason"), row.get("extracted_answer"))
+
+
+def read_labels(path: Path, column: str) -> pl.DataFrame:
+    """A labelled file (JSONL, JSON, CSV or Parquet) with its label column as booleans."""
+    from curate.files import read_table
+
+    frame = pl.from_arrow(read_table(path))
+    assert isinstance(frame, pl.DataFrame)
+    if column not in frame.columns:
+        raise ReviewError(
+            f"{path}: no label column '{column}' (it has: {', '.join(frame.columns)})"
+        )
+    return frame.with_columns(as_label(frame[column], path).alias("right"))
+
+
+def as_label(values: pl.Series, path: Path) -> pl.Series:
+    """true / false / empty, however the file wrote them (booleans, 1/0, yes/no, right/wrong)."""
+    out: list[bool | None] = []
+    for number, value in enumerate(values.to_list(), start=1):
+        word = "" if value is None else str(value).strip().lower()
+        if word in TRUE_WORDS or value is True:
+            out.append(True)
+        elif word in FALSE_WORDS or value is False:
+            out.append(False)
+        elif word in ("", "none", "null", "?", "unsure"):
+            out.append(None)
+        else:
+            raise ReviewError(f"{path} row {number}, field '{values.name}': {value!r} is no label")
+    return pl.Series("right", out, pl.Boolean)
+
+
+def write_audit(run_dir: Path, labelled: pl.DataFrame, by: str) -> dict[str, Any]:
+    """The run's audit from its labelled sample, saved as RUN/reports/audit.json."""
+    report = {"by": by, **audit(verdict_rows(run_dir), labelled)}
+    store = RunStore(run_dir)
+    store.reports.mkdir(parents=True, exist_ok=True)
+    write_json(store.reports / REPORT_FILE, report)
+    return report
+
+
+def load_audit(run_dir: Path) -> dict[str, Any] | None:
+    path = RunStore(run_dir).reports / REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def audit_line(run_dir: Path) -> str | None:
+    """The audit's headline for `curate stats` and the card, when the run was audited."""
+    report = load_audit(run_dir)
+    return None if report is None else headline(report)
+
+
+def audit_file(path: Path, column: str, overrides: list[str], workdir: Path) -> dict[str, Any]:
+    """Verify a labelled file (with the verify settings given) and compare every verdict
+    with its label: a census, so the intervals are the labels' own."""
+    from curate.files import run_stage_on_file
+
+    labels = read_labels(path, column)
+    verified = workdir / "verified.parquet"
+    run_stage_on_file("verify", path, verified, overrides)
+    frame = pl.read_parquet(verified).with_columns(labels["right"])
+    return {"by": f"labels in {path.name}", **audit(frame, frame)}
