@@ -38,7 +38,11 @@ def population(seed: int = 0) -> tuple[pl.DataFrame, dict[int, bool]]:
         for _ in range(size):
             truth[len(rows)] = rng.random() < share
             rows.append({"verdict": verdict, "verdict_reason": reason, "domain": domain})
-    frame = pl.DataFrame(rows, infer_schema_length=None).with_row_index("id").with_columns(pl.col("id").cast(pl.Int64))
+    frame = (
+        pl.DataFrame(rows, infer_schema_length=None)
+        .with_row_index("id")
+        .with_columns(pl.col("id").cast(pl.Int64))
+    )
     return frame, truth
 
 
