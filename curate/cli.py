@@ -24,6 +24,7 @@ from curate.errors import CurateError, CurateWarning, ReviewError
 from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
+from curate.lock import exclusive
 from curate.loop.driver import loop_lines, open_loop, run_loop
 from curate.progress import progress_for
 from curate.publish.repo import publish_staged, stage_repository
@@ -121,6 +122,10 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="slurm: print the sbatch scripts, submit nothing.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="If another process holds the run directory, wait for it."),
+    ] = False,
 ) -> None:
     """Run (or resume) a recipe's whole pipeline.
 
@@ -139,7 +144,12 @@ def run(
         try:
             with progress_for(err) as progress:
                 result = run_recipe(
-                    parsed, target, progress, retry_failed=retry_failed, stage_runner=cluster
+                    parsed,
+                    target,
+                    progress,
+                    retry_failed=retry_failed,
+                    stage_runner=cluster,
+                    wait=wait,
                 )
         except KeyboardInterrupt:
             fail(f"interrupted: {interrupted_note(target)}; run the same command again to resume")
@@ -536,7 +546,7 @@ def publish(
     ] = None,
 ) -> None:
     """Stage RUN/publish/ (configs, card, recipe, funnel) and upload it in one commit."""
-    with cli_errors(), shown_warnings():
+    with cli_errors(), shown_warnings(), exclusive(run_dir, "curate publish"):
         staged = stage_repository(run_dir, {"repo_id": repo_id, "private": private}, out)
         sizes = ", ".join(f"{name} {rows:,}" for name, rows in staged.rows.items())
         typer.echo(f"staged: {staged.path} ({sizes} rows)")
@@ -570,7 +580,7 @@ def review_push(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")], task: TaskOption = None
 ) -> None:
     """Send the run's borderline traces to Argilla (only those not there yet)."""
-    with cli_errors():
+    with cli_errors(), exclusive(run_dir, "curate review push"):
         counts = review_argilla.push(run_dir, task)
         typer.echo(
             f"review push: {counts['borderline']:,} borderline traces, {counts['new']:,} sent, "

@@ -16,6 +16,7 @@ from pydantic import ValidationError, create_model
 from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError
+from curate.lock import LOCK_FILE, exclusive
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
 from curate.records import TRACE_SCHEMA, conform, problem_id, stable_hash, write_parquet
@@ -229,9 +230,23 @@ def run_stage_on_file(
     check_columns([stage], set(table.column_names))
     stage.preflight()
     table = _conformed(table, in_path)
+    root = out_path.with_name(f".{out_path.name}.parts")
+    with exclusive(root, f"curate {name} --out {out_path}"):
+        result, stats = run_in_store(root, stage, table, in_path)
+    result = own_ids(result, renamed_ids)
+    write_table(result, out_path)
+    write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
+    shutil.rmtree(root, ignore_errors=True)
+    return stats | {"renamed": renamed}
+
+
+def run_in_store(
+    root: Path, stage: Stage, table: pa.Table, in_path: Path
+) -> tuple[pa.Table, Stats]:
+    """The stage run over the file's rows in a run store under root (see run_stage_on_file)."""
     identity = stable_hash("file", file_identity(in_path), str(BATCH_ROWS), stage.unit)
     stage_identity = stable_hash(identity, stage.identity())
-    store = RunStore(work_dir(out_path, stage_identity))
+    store = RunStore(work_dir(root, stage_identity))
     store.create()
     source = store.stage_dir(0, "input")
     write_input(store, source, identity, table, stage)
@@ -242,11 +257,7 @@ def run_stage_on_file(
         stage.close()
     parts = [read_shard(shard) for shard in store.shards(path)]
     result = pa.concat_tables(parts, promote_options="permissive").replace_schema_metadata(None)
-    result = own_ids(result, renamed_ids)
-    write_table(result, out_path)
-    write_report(result, out_path.with_name(out_path.name + ".decontamination.json"))
-    shutil.rmtree(store.root.parent, ignore_errors=True)
-    return stats | {"renamed": renamed}
+    return result, stats
 
 
 def file_identity(path: Path) -> str:
@@ -254,16 +265,14 @@ def file_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def work_dir(out_path: Path, identity: str) -> Path:
-    """The run store a file command works in (beside --out), kept until the output is
-    written, so a command killed mid-file takes up its shards when run again on the same
-    input and settings; stores of other inputs or settings are cleared."""
-    root = out_path.with_name(f".{out_path.name}.parts")
+def work_dir(root: Path, identity: str) -> Path:
+    """The run store a file command works in (root: `.OUT.parts` beside --out), kept until the
+    output is written, so a command killed mid-file takes up its shards when run again on the
+    same input and settings; stores of other inputs or settings are cleared."""
     folder = root / identity
-    if root.exists():
-        for other in root.iterdir():
-            if other != folder:
-                shutil.rmtree(other, ignore_errors=True)
+    for other in root.iterdir():
+        if other != folder and other.name != LOCK_FILE:
+            shutil.rmtree(other, ignore_errors=True)
     return folder
 
 

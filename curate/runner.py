@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError, StoreError
+from curate.lock import LOCK_FILE, exclusive
 from curate.memory import release_memory
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
@@ -106,16 +107,35 @@ def run_recipe(
     progress: Progress | None = None,
     retry_failed: bool = False,
     stage_runner: Any = None,
+    wait: bool = False,
 ) -> RunResult:
     """Run (or resume) a recipe in run_dir and return its funnel.
 
     retry_failed: run again the stages whose rows failed for good (generation errors); what
     succeeded comes from the cache, so only the failures are sent again.
     stage_runner: runs one stage (default run_stage; curate.cluster spreads it over tasks).
+    wait: when another process holds the run directory, wait for it (else an error naming it).
     """
+    fresh = not run_dir.exists()
+    try:
+        with exclusive(run_dir, "curate run", wait):
+            return _run_locked(recipe, run_dir, fresh, progress, retry_failed, stage_runner)
+    except BaseException:
+        if fresh and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was made: leave nothing
+        raise
+
+
+def _run_locked(
+    recipe: Recipe,
+    run_dir: Path,
+    fresh: bool,
+    progress: Progress | None,
+    retry_failed: bool,
+    stage_runner: Any,
+) -> RunResult:
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
-    fresh = not run_dir.exists()
     context = StageContext(
         store.cache,
         seed=recipe.seed,

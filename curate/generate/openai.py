@@ -305,12 +305,15 @@ class OpenAITeacher(Backend):
         """(data, '') on success; (None, why) for a retryable failure; raises otherwise."""
         if status == 200:
             try:
-                data: dict[str, Any] = json.loads(text)
+                data = json.loads(text)
             except ValueError:
                 return None, "malformed JSON in response"
+            if not isinstance(data, dict):  # valid JSON of another shape: no sample in it
+                kind = "null" if data is None else type(data).__name__
+                raise BackendError(f"reply from {replica.url} is JSON {kind}, not an object")
             self.replicas.succeeded(replica)
             if self.token_limit is not None:
-                self.token_limit.charge((data.get("usage") or {}).get("completion_tokens") or 0)
+                self.token_limit.charge(whole(usage_of(data).get("completion_tokens")) or 0)
             return data, ""
         if status in RETRY_STATUS:
             if status >= 500:
@@ -319,26 +322,36 @@ class OpenAITeacher(Backend):
         raise BackendError(f"HTTP {status} from {replica.url}: {text[:200]!r}")
 
     def parse(self, data: dict[str, Any], indices: list[int], latency: float) -> list[Sample]:
+        """One sample per index; a reply of the wrong shape makes failed samples that say
+        what was wrong, never a crash."""
         choices = data.get("choices") or []
-        usage = data.get("usage") or {}
-        prompt_tokens = usage.get("prompt_tokens")
-        total = usage.get("completion_tokens")
-        per_sample = total // max(1, len(choices)) if isinstance(total, int) else None
+        if not isinstance(choices, list):
+            return [
+                Sample(i, None, None, None, error="reply's choices is not a list") for i in indices
+            ]
+        usage = usage_of(data)
+        total = whole(usage.get("completion_tokens"))
+        per_sample = total // max(1, len(choices)) if total is not None else None
         samples = []
         for position, index in enumerate(indices):
             if position >= len(choices):
                 samples.append(Sample(index, None, None, None, error="missing choice"))
                 continue
             choice = choices[position]
-            message = choice.get("message") or {}
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict) or not text_or_none(message):
+                why = f"reply's choice {position} holds no message with text content"
+                samples.append(Sample(index, None, None, None, error=why))
+                continue
             reasoning, completion = self._split(message)
+            finish = choice.get("finish_reason")
             samples.append(
                 Sample(
                     index,
                     reasoning,
                     completion,
-                    choice.get("finish_reason"),
-                    prompt_tokens,
+                    finish if isinstance(finish, str) else None,
+                    whole(usage.get("prompt_tokens")),
                     per_sample,
                     latency,
                 )
@@ -366,6 +379,22 @@ class Probe:
     url: str
     reached: bool
     problem: str  # empty when all is well
+
+
+def usage_of(data: dict[str, Any]) -> dict[str, Any]:
+    usage = data.get("usage")
+    return usage if isinstance(usage, dict) else {}
+
+
+def whole(value: Any) -> int | None:
+    """A token count as the reply gave it, when it is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def text_or_none(message: dict[str, Any]) -> bool:
+    """The message's content and reasoning are text or absent (integer content is no reply)."""
+    parts = [message.get(k) for k in ("content", "reasoning_content", "reasoning")]
+    return all(part is None or isinstance(part, str) for part in parts)
 
 
 def describe_failure(exc: BaseException, url: str) -> str:

@@ -22,6 +22,7 @@ import polars as pl
 import yaml
 
 from curate.errors import LoopError, RecipeError
+from curate.lock import exclusive
 from curate.loop import commands, rounds
 from curate.loop.settings import LoopConfig
 from curate.progress import Progress, QuietProgress
@@ -82,7 +83,13 @@ def run_loop(
     say: Say = print,
 ) -> list[dict[str, Any]]:
     """Run rounds 0..count-1 (or just round `only`); returns each round's record."""
-    progress = progress or QuietProgress()
+    with exclusive(loop.root, "curate loop"):
+        return _run_rounds(loop, count, only, progress or QuietProgress(), say)
+
+
+def _run_rounds(
+    loop: Loop, count: int, only: int | None, progress: Progress, say: Say
+) -> list[dict[str, Any]]:
     catalogue = rounds.catalogue(loop.root, loop.recipe, loop.config, seed=loop.recipe.seed)
     numbers = [only] if only is not None else list(range(count))
     for number in numbers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -9,7 +10,7 @@ import pytest
 
 from curate.files import run_stage_on_file
 from tests.conftest import write_jsonl
-from tests.generate.fake_server import FakeChatServer, Faults
+from tests.generate.fake_server import FakeChatServer, FakeHandler, Faults
 
 PROBLEMS = 2000
 SAMPLES = 4
@@ -88,3 +89,43 @@ def test_streamed_loops_are_cut_short(tmp_path: Path):
     # each loop was read for a few thousand characters, not the 300,000 it would have run to
     assert stopped["reasoning"].str.len_chars().max() < 5000
     assert sent < 5000 * stopped.height  # and the server was told to stop by the hang-up
+
+
+BAD_SHAPES = [  # valid JSON a misbehaving server sends, each for one problem
+    b"[1, 2, 3]",
+    b'{"choices": ["x"]}',
+    b'{"choices": [{"message": {"content": 5}}]}',
+    b"null",
+    b'{"choices": 3}',
+    b'{"choices": [{"message": "text"}], "usage": [1]}',
+]
+
+
+class ShapesHandler(FakeHandler):
+    """Answers each problem's request with one of BAD_SHAPES, by the number in its prompt;
+    problem 6 and on get a proper reply whose usage is of the wrong shape."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        number = int(prompt.split("Problem number ")[1].split(":")[0])
+        if number < len(BAD_SHAPES):
+            return self.reply(200, BAD_SHAPES[number])
+        reply = {"choices": [self.choice(prompt, i, False) for i in range(body.get("n", 1))]}
+        reply["usage"] = "lots"
+        return self.reply(200, json.dumps(reply).encode())
+
+
+def test_replies_of_the_wrong_shape_are_failed_samples_with_a_reason(tmp_path: Path):
+    server = FakeChatServer()
+    server.RequestHandlerClass = ShapesHandler
+    with server:
+        traces = generate(tmp_path, server, len(BAD_SHAPES) + 2, "max_retries=1")
+    failed = traces.filter(pl.col("error").is_not_null())
+    assert failed["problem_id"].n_unique() == len(BAD_SHAPES)
+    assert all(reason.strip() for reason in failed["error"].to_list())
+    reasons = " ".join(failed["error"].unique().to_list())
+    assert "JSON list" in reasons and "JSON null" in reasons and "not a list" in reasons
+    assert "no message with text content" in reasons
+    good = traces.filter(pl.col("error").is_null())
+    assert good.height == 2 * SAMPLES  # the proper replies are kept, usage or not
