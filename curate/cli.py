@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from curate import __version__, registry
 from curate.cluster import ClusterRunner, ClusterSettings, slurm_dry_run
@@ -85,12 +86,19 @@ def fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def say_plain(text: str) -> None:
+    """A line on stderr as text: brackets in it (`pip install 'curate[semantic]'`) are kept."""
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def shown_warnings() -> Iterator[None]:
     """curate's warnings as one `warning:` line each on stderr."""
 
     def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", CurateWarning)
@@ -283,7 +291,7 @@ def stats(
             return
         out.print(funnel_table(data))
         for problem in funnel_problems(data):
-            err.print(f"[yellow]warning:[/yellow] {problem}")
+            err.print(f"[yellow]warning:[/yellow] {escape(problem)}")
         for line in text_summary(figures(run_dir)):
             typer.echo(line)
         audited = audit_line(run_dir)
@@ -326,7 +334,7 @@ def loop_command(
         loop = open_loop(Path(target), set_ or [], run_dir)
         try:
             with progress_for(err) as progress:
-                run_loop(loop, rounds, round_, progress, say=lambda text: err.print(text))
+                run_loop(loop, rounds, round_, progress, say=lambda text: say_plain(text))
         except KeyboardInterrupt:
             fail("interrupted: finished rounds and samples are kept; run it again to resume")
             raise typer.Exit(130) from None
@@ -621,7 +629,7 @@ def argilla_up(
 ) -> None:
     """Start a real argilla-server on loopback and print its URL and reviewer accounts."""
     with cli_errors():
-        local = local_argilla.up(port, reviewers, say=lambda text: err.print(text))
+        local = local_argilla.up(port, reviewers, say=lambda text: say_plain(text))
         typer.echo(f"argilla: {local.url}")
         typer.echo(f"export ARGILLA_API_URL={local.url}  # curate finds it without this too")
         for name, account in local.reviewers.items():

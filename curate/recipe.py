@@ -99,6 +99,9 @@ class Recipe(Config):
         if self.stages is not None:
             for name in self.stages:
                 registry.stages.get(name)
+            twice = sorted({name for name in self.stages if self.stages.count(name) > 1})
+            if twice:
+                raise RecipeError(f"stages: {', '.join(twice)} named more than once")
             return list(self.stages)
         configured = {
             name: cls
@@ -133,13 +136,67 @@ def recipe_model() -> type[Recipe]:
     return model
 
 
+MOST_ALIASES = 100  # a recipe repeats a section by anchor a few times; a bomb, thousands
+
+
+class AliasBomb(Exception):
+    """A YAML text whose aliases would expand without bound."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing texts with more aliases (*name) than a recipe needs: nested
+    anchors expand exponentially (a 747-byte text can take gigabytes)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MOST_ALIASES:
+                raise AliasBomb(f"more than {MOST_ALIASES} YAML aliases (*name): refused")
+        return super().compose_node(parent, index)
+
+
+MOST_NODES = 200_000  # values in a recipe once its aliases are expanded
+
+
+def bounded_yaml(text: str) -> Any:
+    """The YAML text's data, refused when its aliases are too many or expand too far (what
+    reads the recipe later walks every alias in full)."""
+    loader = BoundedLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if expanded_size(data, MOST_NODES) > MOST_NODES:
+        raise AliasBomb(f"its aliases (*name) expand to more than {MOST_NODES:,} values: refused")
+    return data
+
+
+def expanded_size(data: Any, limit: int) -> int:
+    """Values in data with every shared part counted each time it appears (stops past limit)."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def load_recipe(path: Path | str, overrides: Sequence[str] = ()) -> Recipe:
     """Read a YAML recipe, apply `--set` overrides, and validate it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = bounded_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: is a directory, not a recipe file") from None
+    except AliasBomb as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not valid YAML ({_one_line(str(exc))})") from None
     if not isinstance(raw, dict):
@@ -369,7 +426,12 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v, key) for v in value]
+    if isinstance(value, str) and URL_CREDENTIALS.search(value):
+        return URL_CREDENTIALS.sub(r"\1***@", value)  # http://user:pw@host: never saved
     return "***" if is_secret(key, value) else value
+
+
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 def _shown(value: Any, path: list[str]) -> str:

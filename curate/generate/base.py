@@ -40,10 +40,14 @@ class TeacherConfig(Config):
 
     backend: str = Field(description="Which backend serves the teacher.")
     model: str = Field(description="Model name sent to the backend and stored with each trace.")
-    samples: int = Field(4, ge=1, description="Samples (traces) per problem.")
-    temperature: float = Field(0.6, ge=0, description="Sampling temperature.")
+    samples: int = Field(
+        4, ge=1, le=100_000, strict=True, description="Samples (traces) per problem."
+    )
+    temperature: float = Field(0.6, ge=0, allow_inf_nan=False, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling probability mass.")
-    max_tokens: int = Field(8192, ge=1, description="Most tokens a sample may generate.")
+    max_tokens: int = Field(
+        8192, ge=1, le=10_000_000, strict=True, description="Most tokens a sample may generate."
+    )
     seed: int | None = Field(None, description="Sampling seed passed to the backend.")
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
     system_prompt: str | None = Field(None, description="System message sent before the problem.")

@@ -10,6 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import Field
@@ -88,7 +89,13 @@ class OpenAITeacher(Backend):
         self._session: aiohttp.ClientSession | None = None
         self._checked = False  # replicas probed
         config = self.config
-        self.replicas = Replicas(config.urls(), config.replica_cooldown_s)
+        urls, self._auth = without_credentials(config.urls())
+        if self._auth is not None and key:
+            raise BackendError(
+                f"teacher.base_url carries a user and password and {config.api_key_env} is set: "
+                "the server takes one of them; remove one"
+            )
+        self.replicas = Replicas(urls, config.replica_cooldown_s)
         self.request_limit = (
             RateLimiter(config.requests_per_minute) if (config.requests_per_minute) else None
         )
@@ -105,6 +112,7 @@ class OpenAITeacher(Backend):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
+                auth=self._auth,
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
                 connector=aiohttp.TCPConnector(limit=self.config.max_concurrency),
             )
@@ -379,6 +387,22 @@ class Probe:
     url: str
     reached: bool
     problem: str  # empty when all is well
+
+
+def without_credentials(urls: list[str]) -> tuple[list[str], aiohttp.BasicAuth | None]:
+    """The URLs without a `user:password@` part, which goes into basic auth instead, so no
+    URL in a message or a log carries it."""
+    plain, auth = [], None
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.username is not None:
+            auth = aiohttp.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            netloc += f":{parts.port}" if parts.port else ""
+            url = urlunsplit(parts._replace(netloc=netloc))
+        plain.append(url)
+    return plain, auth
 
 
 def usage_of(data: dict[str, Any]) -> dict[str, Any]:
