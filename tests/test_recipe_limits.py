@@ -62,7 +62,7 @@ def test_settings_out_of_bounds_are_refused(make_recipe, tmp_path: Path, setting
 
 def test_credentials_in_base_url_are_never_saved(make_recipe, tmp_path: Path, monkeypatch):
     from curate.errors import BackendError
-    from curate.generate.openai import OpenAITeacher, OpenAIConfig
+    from curate.generate.openai import OpenAIConfig, OpenAITeacher
     from curate.recipe import dump_recipe, load_recipe
 
     teacher = {"backend": "openai", "model": "m", "base_url": "http://user:s3cret@127.0.0.1:9/v1"}
