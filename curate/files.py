@@ -24,7 +24,13 @@ from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
 from curate.shards import read_shard
 from curate.sources.base import COMMON_NAMES
-from curate.sources.files import check_file, check_parquet_text, file_format, read_rows
+from curate.sources.files import (
+    check_file,
+    check_parquet_text,
+    file_format,
+    read_rows,
+    refuse_repeated,
+)
 from curate.stage import Stage, StageContext
 from curate.stats import Stats
 from curate.store import RunStore
@@ -52,11 +58,13 @@ def read_table(path: Path) -> pa.Table:
     check_file(path)
     if file_format(path) == "parquet":
         try:
+            refuse_repeated(pq.read_schema(path).names, str(path), "column")
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
         if table.num_rows == 0:
             raise SourceError(f"{path}: no rows")
+        refuse_repeated(table.column_names, str(path), "column")
         check_parquet_text(table, path)
         return table
     rows = [json_text_fields(row) for _, row in read_rows(path)]

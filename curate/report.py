@@ -56,7 +56,9 @@ def _trace_figures(shards: list[Path]) -> pl.DataFrame:
     small = ["problem_id", "verdict", "verdict_reason", "pass_rate", "source", "dropped"]
     lengths = [pl.col(c).fill_null("").str.len_chars().alias(c) for c in LENGTHS]
     query = (
-        pl.scan_parquet(shards).filter(pl.col("sample_idx").is_not_null()).select(*small, *lengths)
+        pl.scan_parquet(shards, glob=False)
+        .filter(pl.col("sample_idx").is_not_null())
+        .select(*small, *lengths)
     )
     return query.collect(engine="streaming")
 

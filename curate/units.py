@@ -204,7 +204,9 @@ def compare_step(stage: Stage, shards: list[Path], stage_dir: Path) -> None:
     stage.plan(live)
     if not results_path(stage_dir).exists():
         files = [keys_dir(stage_dir) / shard.name for shard in shards]
-        result, stats = problem_results(stage, first_of_each(pl.read_parquet(f) for f in files))
+        result, stats = problem_results(
+            stage, first_of_each(pl.read_parquet(f, glob=False) for f in files)
+        )
         making = sum(float(read_parquet_metadata(f).get(SECONDS_KEY, 0)) for f in files)
         stats["seconds"] = round(stats["seconds"] + making, 3)  # the keys' making counts
         write_parquet(result.to_arrow(), results_path(stage_dir), {STATS_KEY: _json(stats)})
@@ -215,7 +217,7 @@ def read_results(stage_dir: Path) -> tuple[pl.DataFrame, Stats]:
     """A problem-level stage's results per problem, and the stage's stats."""
     path = results_path(stage_dir)
     stats = json.loads(read_parquet_metadata(path)[STATS_KEY])
-    return pl.read_parquet(path), stats
+    return pl.read_parquet(path, glob=False), stats
 
 
 def problem_results(stage: Stage, problems: pl.DataFrame) -> tuple[pl.DataFrame, Stats]:

@@ -27,7 +27,7 @@ def catalogue(root: Path, recipe: Recipe, config: LoopConfig, seed: int) -> pl.D
     made once and kept in LOOP/problems.parquet, so the split never moves."""
     path = root / CATALOGUE
     if path.exists():
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, glob=False)
     source = registry.sources.get(recipe.source.kind)(recipe.source)
     key = config.curriculum.key if config.curriculum else None
     fraction = config.held_out.fraction if config.held_out else 0.0
@@ -102,7 +102,9 @@ def ledger(run_dir: Path, columns: list[str] | None = None, kept: bool = False) 
     for shard in shards:
         names = pq.read_schema(shard).names
         wanted = None if columns is None else [c for c in names if c in {*columns, *NEEDED}]
-        rows = pl.read_parquet(shard, columns=wanted).filter(pl.col("sample_idx").is_not_null())
+        rows = pl.read_parquet(shard, columns=wanted, glob=False).filter(
+            pl.col("sample_idx").is_not_null()
+        )
         if kept:
             rows = rows.filter(pl.col("dropped").is_null() & (pl.col("verdict") == "correct"))
         parts.append(rows)
@@ -272,7 +274,7 @@ def _capped(rows: pl.DataFrame, config: MergeConfig) -> pl.DataFrame:
 
 
 def row_count(path: Path) -> int:
-    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    return int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
 
 
 def pass_at_k(run_dir: Path, problems: pl.DataFrame, k: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m curate.loop.stand_in_train DATA_FILE OUTPUT_DIR", file=sys.stderr)
         return 2
     data, output = Path(argv[0]), Path(argv[1])
-    rows = pl.read_parquet(data).height
+    rows = pl.read_parquet(data, glob=False).height
     output.mkdir(parents=True, exist_ok=True)
     note = {"stand_in": True, "trained": False, "rows_seen": rows, "data_file": str(data)}
     (output / "stand_in_policy.json").write_text(json.dumps(note, indent=2), encoding="utf-8")

@@ -101,7 +101,7 @@ def _present(frame: pl.DataFrame | None, names: tuple[str, ...]) -> pl.DataFrame
 def ledger_parts(store: RunStore, shards: list[Path]) -> Iterator[pl.DataFrame]:
     """The ledger a shard at a time (the source keeps each problem's traces in one shard)."""
     for shard in shards:
-        yield pl.read_parquet(shard)
+        yield pl.read_parquet(shard, glob=False)
 
 
 def stage_repository(

@@ -35,10 +35,11 @@ FALSE_WORDS = {"false", "no", "0", "wrong", "incorrect"}
 
 def verdict_rows(run_dir: Path) -> pl.DataFrame:
     """Every ledger row the verifier judged."""
-    ledger = RunStore(run_dir).ledger
-    if not ledger.is_dir() or not any(ledger.glob("*.parquet")):
+    store = RunStore(run_dir)
+    shards = store.shards(store.ledger) if store.ledger.is_dir() else []
+    if not shards:
         raise ReviewError(f"{run_dir}: no ledger/ (has the run finished?)")
-    frame = pl.read_parquet(ledger)
+    frame = pl.read_parquet(shards, glob=False)
     if "verdict" not in frame.columns:
         raise ReviewError(f"{run_dir}: the run has no verify stage: nothing to audit")
     return frame.filter(pl.col("verdict").is_not_null())
@@ -143,5 +144,5 @@ def audit_file(path: Path, column: str, overrides: list[str], workdir: Path) -> 
     labels = read_labels(path, column)
     verified = workdir / "verified.parquet"
     run_stage_on_file("verify", path, verified, overrides)
-    frame = pl.read_parquet(verified).with_columns(labels["right"])
+    frame = pl.read_parquet(verified, glob=False).with_columns(labels["right"])
     return {"by": f"labels in {path.name}", **audit(frame, frame)}

@@ -141,6 +141,10 @@ class Source(ABC):
     def source_name(self) -> str:
         """The name stored in each problem's `source` column."""
 
+    def source_for(self, where: str) -> str:
+        """The source name of the rows read at `where` (a file source names each file)."""
+        return self.source_name()
+
     def problems(self) -> Iterator[Row]:
         """Checked problem records; with existing traces, one record per trace."""
         builder = ProblemBuilder(self.config, self.source_name())
@@ -149,6 +153,7 @@ class Source(ABC):
             if self.config.limit is not None and count >= self.config.limit:
                 break
             seen_any = True
+            builder.source = self.source_for(where)
             if self.config.traces():
                 yield from builder.traces(row, where, number)
             else:
@@ -281,6 +286,8 @@ class ProblemBuilder:
         if name is None:
             return None
         value = self._column(row, name, fail)
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]  # ["42"]: Minerva's and OlympiadBench's common copies
         if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
             raise fail(name, f"expected text or a number, got {type(value).__name__}")
         if value is None or (isinstance(value, float) and math.isnan(value)):

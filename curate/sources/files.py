@@ -52,7 +52,8 @@ class FilesSource(Source):
         patterns = [self.config.path] if isinstance(self.config.path, str) else self.config.path
         found: list[Path] = []
         for pattern in patterns:
-            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            literal = not glob.has_magic(pattern) or Path(pattern).exists()  # `runs/[v2]/x`
+            matches = [pattern] if literal else sorted(glob.glob(pattern))
             if not matches:
                 raise SourceError(f"{pattern}: no file matches")
             for match in matches:
@@ -71,12 +72,58 @@ class FilesSource(Source):
     def source_name(self) -> str:
         if self.config.name:
             return self.config.name
-        return Path(self.paths()[0]).stem
+        return file_stem(self.paths()[0])
+
+    def source_for(self, where: str) -> str:
+        """Each file its own source (`aime` rows and `math500` rows), unless source.name
+        names one for all."""
+        return self.config.name or file_stem(Path(where))
 
     def rows(self) -> Iterator[tuple[str, int, Row]]:
         for path in self.paths():
             for number, row in read_rows(path, self.config.format):
                 yield str(path), number, row
+
+
+COMPRESSED = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+
+
+def file_stem(path: Path) -> str:
+    """A file's name without its format and compression suffixes (`math500.jsonl.gz`)."""
+    name = path.name
+    if path.suffix.lower() in COMPRESSED:
+        name = name[: -len(path.suffix)]
+    return Path(name).stem
+
+
+def open_binary(path: Path) -> Any:
+    """The file's bytes, decompressed as they are read where its suffix says (.gz, .zst)."""
+    compression = COMPRESSED.get(path.suffix.lower())
+    if compression is None:
+        return path.open("rb")
+    return io.BufferedReader(Decompressed(pa.input_stream(str(path), compression=compression)))
+
+
+class Decompressed(io.RawIOBase):
+    """pyarrow's decompressing stream as a Python binary file (lines, TextIOWrapper)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self.stream.read(len(buffer))
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(f"cannot decompress: {exc}") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
 
 
 def check_file(path: Path) -> None:
@@ -93,6 +140,10 @@ def file_format(path: Path, declared: Format = "auto") -> str:
     if declared != "auto":
         return declared
     suffix = path.suffix.lower()
+    if suffix in COMPRESSED:  # math500.jsonl.gz: the format is the suffix before it
+        suffix = Path(path.name[: -len(path.suffix)]).suffix.lower()
+        if SUFFIXES.get(suffix) == "parquet":
+            raise SourceError(f"{path}: Parquet compresses itself; give the .parquet file")
     if suffix not in SUFFIXES:
         raise SourceError(f"{path}: cannot tell the format from '{suffix}'; set source.format")
     return SUFFIXES[suffix]
@@ -112,7 +163,7 @@ def read_rows(path: Path, declared: Format = "auto") -> Iterator[tuple[int, Row]
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open("rb") as handle:
+    with open_binary(path) as handle:
         for line_number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
@@ -135,7 +186,9 @@ def parse_json(text: str, where: str, lines: bool = False, check: bool = True) -
     """JSON text as Python values; an integer past Python's 4,300-digit limit stays its
     digits (a long reference is still a reference), and what cannot be read is named."""
     try:
-        value = json.loads(text, parse_int=_integer)
+        value = json.loads(text, parse_int=_integer, object_pairs_hook=_unrepeated)
+    except RepeatedKey as exc:
+        raise SourceError(f"{where}: {exc}") from None
     except json.JSONDecodeError as exc:
         line = f" line {exc.lineno}" if lines else ""
         raise SourceError(f"{where}{line}: invalid JSON ({exc.msg})") from None
@@ -144,6 +197,27 @@ def parse_json(text: str, where: str, lines: bool = False, check: bool = True) -
     if check and LONE_SURROGATE_ESCAPE.search(text):
         refuse_lone_surrogates(value, where)
     return value
+
+
+class RepeatedKey(ValueError):
+    """One JSON object names a key twice: which value is meant cannot be told."""
+
+
+def _unrepeated(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise RepeatedKey(f"field '{twice[0]}' given twice in one object (which one is meant?)")
+    return dict(pairs)
+
+
+def refuse_repeated(names: list[str], where: str, what: str) -> None:
+    """Two columns of one name: a reader would silently take one of them."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SourceError(
+            f"{where}: {what} '{twice[0]}' appears {names.count(twice[0])} times (rename one)"
+        )
 
 
 LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -184,7 +258,8 @@ def _bad_bytes_field(raw: bytes) -> str:
 
 
 def _json_rows(path: Path) -> Iterator[Row]:
-    data = path.read_bytes()
+    with open_binary(path) as handle:
+        data = handle.read()
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark is not part of the data
     except UnicodeDecodeError as exc:
@@ -209,6 +284,7 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         parquet = pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise SourceError(f"{path}: not a readable Parquet file ({exc})") from None
+    refuse_repeated(parquet.schema_arrow.names, str(path), "column")
     batches = parquet.iter_batches(batch_size=4096)
     done = 0
     while True:
@@ -256,9 +332,10 @@ def _first_line(exc: Exception) -> str:
 
 def _csv_rows(path: Path) -> Iterator[Row]:
     csv.field_size_limit(sys.maxsize)
-    with path.open("rb") as raw:
+    with open_binary(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text, strict=True)  # strict: an unclosed quote is an error
+        refuse_repeated(list(reader.fieldnames or []), f"{path} line 1", "column")
         started = 2  # the line the record being read begins on (the header is line 1)
         try:
             for row in reader:
