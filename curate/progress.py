@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import IO, Protocol
@@ -122,16 +123,28 @@ class _LineTask:
     def __init__(self, owner: LineProgress, description: str, total: int | None, unit: str):
         self.owner, self.description, self.total, self.unit = owner, description, total, unit
         self.done = 0
-        self.started = self.last = time.monotonic()
+        self.started = self.last = self.moved = time.monotonic()
         self.text = ""
 
     def advance(self, n: int = 1) -> None:
         self.done += n
+        self.moved = time.monotonic()
         now = time.monotonic()
-        finished = self.total is not None and self.done >= self.total
-        if finished or now - self.last >= self.owner.every_s:
+        if self.finished or now - self.last >= self.owner.every_s:
             self.last = now
-            self.owner.write(self.line(now, finished))
+            self.owner.write(self.line(now, self.finished))
+
+    @property
+    def finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
+
+    def tick(self, now: float) -> None:
+        """A line while nothing moves (a slow or hung server), so a log never goes quiet."""
+        if not self.finished and now - self.last >= self.owner.every_s:
+            self.last = now
+            quiet = now - self.moved
+            waited = f", nothing new for {quiet:,.0f} s" if quiet >= self.owner.every_s else ""
+            self.owner.write(self.line(now, False) + waited)
 
     def set_total(self, total: int) -> None:
         self.total = total
@@ -159,18 +172,35 @@ class LineProgress:
     def __init__(self, stream: IO[str] | None = None, every_s: float = 5.0) -> None:
         self.stream = stream or sys.stderr
         self.every_s = every_s
+        self.tasks: list[_LineTask] = []
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.ticker: threading.Thread | None = None
 
     def __enter__(self) -> LineProgress:
+        self.ticker = threading.Thread(target=self._tick, daemon=True, name="curate-progress")
+        self.ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join(timeout=1)
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(min(1.0, self.every_s)):
+            now = time.monotonic()
+            for task in list(self.tasks[-1:]):  # the stage running now
+                task.tick(now)
 
     def write(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        with self.lock:
+            print(line, file=self.stream, flush=True)
 
     def task(self, description: str, total: int | None, unit: str = "rows") -> Task:
-        return _LineTask(self, description, total, unit)
+        task = _LineTask(self, description, total, unit)
+        self.tasks.append(task)
+        return task
 
 
 def progress_for(console: Console) -> BarProgress | LineProgress:

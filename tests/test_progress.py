@@ -48,3 +48,22 @@ def test_lines_are_spaced_out_in_time():
 def test_a_terminal_gets_bars_and_a_pipe_gets_lines():
     assert isinstance(progress_for(Console(file=io.StringIO(), force_terminal=True)), BarProgress)
     assert isinstance(progress_for(Console(file=io.StringIO())), LineProgress)
+
+
+def test_a_log_never_goes_quiet_while_nothing_moves():
+    """In a pipe, a stage waiting on a hung server still prints a line every few seconds,
+    saying how long nothing has come."""
+    import io
+    import time as clock
+
+    from curate.progress import LineProgress
+
+    stream = io.StringIO()
+    with LineProgress(stream, every_s=0.2) as progress:
+        task = progress.task("generate", 10, "samples")
+        task.advance(1)
+        clock.sleep(1.3)
+    lines = stream.getvalue().splitlines()
+    waiting = [line for line in lines if "nothing new for" in line]
+    assert len(waiting) >= 3, lines
+    assert all(line.startswith("generate: 1/10 samples") for line in waiting)

@@ -113,7 +113,10 @@ class OpenAITeacher(Backend):
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 auth=self._auth,
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
+                # a server that does not answer the connection is known in seconds, not minutes
+                timeout=aiohttp.ClientTimeout(
+                    total=self.config.timeout_s, sock_connect=min(30.0, self.config.timeout_s)
+                ),
                 connector=aiohttp.TCPConnector(limit=self.config.max_concurrency),
             )
         return self._session
