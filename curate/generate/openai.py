@@ -287,7 +287,8 @@ class OpenAITeacher(Backend):
             try:
                 url = f"{replica.url}/chat/completions"
                 async with self.session().post(url, json=body) as response:
-                    status, text = response.status, await response.read()
+                    limit = reply_limit(self.config.max_tokens, int(body.get("n", 1)))
+                    status, text = response.status, await read_bounded(response, limit)
                     retry_after = response.headers.get("retry-after")
             except TRANSPORT_ERRORS as exc:
                 self.replicas.failed(replica)
@@ -390,6 +391,29 @@ class Probe:
     url: str
     reached: bool
     problem: str  # empty when all is well
+
+
+BYTES_PER_TOKEN = 64  # far more than any tokenizer's text and JSON escaping need
+
+
+def reply_limit(max_tokens: int, samples: int) -> int:
+    """The largest reply a request can honestly get: max_tokens per sample, with room."""
+    return max_tokens * samples * BYTES_PER_TOKEN + (1 << 20)
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, refused (not read into memory) past `limit` bytes: a server sending
+    hundreds of megabytes for a few samples is broken, and would fill memory and disk."""
+    size = response.content_length
+    if size is not None and size > limit:
+        raise BackendError(f"reply of {size:,} bytes, over the {limit:,} max_tokens allow")
+    chunks, total = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise BackendError(f"reply over {limit:,} bytes, more than max_tokens allow")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def without_credentials(urls: list[str]) -> tuple[list[str], aiohttp.BasicAuth | None]:

@@ -129,3 +129,22 @@ def test_replies_of_the_wrong_shape_are_failed_samples_with_a_reason(tmp_path: P
     assert "no message with text content" in reasons
     good = traces.filter(pl.col("error").is_null())
     assert good.height == 2 * SAMPLES  # the proper replies are kept, usage or not
+
+
+class HugeHandler(FakeHandler):
+    """Answers every request with a 20 MB body."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        content = "x" * (20 << 20)
+        reply = {"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}
+        return self.reply(200, json.dumps(reply).encode())
+
+
+def test_a_reply_larger_than_max_tokens_allow_is_refused_unread(tmp_path: Path):
+    server = FakeChatServer()
+    server.RequestHandlerClass = HugeHandler
+    with server:
+        traces = generate(tmp_path, server, 2, "max_tokens=64", "max_retries=0", "samples=1")
+    assert traces["error"].null_count() == 0
+    assert all("more than max_tokens allow" in e or "over the" in e for e in traces["error"])
