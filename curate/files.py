@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError, create_model
 
@@ -23,7 +24,7 @@ from curate.records import TRACE_SCHEMA, conform, problem_id, stable_hash, write
 from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
 from curate.shards import read_shard
-from curate.sources.base import COMMON_NAMES
+from curate.sources.base import COMMON_NAMES, RowSourceConfig
 from curate.sources.files import (
     check_file,
     check_parquet_text,
@@ -101,6 +102,9 @@ def _mixed_column(rows: list[dict[str, Any]], exc: Exception) -> str:
 
 
 TEXT_COLUMNS = ("problem", "completion", "reasoning")
+# the sources' defaults (source.max_chars, source.max_trace_chars): every path, one limit
+PROBLEM_CHARS = int(RowSourceConfig.model_fields["max_chars"].default)
+TRACE_CHARS = int(RowSourceConfig.model_fields["max_trace_chars"].default)
 
 
 def check_text_columns(table: pa.Table, path: Path) -> None:
@@ -125,6 +129,27 @@ def check_text_columns(table: pa.Table, path: Path) -> None:
             row = next((n for n, v in enumerate(values, start=1) if v is not None), 1)
             raise SourceError(
                 f"{path} row {row}, field 'reference': expected text or a number, got {kind}"
+            )
+    check_text_sizes(table, path)
+
+
+def check_text_sizes(table: pa.Table, path: Path) -> None:
+    """The limits `curate run`'s sources apply (source.max_chars, max_trace_chars), applied
+    before any work: one 50 MB problem would take gigabytes in dedup's shingles."""
+    for name in (*TEXT_COLUMNS, "reference", "tests"):
+        if name not in table.column_names:
+            continue
+        column = table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        limit = TRACE_CHARS if name in ("completion", "reasoning") else PROBLEM_CHARS
+        lengths = pc.utf8_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > limit:
+            row = pc.index(lengths, longest).as_py() + 1
+            raise SourceError(
+                f"{path} row {row}, field '{name}': {longest:,} characters, over the "
+                f"{limit:,} a {'trace' if limit == TRACE_CHARS else 'problem'} field may hold"
             )
 
 

@@ -268,3 +268,14 @@ def test_the_readmes_code_rows_are_judged_correct(tmp_path: Path):
     result = invoke("verify", "--in", str(path), "--out", str(out), "--set", "workers=1")
     assert result.exit_code == 0, result.output
     assert pl.read_ndjson(out)["verdict"].to_list() == ["correct"] * 5
+
+
+def test_file_commands_apply_the_sources_size_limits(tmp_path: Path):
+    """One huge problem is refused before any work, naming row and field, as `curate run`
+    refuses it (it once took 20 GB in dedup)."""
+    add_stage_commands()
+    rows = [{"problem": "ok", "reference": "1"}, {"problem": "x " * 60_000, "reference": "1"}]
+    path = write_jsonl(tmp_path / "big.jsonl", rows)
+    result = invoke("dedup", "--in", str(path), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1
+    assert "row 2, field 'problem': 120,000 characters, over the 100,000" in result.output
