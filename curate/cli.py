@@ -36,7 +36,14 @@ from curate.review import local as local_argilla
 from curate.review.audit import audit_line
 from curate.runner import RunResult, run_recipe
 from curate.schema_doc import schema_text
-from curate.stats import Stats, funnel_problems, funnel_table, generation_failures, why_empty
+from curate.stats import (
+    Stats,
+    funnel_problems,
+    funnel_table,
+    generation_failures,
+    mostly_failed,
+    why_empty,
+)
 from curate.store import RunStore
 
 app = typer.Typer(
@@ -209,6 +216,9 @@ def report_run(result: RunResult, target: Path) -> None:
         )
     if result.dataset_rows == 0:
         fail(f"the dataset is empty: {why_empty(result.stats)}")
+        raise typer.Exit(1)
+    if failures and mostly_failed(result.stats):
+        fail("more than half the samples failed: the dataset holds only the rest")
         raise typer.Exit(1)
 
 

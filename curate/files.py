@@ -16,7 +16,7 @@ from pydantic import ValidationError, create_model
 
 from curate import registry
 from curate.decontam.report import write_report
-from curate.errors import RecipeError, SourceError
+from curate.errors import SourceError
 from curate.lock import LOCK_FILE, exclusive
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
@@ -50,8 +50,8 @@ def stage_config(name: str, overrides: list[str]) -> Any:
     model = create_model("Section", **{cls.section: (cls.config_type(), ...)})  # type: ignore[call-overload]
     try:
         return getattr(model.model_validate(raw), cls.section)
-    except ValidationError as exc:
-        raise RecipeError("; ".join(describe_errors(exc, raw, model))) from None
+    except ValidationError as exc:  # every value came from --set: a usage error, as in `run`
+        raise OverrideError("; ".join(describe_errors(exc, raw, model))) from None
 
 
 def read_table(path: Path) -> pa.Table:

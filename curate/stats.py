@@ -73,6 +73,15 @@ def generation_failures(stats: Stats) -> str:
     )
 
 
+def mostly_failed(stats: Stats) -> bool:
+    """More than half the samples asked of the teacher failed for good: a broken run, even
+    when the rest made a dataset."""
+    generate = stats.get("generate") or {}
+    failed = int((generate.get("counts") or {}).get("failed", 0))
+    asked = int(generate.get("generated", 0) or 0)
+    return asked > 0 and 2 * failed > asked
+
+
 def why_empty(stats: Stats) -> str:
     """Which step left no rows, and what it dropped them for."""
     previous = "source"

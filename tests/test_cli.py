@@ -134,7 +134,7 @@ def test_stage_on_file_unknown_option(tmp_path: Path):
     result = invoke(
         "verify", "--in", str(path), "--out", str(tmp_path / "o.jsonl"), "--set", "kinf=math"
     )
-    assert result.exit_code == 1 and "verify.kinf: unknown key" in result.output
+    assert result.exit_code == 2 and "verify.kinf: unknown key" in result.output  # usage
 
 
 def test_cache_stats_and_clear(make_recipe, tmp_path: Path):

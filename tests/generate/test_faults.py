@@ -148,3 +148,23 @@ def test_a_reply_larger_than_max_tokens_allow_is_refused_unread(tmp_path: Path):
         traces = generate(tmp_path, server, 2, "max_tokens=64", "max_retries=0", "samples=1")
     assert traces["error"].null_count() == 0
     assert all("more than max_tokens allow" in e or "over the" in e for e in traces["error"])
+
+
+def test_a_run_where_most_samples_failed_exits_1(make_recipe, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    with FakeChatServer(Faults(server_error=0.8, seed=3)) as server:
+        teacher = {
+            "backend": "openai",
+            "model": "fake",
+            "base_url": server.url,
+            "samples": 2,
+            "max_retries": 0,
+            "retry_base_s": 0.01,
+        }
+        recipe = make_recipe(teacher=teacher, select=None)  # keep what came
+        result = CliRunner().invoke(app, ["run", str(recipe), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    assert "more than half the samples failed" in result.output
