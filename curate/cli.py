@@ -21,7 +21,7 @@ from curate.cluster import ClusterRunner, ClusterSettings, slurm_dry_run
 from curate.decontam.benchmarks import BenchmarkUnavailable
 from curate.decontam.semantic import SemanticMethod
 from curate.decontam.stage import DEFAULT_BENCHMARKS, DecontamConfig, NgramMethod, build_index
-from curate.errors import CurateError, CurateWarning, ReviewError
+from curate.errors import CurateError, CurateWarning, ReviewError, StoreError
 from curate.files import parse_columns, run_stage_on_file
 from curate.generate.cache import SampleCache
 from curate.generate.stage import CACHE_FILE
@@ -310,10 +310,19 @@ def stats(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of RUN/report/.")
+    ] = None,
+) -> None:
     """Write RUN/report/index.html: PNG plots of the funnel, pass rates, lengths, verdicts."""
     with cli_errors():
-        page = write_report(run_dir)
+        target = out_dir or run_dir / "report"
+        try:
+            page = write_report(run_dir, target)
+        except PermissionError:
+            raise StoreError(f"{target}: not writable (a read-only run?); pass --out DIR") from None
         typer.echo(f"report: {page} ({len(list(page.parent.glob('*.png')))} plots)")
 
 

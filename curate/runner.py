@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 
 from curate import registry
 from curate.decontam.report import write_report
@@ -136,6 +137,7 @@ def _run_locked(
 ) -> RunResult:
     progress = progress or QuietProgress()
     store = RunStore(run_dir)
+    refuse_other_recipe(store, recipe)
     context = StageContext(
         store.cache,
         seed=recipe.seed,
@@ -168,6 +170,22 @@ def _run_locked(
     finally:
         for stage in stages:
             stage.close()
+
+
+def refuse_other_recipe(store: RunStore, recipe: Recipe) -> None:
+    """A run directory holds one recipe's run: another recipe would replace its dataset."""
+    if not store.recipe.is_file():
+        return
+    try:
+        saved = yaml.safe_load(store.recipe.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return  # a damaged copy: the run rewrites it
+    name = saved.get("name") if isinstance(saved, dict) else None
+    if name is not None and name != recipe.name:
+        raise StoreError(
+            f"{store.root} holds a run of recipe '{name}', not '{recipe.name}': running here "
+            "would replace its dataset; give another --run-dir (or remove that one)"
+        )
 
 
 def plan_run(

@@ -279,3 +279,12 @@ def test_file_commands_apply_the_sources_size_limits(tmp_path: Path):
     result = invoke("dedup", "--in", str(path), "--out", str(tmp_path / "o.jsonl"))
     assert result.exit_code == 1
     assert "row 2, field 'problem': 120,000 characters, over the 100,000" in result.output
+
+
+def test_report_can_be_written_beside_a_read_only_run(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    assert invoke("run", str(make_recipe()), "--run-dir", str(run_dir)).exit_code == 0
+    result = invoke("report", str(run_dir), "--out", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "elsewhere" / "index.html").is_file()
+    assert not (run_dir / "report").exists()

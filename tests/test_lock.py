@@ -84,3 +84,14 @@ def test_file_commands_sharing_a_store_refuse(tmp_path: Path):
     done = runner.invoke(app, ["verify", "--in", str(path), "--out", str(out)])
     assert done.exit_code == 0, done.output
     assert not (tmp_path / ".out.jsonl.parts").exists()
+
+
+def test_a_run_directory_holds_one_recipes_run(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    first = runner.invoke(app, ["run", str(make_recipe("first")), "--run-dir", str(run_dir)])
+    assert first.exit_code == 0, first.output
+    other = runner.invoke(app, ["run", str(make_recipe("second")), "--run-dir", str(run_dir)])
+    assert other.exit_code == 1
+    assert "holds a run of recipe 'first', not 'second'" in other.output
+    again = runner.invoke(app, ["run", str(make_recipe("first")), "--run-dir", str(run_dir)])
+    assert again.exit_code == 0 and "up to date" in again.output

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from curate.errors import StoreError
 from curate.generate.base import Sample
 
 SCHEMA = """
@@ -57,9 +58,16 @@ class SampleCache:
 
     def put(self, gen_key: str, sample: Sample) -> None:
         data = json.dumps(sample.to_dict(), ensure_ascii=False)
-        self._db.execute(
-            "insert or replace into samples values (?, ?, ?)", (gen_key, sample.sample_idx, data)
-        )
+        try:
+            self._db.execute(
+                "insert or replace into samples values (?, ?, ?)",
+                (gen_key, sample.sample_idx, data),
+            )
+        except sqlite3.OperationalError as exc:  # disk full, read-only: say where
+            raise StoreError(
+                f"{self.path}: cannot save a sample ({exc}); what was saved before is kept, "
+                "free some space and run again to resume"
+            ) from None
 
     def get_many(self, gen_keys: Iterable[str]) -> dict[tuple[str, int], Sample]:
         keys = sorted(set(gen_keys))
