@@ -159,10 +159,14 @@ def _plot_lengths(axes: Any, found: Figures) -> bool:
     return bool(shown)
 
 
+VERDICT_COLOURS = {"correct": "#55a868", "incorrect": "#c44e52", "unverifiable": "#dd8452"}
+
+
 @plot("reasons", "Verdicts by reason")
 def _plot_reasons(axes: Any, found: Figures) -> bool:
     top = found.reasons[:15]
-    axes.barh([label for label, _ in top][::-1], [n for _, n in top][::-1], color="#c44e52")
+    colours = [VERDICT_COLOURS.get(label.split(":")[0].strip(), "#8c8c8c") for label, _ in top]
+    axes.barh([label for label, _ in top][::-1], [n for _, n in top][::-1], color=colours[::-1])
     axes.set_xlabel("traces")
     return bool(top)
 

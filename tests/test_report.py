@@ -74,3 +74,22 @@ def test_the_page_renders_every_image_in_chromium(reported: Path, tmp_path: Path
     assert result is not None, dom[:500]
     assert result.group(1).startswith("ok "), result.group(1)
     assert result.group(1).count("=") == len(list((reported / "report").glob("*.png")))
+
+
+def test_the_verdict_bars_are_coloured_by_verdict():
+    """correct green, incorrect red, unverifiable orange (the correct bar was once red)."""
+    from curate.report import VERDICT_COLOURS, Figures, _plot_reasons
+
+    drawn: dict[str, list[str]] = {}
+
+    class Axes:
+        def barh(self, labels, counts, color):
+            drawn.update(zip(labels, color, strict=True))
+
+        def set_xlabel(self, text):
+            pass
+
+    found = Figures(reasons=[("correct: -", 5), ("incorrect: mismatch", 3), ("unverifiable: x", 1)])
+    assert _plot_reasons(Axes(), found)
+    assert drawn["correct: -"] == VERDICT_COLOURS["correct"] == "#55a868"
+    assert drawn["incorrect: mismatch"] == VERDICT_COLOURS["incorrect"]
