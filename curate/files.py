@@ -17,7 +17,7 @@ from pydantic import ValidationError, create_model
 from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import SourceError
-from curate.lock import LOCK_FILE, exclusive
+from curate.lock import exclusive
 from curate.progress import Progress, QuietProgress
 from curate.recipe import OverrideError, apply_override, describe_errors, parse_override
 from curate.records import TRACE_SCHEMA, conform, problem_id, stable_hash, write_parquet
@@ -304,7 +304,7 @@ def work_dir(root: Path, identity: str) -> Path:
     same input and settings; stores of other inputs or settings are cleared."""
     folder = root / identity
     for other in root.iterdir():
-        if other != folder and other.name != LOCK_FILE:
+        if other != folder:
             shutil.rmtree(other, ignore_errors=True)
     return folder
 

@@ -1,42 +1,46 @@
 """One process at a time in a run directory (or a file command's store).
 
-The lock is an advisory `flock` on DIR/.lock, which the kernel releases when its holder exits
-however it exits: a run killed with -9 leaves no lock to clear by hand, and the next run takes
-the directory over. The file also says who holds it (pid, host, command, since when), so a
-second process can refuse with a message that names the first, or wait for it.
+The lock is an advisory `flock` on the directory itself, which the kernel releases when its
+holder exits however it exits: a run killed with -9 leaves no lock to clear by hand, and the
+next run takes the directory over. Nothing is written into the directory, so a finished run
+can sit in a read-only place and a rerun with nothing to do changes nothing. Who holds it (pid,
+host, command, since when) is noted in the machine's temporary directory, so a second process
+can refuse with a message that names the first, or wait for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from curate.errors import CurateWarning, StoreError
-
-LOCK_FILE = ".lock"
 
 
 @contextmanager
 def exclusive(directory: Path, command: str, wait: bool = False) -> Iterator[None]:
-    """Hold DIR/.lock while the block runs; another holder is an error naming it, or (wait)
-    a warning and a wait until it is gone."""
+    """Hold the directory's lock while the block runs; another holder is an error naming it,
+    or (wait) a warning and a wait until it is gone. A directory that cannot be made or
+    opened is left to the work itself to report."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle = (directory / LOCK_FILE).open("a+", encoding="utf-8")
-    except PermissionError:  # a read-only directory: nothing can write to it, so no lock
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
         yield
         return
     try:
         if not _try_lock(handle):
-            holder = describe(_holder(handle))
+            holder = describe(_holder(directory))
             if not wait:
                 raise StoreError(
                     f"{directory} is in use by {holder}; two processes in one run directory "
@@ -45,13 +49,13 @@ def exclusive(directory: Path, command: str, wait: bool = False) -> Iterator[Non
             warning = f"waiting for {holder} to finish with {directory}"
             warnings.warn(warning, CurateWarning, stacklevel=3)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        _write_holder(handle, command)
+        _note_holder(directory, command)
         yield
     finally:
-        handle.close()  # releases the lock
+        os.close(handle)  # releases the lock
 
 
-def _try_lock(handle: IO[str]) -> bool:
+def _try_lock(handle: int) -> bool:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -59,26 +63,31 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
-def _holder(handle: IO[str]) -> dict[str, Any]:
-    handle.seek(0)
+def _note_path(directory: Path) -> Path:
+    key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / "curate-locks" / f"{key}.json"
+
+
+def _note_holder(directory: Path, command: str) -> None:
+    """Who holds the lock, for the message another process prints (best effort)."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": since}
+    path = _note_path(directory)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(mode=0o1777, parents=True, exist_ok=True)
+        path.write_text(json.dumps(holder), encoding="utf-8")
+
+
+def _holder(directory: Path) -> dict[str, Any]:
     try:
-        found = json.loads(handle.read() or "{}")
-    except json.JSONDecodeError:
+        found = json.loads(_note_path(directory).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
         return {}
     return found if isinstance(found, dict) else {}
 
 
-def _write_holder(handle: IO[str], command: str) -> None:
-    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": since}
-    handle.seek(0)
-    handle.truncate()
-    handle.write(json.dumps(holder))
-    handle.flush()
-
-
 def describe(holder: dict[str, Any]) -> str:
-    """`curate run` (pid 12, host a, since ...), or what is known of it."""
+    """`curate run` (pid 12 on host, since ...), or what is known of it."""
     if not holder:
         return "another curate process"
     return (

@@ -18,7 +18,7 @@ import yaml
 from curate import registry
 from curate.decontam.report import write_report
 from curate.errors import RecipeError, SourceError, StoreError
-from curate.lock import LOCK_FILE, exclusive
+from curate.lock import exclusive
 from curate.memory import release_memory
 from curate.progress import Progress, QuietProgress
 from curate.publish.dataset import write_dataset
@@ -122,7 +122,7 @@ def run_recipe(
         with exclusive(run_dir, "curate run", wait):
             return _run_locked(recipe, run_dir, fresh, progress, retry_failed, stage_runner)
     except BaseException:
-        if fresh and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing was made: leave nothing
         raise
 

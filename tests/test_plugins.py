@@ -84,7 +84,7 @@ def test_the_example_plugin_runs_end_to_end(plugin_env, tmp_path: Path):
     assert set(traces["verifier"]) == {"tolerance@1"}
     assert set(traces["verdict"]) == {"correct"}
     dataset = pl.read_parquet(run_dir / "dataset" / "data")
-    assert dataset["answer_chars"].to_list() == [len(c) for c in dataset["completion"]]
+    assert dataset["answer_chars"].to_list() == [len(c) for c in dataset["solution"]]
     staged = curate(
         plugin_env, "publish", str(run_dir), "--repo-id", "org/plugin", "--dry-run", cwd=tmp_path
     )
@@ -123,7 +123,7 @@ def test_a_verifier_plugin_takes_its_typed_settings(plugin_env, tmp_path: Path):
         cwd=tmp_path,
     )
     assert (
-        refused.returncode == 1
+        refused.returncode == 2  # a bad --set: a usage error
         and "verify.tolerance: unknown key" in refused.stderr + refused.stdout
     )
 

@@ -16,8 +16,10 @@ from curate.verify.audit import headline
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
 CONFIG_TEXT = {
     "default": "one row per kept trace for SFT: `messages`, or `prompt` + `completion` "
-    "(the assistant turn, reasoning in `<think>`); `reasoning` and `answer` as text",
-    "all": "every generated trace with its verdict, reason, flags and drop stage",
+    "(the assistant turn, reasoning in `<think>`); `reasoning` and `solution` (the text "
+    "after the reasoning) as text",
+    "all": "every generated trace, in the same columns, with its verdict, reason, flags and "
+    "drop stage",
     "rl": "one row per problem, a `prompt` of messages and what the reward needs, for GRPO",
     "preference": "(prompt, chosen, rejected) pairs of a correct and an incorrect trace, for DPO",
 }

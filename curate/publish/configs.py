@@ -1,4 +1,11 @@
-"""The published configs, each a view of the ledger: default (SFT), all, rl and preference."""
+"""The published configs, each a view of the ledger: default (SFT), all, rl and preference.
+
+One meaning per column name in every view (and in the run's dataset/): `prompt` is the chat
+messages sent, `completion` the assistant turn a model is trained to write (the reasoning in
+<think> tags, then the solution), `messages` the two together, `reasoning` the chain of
+thought, `solution` the text after it, `extracted_answer` the final answer the verifier read.
+The ledger keeps the working name: its `completion` is the text after the reasoning.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ SFT_COLUMNS = (
     "prompt",
     "completion",
     "reasoning",
-    "answer",
+    "solution",
     "problem",
     "reference",
     "source",
@@ -31,8 +38,9 @@ ALL_COLUMNS = (
     "round",
     "sample_idx",
     "prompt",
-    "reasoning",
     "completion",
+    "reasoning",
+    "solution",
     "finish_reason",
     "completion_tokens",
     "verdict",
@@ -79,22 +87,30 @@ def sft_config(
     """default: one row per kept trace in both of TRL's conversational layouts: `messages`,
     and `prompt` + `completion` (the assistant turn), which SFTTrainer prefers when present
     and trains on the completion only; `reasoning` and `answer` as plain text."""
-    kept = traces(ledger).filter(pl.col("dropped").is_null())
-    turns = [
-        [{"role": "assistant", "content": assistant_text(reasoning, answer, think)}]
-        for reasoning, answer in zip(kept["reasoning"], kept["completion"], strict=True)
-    ]
-    messages = [[*p, *t] for p, t in zip(kept["prompt"].to_list(), turns, strict=True)]
-    kind = kept["prompt"].dtype
-    kept = kept.rename({"completion": "answer"}).with_columns(
-        pl.Series("messages", messages, dtype=kind), pl.Series("completion", turns, dtype=kind)
-    )
+    kept = conversation(traces(ledger).filter(pl.col("dropped").is_null()), think)
     return kept.select(_present(kept, (*SFT_COLUMNS, *extra)))
 
 
-def all_config(ledger: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
-    """all: every generated trace with its verdict, reason, flags, drop stage and pass rate."""
-    rows = traces(ledger)
+def conversation(rows: pl.DataFrame, think: bool = True) -> pl.DataFrame:
+    """Ledger rows in the views' names: the ledger's `completion` (the text after the
+    reasoning) as `solution`; `completion` the assistant turn; `messages` prompt and turn."""
+    turns = [
+        [{"role": "assistant", "content": assistant_text(reasoning, solution, think)}]
+        for reasoning, solution in zip(rows["reasoning"], rows["completion"], strict=True)
+    ]
+    messages = [[*(p or []), *t] for p, t in zip(rows["prompt"].to_list(), turns, strict=True)]
+    kind = rows["prompt"].dtype
+    return rows.rename({"completion": "solution"}).with_columns(
+        pl.Series("messages", messages, dtype=kind), pl.Series("completion", turns, dtype=kind)
+    )
+
+
+def all_config(
+    ledger: pl.DataFrame, extra: tuple[str, ...] = (), think: bool = True
+) -> pl.DataFrame:
+    """all: every generated trace with its verdict, reason, flags, drop stage and pass rate,
+    in the same names as default (its `completion` is the assistant turn of each trace)."""
+    rows = conversation(traces(ledger), think)
     return rows.select(_present(rows, (*ALL_COLUMNS, *extra)))
 
 

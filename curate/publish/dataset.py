@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import yaml
 
 from curate.memory import release_memory
 from curate.publish.card import RECIPE_NOTE, funnel_markdown, models_notice, public_recipe
+from curate.publish.configs import conversation
 from curate.recipe import Recipe, recipe_data
 from curate.records import TRACE_SCHEMA, conform, small_types, write_parquet
 from curate.shards import live_rows, read_shard
@@ -24,8 +26,10 @@ DATASET_COLUMNS = (
     "problem",
     "reference",
     "prompt",
-    "reasoning",
+    "messages",
     "completion",
+    "reasoning",
+    "solution",
     "model",
     "round",
     "sample_idx",
@@ -36,6 +40,12 @@ DATASET_COLUMNS = (
     "verifier",
     "extracted_answer",
     "gen_key",
+)
+# what the dataset is made of, in the ledger's names (its `completion`: the solution text)
+LEDGER_COLUMNS = tuple(
+    "completion" if c == "solution" else c
+    for c in DATASET_COLUMNS
+    if c not in ("messages", "completion")
 )
 DATA_FILES = "data/train-{index:05d}-of-{count:05d}.parquet"  # one per ledger shard
 
@@ -55,10 +65,11 @@ def write_dataset(
     alive = [shard for shard in shards if live_rows(shard)]
     sources: list[Path | None] = [*alive] or [None]  # nothing kept: one empty file
     count, models = 0, set[str]()
+    think = recipe.publish.think if recipe.publish is not None else True
     for index, shard in enumerate(sources):
         target = out_dir / DATA_FILES.format(index=index, count=len(sources))
         if not target.exists():
-            write_part(shard, target, extra)
+            write_part(shard, target, extra, think)
         count += pq.read_metadata(target).num_rows
         models.update(m for m in pq.read_table(target, columns=["model"])["model"].to_pylist() if m)
         release_memory(collect=False)
@@ -66,13 +77,16 @@ def write_dataset(
     return count
 
 
-def write_part(shard: Path | None, target: Path, extra: tuple[str, ...] = ()) -> None:
-    """One ledger shard's surviving rows as a dataset file (atomically), in the dataset's
-    types whatever the shard holds, so every file of the dataset has the same schema (a
-    published column a shard lacks is null there)."""
+def write_part(
+    shard: Path | None, target: Path, extra: tuple[str, ...] = (), think: bool = True
+) -> None:
+    """One ledger shard's surviving rows as a dataset file (atomically), in the names of the
+    published configs (`completion` the assistant turn, `solution` the text after the
+    reasoning: curate/publish/configs.py) and in the dataset's types whatever the shard
+    holds, so every file has the same schema (a published column a shard lacks is null)."""
     ledger = conform(read_shard(shard)) if shard else TRACE_SCHEMA.empty_table()
-    rows = small_types(surviving(ledger, extra).replace_schema_metadata(None))
-    known = small_types(surviving(TRACE_SCHEMA.empty_table())).schema
+    rows = small_types(as_view(surviving(ledger, extra), think, extra))
+    known = small_types(as_view(surviving(TRACE_SCHEMA.empty_table()), think)).schema
     fields = [
         known.field(name) if name in known.names else rows.schema.field(name)
         for name in rows.column_names
@@ -81,12 +95,21 @@ def write_part(shard: Path | None, target: Path, extra: tuple[str, ...] = ()) ->
 
 
 def surviving(ledger: pa.Table, extra: tuple[str, ...] = ()) -> pa.Table:
-    """The rows still in the funnel, with the dataset's columns and those stages publish."""
+    """The rows still in the funnel, with the ledger columns the dataset is made of and
+    those stages publish."""
     rows = ledger.filter(pc.is_null(ledger["dropped"]))
     for name in extra:
         if name not in rows.column_names:
             rows = rows.append_column(name, pa.nulls(rows.num_rows, pa.string()))
-    return rows.select([c for c in (*DATASET_COLUMNS, *extra) if c in rows.column_names])
+    return rows.select([c for c in (*LEDGER_COLUMNS, *extra) if c in rows.column_names])
+
+
+def as_view(rows: pa.Table, think: bool, extra: tuple[str, ...] = ()) -> pa.Table:
+    """Ledger rows in the published names and order (DATASET_COLUMNS, then extra)."""
+    frame = pl.from_arrow(rows.replace_schema_metadata(None))
+    assert isinstance(frame, pl.DataFrame)
+    view = conversation(frame, think)
+    return view.select([c for c in (*DATASET_COLUMNS, *extra) if c in view.columns]).to_arrow()
 
 
 def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) -> str:
@@ -110,8 +133,10 @@ def card(recipe: Recipe, stats: dict[str, Any], rows: int, models: list[str]) ->
         else "`prompt` holds the exact chat messages sent to the teacher"
     )
     parts.append(
-        f"## Columns\n\n{prompt}, `reasoning` the chain of thought, `completion` the final "
-        "answer text, and `verdict` / `verifier` how it was checked.\n"
+        f"## Columns\n\n{prompt}, `completion` the assistant turn to train on (the reasoning "
+        "in `<think>` tags, then the solution), `messages` the two together, `reasoning` the "
+        "chain of thought, `solution` the text after it, `extracted_answer` the final answer "
+        "the verifier read, and `verdict` / `verifier` how it was checked.\n"
     )
     parts.append("## How it was made\n\n" + funnel_markdown(stats))
     public = yaml.safe_dump(public_recipe(recipe_data(recipe)), sort_keys=False)

@@ -51,7 +51,7 @@ def build_configs(
     (carried by `default` and `all`)."""
     frames = {
         "default": sft_config(ledger, think, extra),
-        "all": all_config(ledger, extra),
+        "all": all_config(ledger, extra, think),
         "rl": rl_config(ledger),
         "preference": preference_config(ledger, think),
     }

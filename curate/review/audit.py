@@ -28,7 +28,7 @@ from curate.verify.tier import CACHE_FILE, AnswerJudge, question_for
 SAMPLE_FILE = "audit_sample.jsonl"
 REPORT_FILE = "audit.json"
 KEY = ("problem_id", "sample_idx", "round")
-SHOWN = ("problem", "reference", "answer", "verdict", "verdict_reason", "extracted_answer")
+SHOWN = ("problem", "reference", "solution", "verdict", "verdict_reason", "extracted_answer")
 TRUE_WORDS = {"true", "yes", "1", "right", "correct"}
 FALSE_WORDS = {"false", "no", "0", "wrong", "incorrect"}
 
@@ -53,9 +53,9 @@ def draw_sample(run_dir: Path, width: float, seed: int) -> tuple[pl.DataFrame, P
     rows = verdict_rows(run_dir)
     sample = draw(rows, labels_for_width(width), seed)
     answers = [AnswerFormat().answer_text(c) for c in sample["completion"].to_list()]
-    keep = [c for c in (*KEY, *STRATA, *SHOWN) if c in sample.columns and c != "answer"]
+    keep = [c for c in (*KEY, *STRATA, *SHOWN) if c in sample.columns and c != "solution"]
     out = sample.select(*dict.fromkeys(keep)).with_columns(
-        pl.Series("answer", answers, pl.String), pl.lit(None, pl.Boolean).alias("right")
+        pl.Series("solution", answers, pl.String), pl.lit(None, pl.Boolean).alias("right")
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     out.write_ndjson(target)
@@ -71,8 +71,10 @@ def judge_labels(run_dir: Path, sample: pl.DataFrame) -> pl.DataFrame:
     labels: list[bool | None] = [None] * sample.height
     asked, questions = [], []
     for index, row in enumerate(sample.iter_rows(named=True)):
-        item = Item(row["answer"], row.get("reference"), row.get("domain"), problem=row["problem"])
-        question = question_for(item, row["answer"], _result_of(row))
+        item = Item(
+            row["solution"], row.get("reference"), row.get("domain"), problem=row["problem"]
+        )
+        question = question_for(item, row["solution"], _result_of(row))
         if question is not None:
             asked.append(index)
             questions.append(question)

@@ -60,7 +60,7 @@ def test_every_config_loads_as_the_hub_would_serve_it(finished_run: Path, tmp_pa
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     answer = first["messages"][-1]["content"]
     assert answer.startswith("<think>\n") and "\n</think>\n\n" in answer
-    assert answer.endswith(first["answer"].strip())
+    assert answer.endswith(first["solution"].strip())
     assert first["messages"][:-1] == first["prompt"]
     assert first["completion"] == first["messages"][-1:]
     every = load(staged.path, "all", tmp_path)
@@ -120,7 +120,7 @@ def test_think_tags_can_be_left_out(finished_run: Path, tmp_path: Path):
     path.write_text(yaml.safe_dump(recipe))
     staged = stage_repository(finished_run)
     sft = load(staged.path, "default", tmp_path)
-    assert sft[0]["messages"][-1]["content"] == sft[0]["answer"].strip()
+    assert sft[0]["messages"][-1]["content"] == sft[0]["solution"].strip()
 
 
 def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):

@@ -131,7 +131,7 @@ def test_sft_trains_on_the_reasoning_and_answer_only(published, tiny_model, tmp_
     ignored = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if not m])
     row = data[0]
     assert sum(mask) > 0
-    assert "<think>" in trained and row["answer"].strip() in trained
+    assert "<think>" in trained and row["solution"].strip() in trained
     assert row["reasoning"].strip()[:40] in trained
     assert row["problem"][:20] in ignored and row["problem"][:20] not in trained
     assert trained.rstrip().endswith("<|im_end|>")  # the model learns to stop

@@ -108,8 +108,8 @@ def test_audit_a_run_by_people_through_the_cli(make_recipe, tmp_path: Path):
     assert drawn.exit_code == 0, drawn.output
     sample_path = run_dir / "review" / "audit_sample.jsonl"
     sample = pl.read_ndjson(sample_path)
-    assert {"answer", "reference", "verdict", "right"} <= set(sample.columns)
-    assert "<think>" not in "".join(sample["answer"].to_list())  # the answer part only
+    assert {"solution", "reference", "verdict", "right"} <= set(sample.columns)
+    assert "<think>" not in "".join(sample["solution"].to_list())  # the answer part only
     # a reviewer: every verdict right but one correct one
     first_correct = sample["verdict"].to_list().index("correct")
     rights = [v == "correct" for v in sample["verdict"].to_list()]
