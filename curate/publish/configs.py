@@ -47,6 +47,7 @@ ALL_COLUMNS = (
     "verdict_reason",
     "extracted_answer",
     "verifier",
+    "verdict_tier",
     "flags",
     "borderline",
     "pass_rate",

@@ -38,6 +38,7 @@ DATASET_COLUMNS = (
     "completion_tokens",
     "verdict",
     "verifier",
+    "verdict_tier",
     "extracted_answer",
     "gen_key",
 )

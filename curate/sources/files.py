@@ -335,9 +335,10 @@ def _csv_rows(path: Path) -> Iterator[Row]:
     with open_binary(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text, strict=True)  # strict: an unclosed quote is an error
-        refuse_repeated(list(reader.fieldnames or []), f"{path} line 1", "column")
-        started = 2  # the line the record being read begins on (the header is line 1)
+        started = 1  # the line the record being read begins on (the header is line 1)
         try:
+            refuse_repeated(list(reader.fieldnames or []), f"{path} line 1", "column")
+            started = 2
             for row in reader:
                 _check_csv_row(path, reader, row)
                 yield row
