@@ -681,12 +681,19 @@ def audit_command(
         Path | None, typer.Argument(help="Run directory (leave out with --labels FILE alone).")
     ] = None,
     by: Annotated[
-        str, typer.Option(help="people (a file to label) or judge (the run's verify.judge).")
+        str,
+        typer.Option(
+            help="people (a file to label), argilla (reviewers, blind) or judge (verify.judge)."
+        ),
     ] = "people",
     width: Annotated[float, typer.Option(help="95% interval width to size the sample.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
     labels: Annotated[
-        Path | None, typer.Option(help="Labels: the filled sample of a run, or a labelled file.")
+        Path | None,
+        typer.Option(
+            help="Labels: the filled sample of a run, `argilla` (the reviewers' answers), or "
+            "a labelled file."
+        ),
     ] = None,
     label_column: Annotated[str, typer.Option(help="The labels' column.")] = "right",
     set_: SetOption = None,
@@ -705,18 +712,29 @@ def audit_command(
             print_audit(report)
             return
         if labels is not None:
-            report = run_audit.write_audit(
-                run_dir, run_audit.read_labels(labels, label_column), "people"
+            from_argilla = str(labels) == "argilla"
+            labelled = (
+                run_audit.pull_audit(run_dir)
+                if from_argilla
+                else run_audit.read_labels(labels, label_column)
             )
-            print_audit(report)
+            by_whom = "people in Argilla" if from_argilla else "people"
+            print_audit(run_audit.write_audit(run_dir, labelled, by_whom))
             return
         sample, where = run_audit.draw_sample(run_dir, width, seed)
-        if by not in ("people", "judge"):
-            fail(f"--by must be people or judge, got {by!r}")
+        if by not in ("people", "argilla", "judge"):
+            fail(f"--by must be people, argilla or judge, got {by!r}")
             raise typer.Exit(2)
         if by == "judge":
-            print_audit(
-                run_audit.write_audit(run_dir, run_audit.judge_labels(run_dir, sample), "judge")
+            judged = run_audit.judge_labels(run_dir, sample)
+            print_audit(run_audit.write_audit(run_dir, judged, "judge"))
+            return
+        if by == "argilla":
+            counts = run_audit.push_audit(run_dir, sample)
+            typer.echo(
+                f"audit: {counts['sample']:,} verdicts drawn, {counts['new']:,} sent to Argilla "
+                "(blind: reviewers see neither the verdict nor a suggestion); once they have "
+                f"answered: curate audit {run_dir} --labels argilla"
             )
             return
         typer.echo(

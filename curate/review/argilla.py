@@ -246,13 +246,18 @@ def dataset_name(run_dir: Path, task: dict[str, Any]) -> str:
 
 
 def dataset_for(
-    connection: Connection, run_dir: Path, task: dict[str, Any], workspace: str | None = None
+    connection: Connection,
+    run_dir: Path,
+    task: dict[str, Any],
+    workspace: str | None = None,
+    name: str | None = None,
 ) -> Any:
-    """The run's review dataset, created with the task's settings when missing."""
+    """The run's review dataset (or the one named), created with the task's settings when
+    missing."""
     import argilla as rg
 
     client = rg.Argilla(api_url=connection.url, api_key=connection.key)
-    name = dataset_name(run_dir, task)
+    name = name or dataset_name(run_dir, task)
     workspace = workspace or os.environ.get("ARGILLA_WORKSPACE") or local.WORKSPACE
     with warnings.catch_warnings():  # "not found" is the normal first push
         warnings.simplefilter("ignore")
@@ -342,7 +347,8 @@ class Session:
     dataset_name: str
 
 
-def open_session(run_dir: Path, task_path: Path | None = None) -> Session:
+def open_session(run_dir: Path, task_path: Path | None = None, name: str | None = None) -> Session:
+    """The run's review dataset (or the one named: the audit's), ready to use."""
     try:
         import argilla  # noqa: F401
     except ImportError:
@@ -350,7 +356,9 @@ def open_session(run_dir: Path, task_path: Path | None = None) -> Session:
     config = review_config(run_dir)
     task = load_task(task_path or (Path(config.task) if config.task else None))
     connection = connect(config)
-    dataset = _guarded(lambda: dataset_for(connection, run_dir, task, config.workspace), connection)
+    dataset = _guarded(
+        lambda: dataset_for(connection, run_dir, task, config.workspace, name), connection
+    )
     return Session(task, connection, str(dataset.id), str(dataset.name))
 
 

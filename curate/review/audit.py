@@ -20,6 +20,7 @@ from curate.answers import AnswerFormat
 from curate.errors import ReviewError
 from curate.generate.cache import SampleCache
 from curate.recipe import load_run
+from curate.records import stable_hash
 from curate.store import RunStore, write_json
 from curate.verify.audit import STRATA, audit, draw, headline, labels_for_width
 from curate.verify.dispatch import Item
@@ -148,3 +149,64 @@ def audit_file(path: Path, column: str, overrides: list[str], workdir: Path) -> 
     run_stage_on_file("verify", path, verified, overrides)
     frame = pl.read_parquet(verified, glob=False).with_columns(labels["right"])
     return {"by": f"labels in {path.name}", **audit(frame, frame)}
+
+
+def audit_dataset(run_dir: Path) -> str:
+    """The Argilla dataset of a run's audit: apart from its review queue."""
+    where = stable_hash(str(run_dir.resolve()), size=6)
+    return f"curate-audit-{run_dir.resolve().name}-{where}"
+
+
+def sampled_traces(run_dir: Path, sample: pl.DataFrame) -> pl.DataFrame:
+    """The ledger rows of the sample, in full (reasoning and all) for reviewers."""
+    keys = [c for c in KEY if c in sample.columns]
+    return verdict_rows(run_dir).join(sample.select(keys), on=keys, how="semi")
+
+
+def push_audit(run_dir: Path, sample: pl.DataFrame) -> dict[str, int]:
+    """Send the sample to Argilla as the review task, marked as an audit and blind: the
+    reviewers see neither the verifier's verdict nor its suggestion. Records already there
+    are not sent again."""
+    from curate.review import argilla
+
+    session = argilla.open_session(run_dir, name=audit_dataset(run_dir))
+    have = argilla.existing_ids(session.connection, session.dataset_id)
+    questions = argilla.question_ids(session.connection, session.dataset_id)
+    rows = sampled_traces(run_dir, sample).iter_rows(named=True)
+    new = [row for row in rows if argilla.record_id(row) not in have]
+    for start in range(0, len(new), argilla.PUSH_BATCH):
+        batch = new[start : start + argilla.PUSH_BATCH]
+        records = [blind_record(row, session.task, questions) for row in batch]
+        argilla.upsert(session.connection, session.dataset_id, records)
+    return {"sample": sample.height, "new": len(new), "already_there": sample.height - len(new)}
+
+
+def blind_record(row: dict[str, Any], task: dict[str, Any], questions: dict[str, str]) -> Any:
+    from curate.review import argilla
+
+    record = argilla.to_record(
+        {**row, "verdict": None, "verdict_reason": None, "borderline": ["audit"]}, task, questions
+    )
+    fields = record["fields"]
+    if "verdict_text" in fields:
+        fields["verdict_text"] = "(not shown: this trace is part of an audit of the verifier)"
+    if "why" in fields:
+        fields["why"] = "audit: a random sample of the verifier's verdicts"
+    record["suggestions"] = []
+    return record
+
+
+def pull_audit(run_dir: Path) -> pl.DataFrame:
+    """The sample labelled by reviewers' answers in Argilla (the task's resolve rule: accept
+    is right, reject wrong, undecided no label yet)."""
+    from curate.review import argilla
+
+    sample = read_labels(RunStore(run_dir).review / SAMPLE_FILE, "right")
+    session = argilla.open_session(run_dir, name=audit_dataset(run_dir))
+    names = argilla.usernames(session.connection)
+    said: dict[str, bool | None] = {}
+    for record in argilla.list_records(session.connection, session.dataset_id, True):
+        decision = argilla.decide(argilla.answers_of(record, names), session.task)["decision"]
+        said[record["external_id"]] = {"accept": True, "reject": False}.get(decision)
+    labels = [said.get(argilla.record_id(row)) for row in sample.iter_rows(named=True)]
+    return sample.with_columns(pl.Series("right", labels, pl.Boolean))

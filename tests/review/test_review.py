@@ -205,6 +205,40 @@ def test_a_missing_workspace_is_named_with_the_way_to_make_it(argilla_server, ru
     assert "Traceback" not in refused.output and "NoneType" not in refused.output
 
 
+def test_an_audit_round_trip_through_argilla_is_blind(argilla_server, run_dir: Path):
+    """`curate audit --by argilla` sends a stratified sample to its own dataset, without the
+    verdict or a suggestion; reviewers' answers come back as labels and intervals."""
+    from curate.review import argilla
+    from curate.review.audit import audit_dataset
+
+    sent = runner.invoke(app, ["audit", str(run_dir), "--by", "argilla", "--width", "0.6"])
+    assert sent.exit_code == 0, sent.output
+    again = runner.invoke(app, ["audit", str(run_dir), "--by", "argilla", "--width", "0.6"])
+    assert ", 0 sent to Argilla" in again.output  # nothing twice
+    session = argilla.open_session(run_dir, name=audit_dataset(run_dir))
+    records = argilla.list_records(session.connection, session.dataset_id, False)
+    sample = (run_dir / "review" / "audit_sample.jsonl").read_text().splitlines()
+    assert len(records) == len(sample) > 3
+    for record in records:
+        shown = " ".join(str(v) for v in (record.get("fields") or {}).values())
+        assert "not shown" in shown and "correct (" not in shown  # blind
+        assert not record.get("suggestions")
+    review_dataset = argilla.open_session(run_dir).dataset_id
+    assert review_dataset != session.dataset_id  # the review queue is left alone
+    yes = {"status": "submitted", "values": {"correct": {"value": "correct"}}}
+    no = {"status": "submitted", "values": {"correct": {"value": "incorrect"}}}
+    for record in records[:2]:
+        for reviewer in ("reviewer1", "reviewer2"):
+            answer(argilla_server, record["id"], reviewer, yes)
+    for reviewer in ("reviewer1", "reviewer2"):
+        answer(argilla_server, records[2]["id"], reviewer, no)
+    pulled = runner.invoke(app, ["audit", str(run_dir), "--labels", "argilla"])
+    assert pulled.exit_code == 0, pulled.output
+    report = json.loads((run_dir / "reports" / "audit.json").read_text())
+    assert report["by"] == "people in Argilla"
+    assert report["labelled"] == 3 and report["undecided"] == len(sample) - 3
+
+
 def test_the_resolution_rules():
     from curate.review.argilla import resolve
 
