@@ -102,10 +102,13 @@ class SandboxError(VerifyError):
 
 
 @contextmanager
-def leased_uid() -> Iterator[int | None]:
+def leased_uid(own_pid_space: bool = False) -> Iterator[int | None]:
     """As root, an unprivileged user id for one run, held by a lock file so that no other run,
     thread or process uses it meanwhile: root ignores the process-count limit, and a private
-    id lets every process the run left behind be found and killed. None when not root."""
+    id lets every process the run left behind be found and killed. None when not root.
+    own_pid_space: the run's processes live in a PID namespace of their own (bubblewrap),
+    which the kernel empties when the run's first process ends; then a look that finds
+    nothing of the uid is enough (sweep's pause-and-look-again is for runs without one)."""
     if os.geteuid() != 0:
         yield None
         return
@@ -118,22 +121,25 @@ def leased_uid() -> Iterator[int | None]:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # another run holds it
-            sweep(uid)  # whatever a crashed earlier holder left behind
+            sweep(uid, own_pid_space)  # whatever a crashed earlier holder left behind
             try:
                 yield uid
             finally:
-                sweep(uid)
+                sweep(uid, own_pid_space)
             return
     raise SandboxError(f"all {UID_RANGE} sandbox user ids are in use")
 
 
 def processes_of(uid: int) -> list[int]:
-    """Live (not zombie) processes running as uid."""
+    """Live (not zombie) processes running as uid (a process's /proc folder is owned by its
+    user: only those are read)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
+            if entry.stat().st_uid != uid:
+                continue
             with open(f"/proc/{entry.name}/status") as handle:
                 status = handle.read()
         except OSError:
@@ -150,9 +156,12 @@ def processes_of(uid: int) -> list[int]:
 KILL_ALL = "import os, sys\nassert os.getuid() == int(sys.argv[1]) != 0\nos.kill(-1, 9)"
 
 
-def sweep(uid: int) -> None:
+def sweep(uid: int, own_pid_space: bool = False) -> None:
     """Kill every process running as a run's private uid (daemons, escaped forks, bombs);
-    raise if some survive rather than let a later run share the user with them."""
+    raise if some survive rather than let a later run share the user with them. With its own
+    PID namespace a run leaves nothing once its first process ends: one empty look is proof."""
+    if own_pid_space and not processes_of(uid):
+        return
     deadline = time.monotonic() + SWEEP_LIMIT_S
     while True:
         _kill_all(uid, deadline)
@@ -282,7 +291,7 @@ class Sandbox:
     def _execute(self, command: list[str], workdir: Path, wall_s: float) -> RunResult:
         out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
         with (
-            leased_uid() as uid,
+            leased_uid(own_pid_space=self.isolation == "bwrap") as uid,
             open(workdir / "stdin.txt", "rb") as stdin,
             open(out_path, "wb") as stdout,
             open(err_path, "wb") as stderr,
