@@ -507,12 +507,26 @@ def stage_command(name: str) -> Callable[..., None]:
             Path | None,
             typer.Option(help="Generation cache (default: .curate-cache beside --out)."),
         ] = None,
+        reference_pattern: Annotated[
+            str | None,
+            typer.Option(
+                help="The part of each reference that is the answer, as a regex (its first "
+                "group): GSM8K's '#### (.+)' (a recipe's source.reference_pattern)."
+            ),
+        ] = None,
     ) -> None:
         with cli_errors(), shown_warnings():
             mapping = parse_columns(columns or [])
             with progress_for(err) as progress:
                 result = run_stage_on_file(
-                    name, in_path, out_path, set_ or [], progress, mapping, cache_dir
+                    name,
+                    in_path,
+                    out_path,
+                    set_ or [],
+                    progress,
+                    mapping,
+                    cache_dir,
+                    reference_pattern,
                 )
             report_file_stage(name, result, out_path, cache_dir)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -133,6 +134,35 @@ def check_text_columns(table: pa.Table, path: Path) -> None:
     check_text_sizes(table, path)
 
 
+def answers_by_pattern(table: pa.Table, path: Path, pattern: str) -> pa.Table:
+    """Each reference cut to what the pattern finds (its first group, else the match), as a
+    recipe's source.reference_pattern does; a reference it does not match is named."""
+    if "reference" not in table.column_names:
+        return table
+    try:
+        compiled = re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise OverrideError(f"--reference-pattern {pattern!r}: {exc}") from None
+    found: list[str | None] = []
+    for number, value in enumerate(table["reference"].to_pylist(), start=1):
+        if value is None:
+            found.append(None)
+            continue
+        match = compiled.search(str(value))
+        if match is None:
+            raise SourceError(f"{path} row {number}, field 'reference': {pattern!r} does not match")
+        found.append((match.group(1) if match.groups() else match.group(0)).strip())
+    place = table.column_names.index("reference")
+    return table.set_column(place, "reference", pa.array(found, pa.string()))
+
+
+def refuse_nulls(table: pa.Table, path: Path, name: str) -> None:
+    """A row with no value where the stage needs one (a problem to dedup) is named."""
+    if name in table.column_names and table[name].null_count:
+        row = pc.index(pc.is_null(table[name]), True).as_py() + 1
+        raise SourceError(f"{path} row {row}, field '{name}': empty (null)")
+
+
 def check_text_sizes(table: pa.Table, path: Path) -> None:
     """The limits `curate run`'s sources apply (source.max_chars, max_trace_chars), applied
     before any work: one 50 MB problem would take gigabytes in dedup's shingles."""
@@ -142,6 +172,10 @@ def check_text_sizes(table: pa.Table, path: Path) -> None:
         column = table[name]
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
+        nul = pc.match_substring(column, "\x00")
+        if pc.any(nul).as_py():
+            row = pc.index(nul, True).as_py() + 1
+            raise SourceError(f"{path} row {row}, field '{name}': a NUL character is not text")
         limit = TRACE_CHARS if name in ("completion", "reasoning") else PROBLEM_CHARS
         lengths = pc.utf8_length(column)
         longest = pc.max(lengths).as_py()
@@ -235,6 +269,7 @@ def run_stage_on_file(
     progress: Progress | None = None,
     columns: dict[str, str] | None = None,
     cache_dir: Path | None = None,
+    reference_pattern: str | None = None,
 ) -> Stats:
     """Run one stage over every row of a file, keeping every input row in the output.
 
@@ -245,6 +280,8 @@ def run_stage_on_file(
 
     columns: {curate name: file column}; common names are recognised without it.
     cache_dir: where generation caches its samples (default: .curate-cache beside --out).
+    reference_pattern: the part of each reference that is the answer (source.reference_pattern:
+    GSM8K's `#### (.+)`).
     """
     config = stage_config(name, overrides)
     file_format(out_path)  # refuse an unknown output format before any work
@@ -258,6 +295,10 @@ def run_stage_on_file(
     if "tests" in table.column_names and "reference" not in table.column_names:
         table = table.append_column("reference", pa.nulls(table.num_rows, pa.string()))
     check_text_columns(table, in_path)
+    if reference_pattern is not None:
+        table = answers_by_pattern(table, in_path, reference_pattern)
+    if "problem" in stage.reads:
+        refuse_nulls(table, in_path, "problem")
     table, renamed_ids = rows_as_problems(with_problem_ids(table, in_path), stage)
     table = with_sample_numbers(table)
     check_columns([stage], set(table.column_names))

@@ -288,3 +288,31 @@ def test_report_can_be_written_beside_a_read_only_run(make_recipe, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert (tmp_path / "elsewhere" / "index.html").is_file()
     assert not (run_dir / "report").exists()
+
+
+def test_file_commands_read_raw_gsm8k_with_a_reference_pattern(tmp_path: Path):
+    """GSM8K's answer column is a worked solution ending `#### 18`: the pattern takes the
+    answer, as a recipe's source.reference_pattern does."""
+    rows = [
+        {"problem": "p1", "reference": "3 + 4 = 7\n#### 7", "completion": "\\boxed{7}"},
+        {"problem": "p2", "reference": "6 * 3 = 18\n#### 18", "completion": "\\boxed{18}"},
+    ]
+    path = write_jsonl(tmp_path / "gsm8k.jsonl", rows)
+    out = tmp_path / "v.jsonl"
+    args = ["verify", "--in", str(path), "--out", str(out), "--set", "workers=1"]
+    result = invoke(*args, "--reference-pattern", "#### (.+)")
+    assert result.exit_code == 0, result.output
+    assert pl.read_ndjson(out)["verdict"].to_list() == ["correct", "correct"]
+    missing = invoke(*args, "--reference-pattern", "ANSWER: (.+)")
+    assert missing.exit_code == 1 and "row 1, field 'reference'" in missing.output
+
+
+def test_nul_characters_and_null_problems_are_named(tmp_path: Path):
+    add_stage_commands()
+    nul = tmp_path / "nul.jsonl"
+    nul.write_text('{"problem": "a\\u0000b", "reference": "1"}\n')
+    result = invoke("dedup", "--in", str(nul), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1 and "NUL character" in result.output
+    empty = write_jsonl(tmp_path / "null.jsonl", [{"problem": None, "reference": "1"}])
+    result = invoke("dedup", "--in", str(empty), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1 and "row 1, field 'problem': empty (null)" in result.output

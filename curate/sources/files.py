@@ -196,7 +196,22 @@ def parse_json(text: str, where: str, lines: bool = False, check: bool = True) -
         raise SourceError(f"{where}: JSON nested too deeply to read") from None
     if check and LONE_SURROGATE_ESCAPE.search(text):
         refuse_lone_surrogates(value, where)
+    if check and "\\u0000" in text:
+        refuse_nul(value, where)
     return value
+
+
+def refuse_nul(value: Any, where: str, field: str = "") -> None:
+    """An escaped NUL (\\u0000) decodes to a character no text holds (C strings end at it)."""
+    if isinstance(value, str) and "\x00" in value:
+        named = f", field '{field}'" if field else ""
+        raise SourceError(f"{where}{named}: a NUL character (\\u0000) is not text")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(item, where, field or str(key))
+    elif isinstance(value, list):
+        for item in value:
+            refuse_nul(item, where, field)
 
 
 class RepeatedKey(ValueError):
