@@ -3,15 +3,17 @@
 This file is a standalone program (standard library only) that the code verifier runs as the
 sandbox's main program. It plays two roles:
 
-- the judge (no arguments): reads {nonce, code, test, entry_point} from stdin, deletes the
-  stdin file, makes itself undumpable, starts the candidate program as a separate process and
-  runs the test script in its own process, where each function the test uses is a proxy that
-  calls the candidate's function over a pipe. Values cross as plain data (no objects whose
-  `__eq__` says yes to everything), the candidate never sees the test, the expected values or
-  the nonce, and exiting, killing its parent or rewriting builtins only ends the candidate.
-  The verdict is one line `NONCE pass` or `NONCE fail WHY` on the judge's stdout: a program
-  that does not know the nonce cannot write it.
-- the candidate (`--candidate`): runs the code, then answers calls until its stdin closes.
+- the judge: makes itself undumpable, forks the candidate's process (before it has read
+  anything: the fork holds no test and no nonce, and runs nothing of the program until the
+  judge sends it), reads {nonce, code, test, entry_point} from stdin, deletes the stdin file,
+  sends the program to the candidate and runs the test script in its own process, where each
+  function the test uses is a proxy that calls the candidate's function over a pipe. Values
+  cross as plain data (no objects whose `__eq__` says yes to everything), the candidate never
+  sees the test, the expected values or the nonce, and exiting, killing its parent or
+  rewriting builtins only ends the candidate. The verdict is one line `NONCE pass` or
+  `NONCE fail WHY` on the judge's stdout: a program that does not know the nonce cannot
+  write it.
+- the candidate (the fork): runs the code, then answers calls until its stdin closes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import ctypes
 import importlib
 import json
 import os
-import subprocess
 import sys
 import types
 from typing import Any
@@ -111,17 +112,37 @@ class CandidateGone(Exception):
     """The program exited, was killed or answered out of protocol."""
 
 
+class Forked:
+    """The candidate's process, forked from the judge: its pipes, as Popen would hold them (a
+    fork costs a few milliseconds where a new interpreter costs tens)."""
+
+    def __init__(self) -> None:
+        to_child, from_judge = os.pipe()
+        to_judge, from_child = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the candidate: its stdin and stdout become the pipes at once
+            os.dup2(to_child, 0)
+            os.dup2(from_child, 1)
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 2)
+            for fd in (to_child, from_judge, to_judge, from_child, quiet):
+                os.close(fd)
+            try:
+                candidate()
+            finally:
+                os._exit(0)
+        os.close(to_child)
+        os.close(from_child)
+        self.pid = pid
+        self.stdin = os.fdopen(from_judge, "wb")
+        self.stdout = os.fdopen(to_judge, "rb")
+
+
 class Candidate:
     """The program in its own process, called over a pipe."""
 
-    def __init__(self, code: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-B", os.path.abspath(__file__), "--candidate"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-        )
+    def __init__(self, process: Forked, code: str) -> None:
+        self.process = process
         self.send({"code": code})
         ready = self.receive()
         if "ready" not in ready:
@@ -181,10 +202,10 @@ def names_used(code: types.CodeType) -> set[str]:
     return found
 
 
-def run_test(spec: dict[str, Any]) -> str:
+def run_test(spec: dict[str, Any], process: Forked) -> str:
     """'pass', or 'fail WHY'."""
     test = compile(spec["test"], "test.py", "exec")
-    program = Candidate(spec["code"])
+    program = Candidate(process, spec["code"])
     scope: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
     entry = {spec["entry_point"]} if spec.get("entry_point") else set()
     # the test's own builtins stay its own: a program defining `abs` or `len` beside a wrong
@@ -210,6 +231,7 @@ def undumpable() -> None:
 
 def judge() -> None:
     undumpable()
+    process = Forked()  # before the spec is read: the fork never holds the test or the nonce
     spec = json.loads(sys.stdin.read())
     stdin_file = os.path.realpath("/proc/self/fd/0")
     if os.path.isfile(stdin_file):
@@ -218,7 +240,7 @@ def judge() -> None:
     os.dup2(devnull, 0)
     nonce = spec.pop("nonce")
     try:
-        verdict = run_test(spec)
+        verdict = run_test(spec, process)
     except CandidateGone as exc:
         verdict = f"fail runtime_error ({exc})"
     except AssertionError:
@@ -230,4 +252,4 @@ def judge() -> None:
 
 
 if __name__ == "__main__":
-    candidate() if sys.argv[1:] == ["--candidate"] else judge()
+    judge()

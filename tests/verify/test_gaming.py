@@ -109,6 +109,24 @@ SCRIPT_CHEATS = {
         "            emit(nonce.decode() + ' pass')\n"
         "except Exception:\n    pass\n"
     ),
+    "searches its own memory for the nonce (it is a fork of the judge)": (
+        WRONG + EMIT + "import gc, re\n"
+        "for thing in gc.get_objects():\n"
+        "    for text in (thing if isinstance(thing, (list, tuple)) else [thing]):\n"
+        "        if isinstance(text, (str, bytes)):\n"
+        "            text = text.decode(errors='ignore') if isinstance(text, bytes) else text\n"
+        "            for nonce in re.findall(r'[0-9a-f]{32}', text):\n"
+        "                emit(nonce + ' pass')\n"
+        "try:\n"
+        "    maps = open('/proc/self/maps').read().splitlines()\n"
+        "    mem = open('/proc/self/mem', 'rb')\n"
+        "    for line in maps:\n"
+        "        start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
+        "        mem.seek(start)\n"
+        "        for nonce in re.findall(rb'[0-9a-f]{32}', mem.read(min(end - start, 1 << 22))):\n"
+        "            emit(nonce.decode() + ' pass')\n"
+        "except Exception:\n    pass\n"
+    ),
     "sleeps until the timeout": WRONG + "import time\ntime.sleep(60)\n",
     "writes huge output": WRONG + "import os\nos.write(1, b'x' * (64 << 20))\nprint('pass')\n",
     "answers the protocol itself": (
