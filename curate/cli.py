@@ -758,17 +758,10 @@ def audit_command(
 
 
 def print_audit(report: dict[str, Any]) -> None:
-    from curate.verify.audit import headline
+    from curate.verify.audit import summary_lines
 
-    typer.echo(headline(report))
-    for verdict, rate in report["verdicts"].items():
-        if rate["right"] is None:
-            continue
-        typer.echo(
-            f"  {verdict:13} right {100 * rate['right']:5.1f}% "
-            f"[{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]  "
-            f"({rate['labelled']:,} labelled of {rate['rows']:,})"
-        )
+    for line in summary_lines(report):
+        typer.echo(line)
 
 
 @app.command()

@@ -4,6 +4,7 @@ self-contained HTML page (RUN/report/index.html) that the dataset card embeds.""
 from __future__ import annotations
 
 import html
+import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -207,8 +208,20 @@ def write_report(run_dir: Path, folder: Path | None = None) -> Path:
             fig.savefig(folder / f"{name}.png", dpi=90)
             drawn.append((name, title))
         pyplot.close(fig)
-    (folder / "index.html").write_text(page(run_dir.name, drawn, text_summary(found)), "utf-8")
+    lines = text_summary(found) + audit_lines(run_dir)
+    (folder / "index.html").write_text(page(run_dir.name, drawn, lines), "utf-8")
     return folder / "index.html"
+
+
+def audit_lines(run_dir: Path) -> list[str]:
+    """The verifier's audit (`curate audit`), when the run has one: its headline and the
+    share of each verdict that was truly right."""
+    path = run_dir / "reports" / "audit.json"
+    if not path.exists():
+        return []
+    from curate.verify.audit import summary_lines
+
+    return ["", *summary_lines(json.loads(path.read_text(encoding="utf-8")))]
 
 
 def page(name: str, drawn: list[tuple[str, str]], lines: list[str]) -> str:

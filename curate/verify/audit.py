@@ -154,6 +154,20 @@ def audit(population: pl.DataFrame, labelled: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The headline, then the share of each verdict that was truly right, for a terminal or
+    the report's page."""
+    lines = [headline(report)]
+    for verdict, rate in (report.get("verdicts") or {}).items():
+        if rate.get("right") is not None:
+            lines.append(
+                f"  {verdict:13} truly right {100 * rate['right']:5.1f}% "
+                f"[{100 * rate['low']:.1f}, {100 * rate['high']:.1f}] "
+                f"({rate['labelled']:,} labelled of {rate['rows']:,})"
+            )
+    return lines
+
+
 def headline(report: dict[str, Any]) -> str:
     """One line for the card and `curate stats`."""
     correct = report.get("verdicts", {}).get("correct")

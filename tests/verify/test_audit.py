@@ -142,3 +142,16 @@ def test_audit_a_labelled_file_in_full(tmp_path: Path):
     assert "precision of correct 50.0%" in result.output
     bad = runner.invoke(app, ["audit", "--labels", str(path), "--label-column", "nope"])
     assert bad.exit_code == 1 and "no label column 'nope'" in bad.output
+
+
+def test_the_report_page_shows_the_audit(make_recipe, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(make_recipe()), "--run-dir", str(run_dir)]).exit_code == 0
+    runner.invoke(app, ["audit", str(run_dir), "--width", "0.5"])
+    sample = run_dir / "review" / "audit_sample.jsonl"
+    labelled = pl.read_ndjson(sample).with_columns(pl.lit(True).alias("right"))
+    labelled.write_ndjson(sample)
+    assert runner.invoke(app, ["audit", str(run_dir), "--labels", str(sample)]).exit_code == 0
+    assert runner.invoke(app, ["report", str(run_dir)]).exit_code == 0
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "verifier audited on" in page and "truly right 100.0%" in page
