@@ -201,17 +201,13 @@ def parse_json(text: str, where: str, lines: bool = False, check: bool = True) -
     return value
 
 
-def refuse_nul(value: Any, where: str, field: str = "") -> None:
+def refuse_nul(value: Any, where: str) -> None:
     """An escaped NUL (\\u0000) decodes to a character no text holds (C strings end at it)."""
-    if isinstance(value, str) and "\x00" in value:
-        named = f", field '{field}'" if field else ""
-        raise SourceError(f"{where}{named}: a NUL character (\\u0000) is not text")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            refuse_nul(item, where, field or str(key))
-    elif isinstance(value, list):
-        for item in value:
-            refuse_nul(item, where, field)
+
+    def nul(text: str) -> str | None:
+        return "a NUL character (\\u0000) is not text" if "\x00" in text else None
+
+    refuse_strings(value, where, nul)
 
 
 class RepeatedKey(ValueError):
@@ -242,21 +238,31 @@ def _integer(digits: str) -> int | str:
     return LongInteger(digits) if len(digits.lstrip("-")) > 4000 else int(digits)
 
 
-def refuse_lone_surrogates(value: Any, where: str, field: str = "") -> None:
+def refuse_lone_surrogates(value: Any, where: str) -> None:
     """A \\uD800-style escape with no partner decodes to a character that is not text."""
+
+    def lone(text: str) -> str | None:
+        if any("\ud800" <= c <= "\udfff" for c in text):
+            return "a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its pair) is not text"
+        return None
+
+    refuse_strings(value, where, lone)
+
+
+def refuse_strings(value: Any, where: str, wrong: Any, field: str = "") -> None:
+    """Every string in a row's values checked by `wrong` (text -> why, or None), the first
+    wrong one named by its field."""
     if isinstance(value, str):
-        if any("\ud800" <= c <= "\udfff" for c in value):
+        why = wrong(value)
+        if why is not None:
             named = f", field '{field}'" if field else ""
-            raise SourceError(
-                f"{where}{named}: a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its "
-                "pair) is not text"
-            )
+            raise SourceError(f"{where}{named}: {why}")
     elif isinstance(value, dict):
         for key, item in value.items():
-            refuse_lone_surrogates(item, where, field or str(key))
+            refuse_strings(item, where, wrong, field or str(key))
     elif isinstance(value, list):
         for item in value:
-            refuse_lone_surrogates(item, where, field)
+            refuse_strings(item, where, wrong, field)
 
 
 def _bad_bytes_field(raw: bytes) -> str:

@@ -50,6 +50,23 @@ EMIT = (
     "        except OSError:\n            pass\n"
 )
 
+
+def memory_scan(pid: str) -> str:
+    """Code that reads a process's memory (its own: `self`) for nonces and emits them."""
+    return (
+        "import re\n"
+        "try:\n"
+        f"    maps = open(f'/proc/{pid}/maps').read().splitlines()\n"
+        f"    mem = open(f'/proc/{pid}/mem', 'rb')\n"
+        "    for line in maps:\n"
+        "        start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
+        "        mem.seek(start)\n"
+        "        for nonce in re.findall(rb'[0-9a-f]{32}', mem.read(min(end - start, 1 << 22))):\n"
+        "            emit(nonce.decode() + ' pass')\n"
+        "except Exception:\n    pass\n"
+    )
+
+
 # Each is a wrong `double` plus a trick to be called correct anyway.
 SCRIPT_CHEATS = {
     "sys.exit(0) at top level": WRONG + "import sys\nsys.exit(0)\n",
@@ -97,18 +114,7 @@ SCRIPT_CHEATS = {
         "    for nonce in re.findall(r'[0-9a-f]{32}', text):\n"
         "        emit(nonce + ' pass')\n"
     ),
-    "reads its parent's memory for the nonce": (
-        WRONG + EMIT + "import re\n"
-        "try:\n"
-        "    maps = open(f'/proc/{os.getppid()}/maps').read().splitlines()\n"
-        "    mem = open(f'/proc/{os.getppid()}/mem', 'rb')\n"
-        "    for line in maps:\n"
-        "        start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
-        "        mem.seek(start)\n"
-        "        for nonce in re.findall(rb'[0-9a-f]{32}', mem.read(min(end - start, 1 << 22))):\n"
-        "            emit(nonce.decode() + ' pass')\n"
-        "except Exception:\n    pass\n"
-    ),
+    "reads its parent's memory for the nonce": WRONG + EMIT + memory_scan("{os.getppid()}"),
     "searches its own memory for the nonce (it is a fork of the judge)": (
         WRONG + EMIT + "import gc, re\n"
         "for thing in gc.get_objects():\n"
@@ -116,16 +122,7 @@ SCRIPT_CHEATS = {
         "        if isinstance(text, (str, bytes)):\n"
         "            text = text.decode(errors='ignore') if isinstance(text, bytes) else text\n"
         "            for nonce in re.findall(r'[0-9a-f]{32}', text):\n"
-        "                emit(nonce + ' pass')\n"
-        "try:\n"
-        "    maps = open('/proc/self/maps').read().splitlines()\n"
-        "    mem = open('/proc/self/mem', 'rb')\n"
-        "    for line in maps:\n"
-        "        start, end = (int(x, 16) for x in line.split()[0].split('-'))\n"
-        "        mem.seek(start)\n"
-        "        for nonce in re.findall(rb'[0-9a-f]{32}', mem.read(min(end - start, 1 << 22))):\n"
-        "            emit(nonce.decode() + ' pass')\n"
-        "except Exception:\n    pass\n"
+        "                emit(nonce + ' pass')\n" + memory_scan("self")
     ),
     "sleeps until the timeout": WRONG + "import time\ntime.sleep(60)\n",
     "writes huge output": WRONG + "import os\nos.write(1, b'x' * (64 << 20))\nprint('pass')\n",
@@ -342,7 +339,26 @@ MATH_HONEST = [  # (gold, answer): right answers the holes used to refuse
 ]
 
 
-@pytest.mark.parametrize(("gold", "answer"), MATH_HONEST)
+STATED_ANSWERS = [  # (gold, answer): committed answers the checks above must not refuse
+    ("3", "We solve n(n-3)=0 with n>0.\n\nTherefore, the value of n is 3."),
+    ("5", "I cannot use a calculator, so I add by hand: 2 + 3 = 5. The answer is 5."),
+    ("5", "The answer is 5.\n\nLet me know if you'd like me to explain any step!"),
+    ("4.569e-24", "So the wavelength is 4.569 x 10^-24 m."),
+    ("1.2e-5", "It is about 1.2 × 10⁻⁵."),
+    ("2.88e-19", "\\boxed{2.88 \\times 10^{-19} \\text{ J}}"),
+    ("\\frac{1}{3}E_{1}+\\frac{2}{3}E_{2}", "\\boxed{\\frac{1}{3}E_1 + \\frac{2}{3}E_2}"),
+    ("E_{1},E_{2}", "\\boxed{E_1, E_2}"),
+    ("x^{0.5}", "\\boxed{x^{1/2}}"),
+    ("-2,-2", "\\boxed{a = -2, b = -2}"),
+    ("10weeks", "\\boxed{10}"),
+    ("10weeks", "\\boxed{10 \\text{ weeks}}"),
+    ("3:30", "\\boxed{3{:}30}"),
+    ("x^2-2x+2", "\\boxed{g(x) = x² - 2x + 2}"),
+    ("\\frac{L_{\\odot}}{c^{2}}", "\\boxed{\\frac{L_{\\odot}}{c^2}}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), MATH_HONEST + STATED_ANSWERS)
 def test_math_answers_that_are_right_are_correct(math_verifier, gold: str, answer: str):
     result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
     assert result.verdict == "correct", (gold, answer, result)
@@ -437,31 +453,6 @@ STATES_NONE = [  # (gold, answer): a text that states no answer, with the gold i
 def test_no_answer_is_read_from_a_text_that_states_none(math_verifier, gold: str, answer: str):
     result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
     assert result.verdict in NOT_CORRECT, (gold, answer, result)
-
-
-STATED_ANSWERS = [  # (gold, answer): committed answers the checks above must not refuse
-    ("3", "We solve n(n-3)=0 with n>0.\n\nTherefore, the value of n is 3."),
-    ("5", "I cannot use a calculator, so I add by hand: 2 + 3 = 5. The answer is 5."),
-    ("5", "The answer is 5.\n\nLet me know if you'd like me to explain any step!"),
-    ("4.569e-24", "So the wavelength is 4.569 x 10^-24 m."),
-    ("1.2e-5", "It is about 1.2 × 10⁻⁵."),
-    ("2.88e-19", "\\boxed{2.88 \\times 10^{-19} \\text{ J}}"),
-    ("\\frac{1}{3}E_{1}+\\frac{2}{3}E_{2}", "\\boxed{\\frac{1}{3}E_1 + \\frac{2}{3}E_2}"),
-    ("E_{1},E_{2}", "\\boxed{E_1, E_2}"),
-    ("x^{0.5}", "\\boxed{x^{1/2}}"),
-    ("-2,-2", "\\boxed{a = -2, b = -2}"),
-    ("10weeks", "\\boxed{10}"),
-    ("10weeks", "\\boxed{10 \\text{ weeks}}"),
-    ("3:30", "\\boxed{3{:}30}"),
-    ("x^2-2x+2", "\\boxed{g(x) = x² - 2x + 2}"),
-    ("\\frac{L_{\\odot}}{c^{2}}", "\\boxed{\\frac{L_{\\odot}}{c^2}}"),
-]
-
-
-@pytest.mark.parametrize(("gold", "answer"), STATED_ANSWERS)
-def test_stated_answers_and_equivalent_forms_are_correct(math_verifier, gold: str, answer: str):
-    result = math_verifier.verify([ProblemAnswers(gold, None, [answer])])[0][0]
-    assert result.verdict == "correct", (gold, answer, result)
 
 
 def test_units_that_differ_are_not_taken_off():
