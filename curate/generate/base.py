@@ -104,6 +104,12 @@ class TeacherConfig(Config):
             "stop": self.stop,
         }
 
+    def cache_settings(self) -> dict[str, Any]:
+        """The sampling settings a cached sample is keyed by: all but max_tokens, which only
+        cuts a sample short (a sample that finished under a smaller limit is the same under a
+        larger one: TeacherClient.cached decides which samples a new limit can reuse)."""
+        return {k: v for k, v in self.sampling().items() if k != "max_tokens"}
+
     def request_params(self) -> dict[str, Any]:
         """The sampling settings as a backend receives them (unset ones left out)."""
         return {k: v for k, v in self.sampling().items() if v is not None and v != []}
@@ -132,6 +138,7 @@ class Sample:
     completion_tokens: int | None = None
     latency_s: float | None = None
     error: str | None = None
+    max_tokens: int | None = None  # the limit it was generated under (for cache reuse)
 
     def to_dict(self) -> dict[str, Any]:
         # a shallow copy: dataclasses.asdict deep-copies, which costs on the hot path
@@ -162,6 +169,19 @@ class Backend(ABC):
         return self.name
 
     def gen_key(self, messages: list[Message]) -> str:
+        """The cache key of a request's samples: the endpoint, the model, the sampling
+        settings but max_tokens, the think tags and the exact messages."""
+        config = self.config
+        return stable_hash(
+            self.endpoint_identity(),
+            config.model,
+            to_json(config.cache_settings()),
+            to_json(list(config.think_tags)),
+            to_json(messages),
+        )
+
+    def legacy_gen_key(self, messages: list[Message]) -> str:
+        """The key caches made before max_tokens left it (read, never written)."""
         config = self.config
         return stable_hash(
             self.endpoint_identity(),

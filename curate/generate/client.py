@@ -32,11 +32,30 @@ class TeacherClient:
         self.arrived = arrived
 
     def cached(self, requests: Iterable[Request]) -> dict[Key, Sample]:
-        """What the cache holds of the requests' samples."""
+        """What the cache holds of the requests' samples that the current max_tokens can
+        reuse (see `reusable`), with those of caches written before max_tokens left the key."""
         requests = list(requests)
+        limit = self.backend.config.max_tokens
         wanted = {(r.gen_key, i) for r in requests for i in r.sample_indices}
         found = self.cache.get_many(r.gen_key for r in requests)
-        return {key: sample for key, sample in found.items() if key in wanted}
+        usable = {k: s for k, s in found.items() if k in wanted and reusable(s, limit)}
+        short = [r for r in requests if any((r.gen_key, i) not in usable for i in r.sample_indices)]
+        if short:
+            usable |= self._legacy(short, wanted, usable, limit)
+        return usable
+
+    def _legacy(
+        self, requests: list[Request], wanted: set[Key], usable: dict[Key, Sample], limit: int
+    ) -> dict[Key, Sample]:
+        """Samples under the old key (max_tokens in it): made under exactly this limit."""
+        by_old = {self.backend.legacy_gen_key(r.messages): r for r in requests}
+        found = {}
+        for (old, index), sample in self.cache.get_many(by_old).items():
+            key = (by_old[old].gen_key, index)
+            if key in wanted and key not in usable:
+                sample.max_tokens = limit
+                found[key] = sample
+        return found
 
     def ask(self, requests: list[Request]) -> dict[Key, Sample]:
         """Fresh samples of every request (failures come back with `error` set)."""
@@ -73,8 +92,22 @@ class TeacherClient:
 
     def _keep(self, request: Request, samples: list[Sample], results: dict[Key, Sample]) -> None:
         for sample in samples:
+            sample.max_tokens = sample.max_tokens or self.backend.config.max_tokens
             results[(request.gen_key, sample.sample_idx)] = sample
             if sample.error is None:
                 self.cache.put(request.gen_key, sample)
         if self.arrived is not None:
             self.arrived(request, samples)
+
+
+def reusable(sample: Sample, limit: int) -> bool:
+    """Whether a cached sample stands under max_tokens `limit`: one cut off at its limit only
+    under that same limit; one that finished by itself under any limit it fits in (its own
+    limit or smaller, or its token count); one from before limits were kept, never."""
+    made = sample.max_tokens
+    if made is None:
+        return False
+    if sample.finish_reason == "length":
+        return made == limit
+    tokens = sample.completion_tokens
+    return made <= limit or (tokens is not None and tokens <= limit)

@@ -105,7 +105,9 @@ class SimulatedTeacher(Backend):
     def write(self, request: Request, sample_idx: int) -> Sample:
         """One trace, the same for the same problem, sample index and seed."""
         config = self.config
-        seed = stable_hash(request.gen_key, str(sample_idx), str(config.seed), size=8)
+        # seeded as before max_tokens left the cache key, so the stand-in writes what it wrote
+        key = self.legacy_gen_key(request.messages)
+        seed = stable_hash(key, str(sample_idx), str(config.seed), size=8)
         rng = random.Random(int(seed, 16))
         prompt_tokens = sum(len(m["content"]) for m in request.messages) // 4
         reasoning, answer = self._reasoning(request, rng)

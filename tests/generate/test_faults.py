@@ -168,3 +168,56 @@ def test_a_run_where_most_samples_failed_exits_1(make_recipe, tmp_path: Path):
         result = CliRunner().invoke(app, ["run", str(recipe), "--run-dir", str(tmp_path / "r")])
     assert result.exit_code == 1, result.output
     assert "more than half the samples failed" in result.output
+
+
+def test_raising_max_tokens_asks_again_only_for_what_was_cut_off(tmp_path: Path):
+    """Samples that finished under a smaller max_tokens are the same under a larger one: only
+    the truncated ones are requested again; a smaller limit keeps those that fit in it."""
+    problems = problems_file(tmp_path, 60)
+
+    def run(max_tokens: int, server: FakeChatServer) -> tuple[dict, pl.DataFrame]:
+        out = tmp_path / "traces.parquet"
+        settings = [
+            "backend=openai",
+            "model=fake",
+            f"base_url={server.url}",
+            f"samples={SAMPLES}",
+            f"max_tokens={max_tokens}",
+            "retry_base_s=0.01",
+        ]
+        stats = run_stage_on_file("generate", problems, out, settings)
+        return stats, pl.read_parquet(out)
+
+    with FakeChatServer(Faults(truncated=0.25, seed=5)) as server:
+        _, first = run(1000, server)
+        cut = first.filter(pl.col("finish_reason") == "length").height
+        assert 0 < cut < first.height
+        stats, larger = run(2000, server)
+        assert stats["counts"]["cache_hits"] == first.height - cut
+        kept = first.filter(pl.col("finish_reason") == "stop").select("problem_id", "sample_idx")
+        same = larger.join(kept, on=["problem_id", "sample_idx"], how="semi")
+        before = first.join(kept, on=["problem_id", "sample_idx"], how="semi")
+        assert (
+            same.sort("problem_id", "sample_idx")["reasoning"].to_list()
+            == before.sort("problem_id", "sample_idx")["reasoning"].to_list()
+        )
+        stats, _ = run(500, server)  # 7 tokens each: every finished sample fits
+        finished = larger.filter(pl.col("finish_reason") == "stop").height
+        assert stats["counts"]["cache_hits"] == finished
+
+
+def test_caches_made_before_max_tokens_left_the_key_are_still_read(tmp_path: Path):
+    from curate.generate.base import Request, Sample
+    from curate.generate.cache import SampleCache
+    from curate.generate.client import TeacherClient
+    from curate.generate.openai import OpenAIConfig, OpenAITeacher
+
+    config = OpenAIConfig(model="m", base_url="http://127.0.0.1:9/v1", max_tokens=512)
+    backend = OpenAITeacher(config)
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    cache = SampleCache(tmp_path / "cache.sqlite")
+    cache.put(backend.legacy_gen_key(messages), Sample(0, "think", "\\boxed{4}", "stop"))
+    request = Request("p", messages, [0, 1], backend.gen_key(messages))
+    found = TeacherClient(backend, cache, 1).cached([request])
+    assert list(found) == [(request.gen_key, 0)]  # the old sample, not a second request
+    assert found[(request.gen_key, 0)].completion == "\\boxed{4}"
