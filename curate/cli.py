@@ -42,6 +42,7 @@ from curate.stats import (
     funnel_table,
     generation_failures,
     mostly_failed,
+    teacher_spend,
     why_empty,
 )
 from curate.store import RunStore
@@ -283,9 +284,8 @@ def teacher_summary(stats: dict[str, Any]) -> str:
         f"tokens: {counts.get('spent_prompt_tokens', 0):,} prompt + "
         f"{counts.get('spent_completion_tokens', 0):,} completion"
     )
-    if "cost_micro_usd" in counts:
-        line += f"; cost ${counts['cost_micro_usd'] / 1e6:,.2f}"
-    return line
+    spend = teacher_spend(stats)
+    return f"{line}\nspent:   {spend}" if spend else line
 
 
 @app.command()

@@ -73,6 +73,24 @@ def generation_failures(stats: Stats) -> str:
     )
 
 
+def teacher_spend(stats: Stats) -> str:
+    """What the teacher cost this run, in all and per kept trace: tokens, and dollars where
+    the recipe gives prices; '' when nothing was generated."""
+    counts = (stats.get("generate") or {}).get("counts") or {}
+    prompt = int(counts.get("spent_prompt_tokens", 0))
+    completion = int(counts.get("spent_completion_tokens", 0))
+    if not prompt and not completion:
+        return ""
+    kept = int((stats.get("dataset") or {}).get("out", 0))
+    line = f"{prompt:,} prompt + {completion:,} completion tokens"
+    if kept:
+        line += f" ({(prompt + completion) / kept:,.0f} a kept trace)"
+    if "cost_micro_usd" in counts:
+        dollars = counts["cost_micro_usd"] / 1e6
+        line += f"; ${dollars:,.2f}" + (f" (${dollars / kept:,.4f} a kept trace)" if kept else "")
+    return line
+
+
 def mostly_failed(stats: Stats) -> bool:
     """More than half the samples asked of the teacher failed for good: a broken run, even
     when the rest made a dataset."""

@@ -160,7 +160,13 @@ def test_run_reports_teacher_tokens_and_cost(make_recipe, tmp_path: Path):
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("teacher: "))
     assert "40 prompts sent; samples: 160 new, 0 from cache, 0 failed" in line
-    assert "completion" in line and "cost $" in line
+    assert "completion" in line
+    spent = next(x for x in result.output.splitlines() if x.startswith("spent: "))
+    kept = json.loads((tmp_path / "run" / "stats.json").read_text())["dataset"]["out"]
+    assert "a kept trace" in spent and f"(${0:,.4f}" not in spent and "$" in spent
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())["generate"]["counts"]
+    dollars = stats["cost_micro_usd"] / 1e6
+    assert f"${dollars:,.2f} (${dollars / kept:,.4f} a kept trace)" in spent
     again = invoke(
         "run",
         str(make_recipe()),

@@ -11,6 +11,7 @@ import polars as pl
 import yaml
 
 from curate.recipe import redact
+from curate.stats import teacher_spend
 from curate.verify.audit import headline
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
@@ -105,7 +106,7 @@ def card_text(
         _summary(sizes, every),
         _configs_table(sizes),
         _how_to_train(settings.repo_id or f"ORG/{name}"),
-        _teacher(recipe, every),
+        _teacher(recipe, every, stats),
         _rounds(every),
         _loop_rounds(loop or {}),
         _verifiers(every),
@@ -171,7 +172,7 @@ def _how_to_train(repo_id: str) -> str:
     )
 
 
-def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
+def _teacher(recipe: dict[str, Any], every: pl.DataFrame, stats: dict[str, Any]) -> str:
     teacher = recipe.get("teacher") or {}
     keys = ("temperature", "top_p", "max_tokens", "samples", "seed", "top_k", "min_p")
     sampling = ", ".join(f"{k} {teacher[k]}" for k in keys if teacher.get(k) is not None)
@@ -181,10 +182,12 @@ def _teacher(recipe: dict[str, Any], every: pl.DataFrame) -> str:
         "simulated": "the simulated stand-in",
     }.get(str(teacher.get("backend")), "-")
     models = sorted({m for m in every["model"].to_list() if m}) if "model" in every.columns else []
+    spend = teacher_spend(stats)
     return (
         "## Teacher\n\n"
         f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
         f"sampling: {sampling or '-'}.\n"
+        + (f"\nSpent generating this run's samples: {spend}.\n" if spend else "")
     )
 
 

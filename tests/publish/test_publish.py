@@ -137,6 +137,7 @@ def test_the_card_parses_and_its_numbers_are_the_funnel(finished_run: Path):
         assert cells[1].split(" ")[0] == f"{entry['in']:,}" and cells[2] == f"{entry['out']:,}"
     assert f"| `default` | {staged.rows['default']:,} |" in card
     assert "Do not train on them" in card  # the simulated teacher says so
+    assert "Spent generating this run's samples:" in card and "a kept trace" in card
     assert str(finished_run.parent) not in card  # no local path
     run_card = (finished_run / "dataset" / "README.md").read_text()  # the run's own card
     assert str(finished_run.parent) not in run_card and "## Recipe" in run_card
