@@ -50,6 +50,7 @@ class GenerateStage(Stage):
     def __init__(self, config: TeacherConfig, context: StageContext) -> None:
         super().__init__(config, context)
         self._started = time.monotonic()
+        self._live = [0, 0, 0]  # prompts, completion tokens, errors since the stage began
         self._cache: SampleCache | None = None
 
     @property
@@ -84,6 +85,7 @@ class GenerateStage(Stage):
             self.name, rows * self.config.samples, unit="samples"
         )
         self._started = time.monotonic()
+        self._live = [0, 0, 0]
 
     def advance(self, rows: int) -> None:
         pass  # advanced per sample as they arrive
@@ -157,11 +159,14 @@ class GenerateStage(Stage):
                 prompt * (config.price_prompt or 0) + completion * (config.price_completion or 0)
             ) / 1e6
             self.counts["cost_micro_usd"] += round(cost * 1e6)
+        # the stage's own totals: counts are a shard's, and the rate is over the whole stage
+        live = self._live
+        live[0] += 1
+        live[1] += completion
+        live[2] += sum(s.error is not None for s in samples)
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self.progress_task.note(
-            f"{self.counts['requests_sent']:,} prompts  "
-            f"{self.counts['spent_completion_tokens'] / elapsed:,.0f} tok/s  "
-            f"{self.counts['failed']} errors"
+            f"{live[0]:,} prompts  {live[1] / elapsed:,.0f} tok/s  {live[2]:,} errors"
         )
 
     def _rows(

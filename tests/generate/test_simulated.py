@@ -105,3 +105,43 @@ def test_stream_guards_stop_loops_and_language_drift_only():
     for _, sample in samples(guarded, 50):
         if sample.finish_reason == "guard_repetition":
             assert sample.completion == "" and sample.completion_tokens < guarded.max_tokens
+
+
+def test_the_live_note_counts_the_whole_stage_not_a_shard(tmp_path):
+    """The progress note's prompts and rate are the stage's, across its shards (it once
+    divided a shard's count by the stage's time)."""
+    import polars as pl
+
+    from curate.generate.stage import GenerateStage
+    from curate.stage import StageContext
+
+    notes: list[str] = []
+
+    class Task:
+        def advance(self, n: int = 1) -> None:
+            pass
+
+        def set_total(self, total: int) -> None:
+            pass
+
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    class Recording:
+        def task(self, description: str, total, unit: str = "rows") -> Task:
+            return Task()
+
+    config = (
+        SimulatedConfig(samples=2, cache_dir=None)
+        if "cache_dir" in SimulatedConfig.model_fields
+        else SimulatedConfig(samples=2)
+    )
+    stage = GenerateStage(config, StageContext(tmp_path, progress=Recording()))
+    stage.plan(6)
+    for shard in range(2):
+        rows = [
+            {"problem_id": f"p{shard}{i}", "problem": f"What is {i}+{shard}?", "reference": "1"}
+            for i in range(3)
+        ]
+        stage.process(pl.DataFrame(rows))
+    assert notes[-1].startswith("6 prompts")
