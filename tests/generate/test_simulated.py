@@ -131,11 +131,7 @@ def test_the_live_note_counts_the_whole_stage_not_a_shard(tmp_path):
         def task(self, description: str, total, unit: str = "rows") -> Task:
             return Task()
 
-    config = (
-        SimulatedConfig(samples=2, cache_dir=None)
-        if "cache_dir" in SimulatedConfig.model_fields
-        else SimulatedConfig(samples=2)
-    )
+    config = SimulatedConfig(samples=2)
     stage = GenerateStage(config, StageContext(tmp_path, progress=Recording()))
     stage.plan(6)
     for shard in range(2):
