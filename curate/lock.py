@@ -56,10 +56,18 @@ def exclusive(directory: Path, command: str, wait: bool = False) -> Iterator[Non
 
 
 def _try_lock(handle: int) -> bool:
+    """Taken, or not (another holds it); a file system without locks (some network mounts)
+    counts as taken, with a warning: the run goes on as it did before locks."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError as exc:
+        warnings.warn(
+            f"cannot lock the run directory ({exc}): run one process at a time",
+            CurateWarning,
+            stacklevel=4,
+        )
     return True
 
 
