@@ -69,11 +69,22 @@ def read_table(path: Path) -> pa.Table:
         refuse_repeated(table.column_names, str(path), "column")
         check_parquet_text(table, path)
         return table
-    rows = [json_text_fields(row) for _, row in read_rows(path)]
+    parts, rows = [], []
     try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SourceError(f"{path}{_mixed_column(rows, exc)}") from None
+        for _, row in read_rows(path):
+            rows.append(json_text_fields(row))
+            if len(rows) == READ_ROWS:  # Python rows held a part at a time, not the file
+                parts.append(pa.Table.from_pylist(rows))
+                rows = []
+        if rows or not parts:
+            parts.append(pa.Table.from_pylist(rows))
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # a column of two types: find the row
+        every = [json_text_fields(row) for _, row in read_rows(path)]
+        raise SourceError(f"{path}{_mixed_column(every, exc)}") from None
+
+
+READ_ROWS = 50_000  # rows of a JSON, JSONL or CSV file turned into Arrow at once
 
 
 def json_text_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -322,3 +322,17 @@ def test_nul_characters_and_null_problems_are_named(tmp_path: Path):
     empty = write_jsonl(tmp_path / "null.jsonl", [{"problem": None, "reference": "1"}])
     result = invoke("dedup", "--in", str(empty), "--out", str(tmp_path / "o.jsonl"))
     assert result.exit_code == 1 and "row 1, field 'problem': empty (null)" in result.output
+
+
+def test_a_type_that_changes_past_the_first_part_of_a_file_is_named(tmp_path: Path):
+    """Files are turned into Arrow a part at a time (memory holds one part of Python rows):
+    a column whose type changes in a later part still names its row."""
+    from curate.files import READ_ROWS
+
+    path = tmp_path / "long.jsonl"
+    lines = [json.dumps({"problem": f"p{i}", "reference": "1"}) for i in range(READ_ROWS)]
+    lines.append(json.dumps({"problem": "late", "reference": {"a": 1}}))
+    path.write_text("\n".join(lines) + "\n")
+    result = invoke("dedup", "--in", str(path), "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1
+    assert f"row {READ_ROWS + 1}, field 'reference'" in result.output
