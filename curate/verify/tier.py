@@ -72,7 +72,7 @@ ADDRESSES_JUDGE = re.compile(
     r"|</?\w+[^>]*>|<\||\|>|\[\[|\]\]|#{2,}|```",
     re.IGNORECASE,
 )
-SEVERAL = re.compile(r"\bor\b|\beither\b|\band/or\b|;|\\lor|\\vee|\bnot\b", re.IGNORECASE)
+SEVERAL = re.compile(r"\bor\b|\beither\b|\band/or\b|;|\\lor|\\vee", re.IGNORECASE)
 
 
 def unfit(answer: str, reference: str, limit: int) -> str | None:

@@ -54,6 +54,19 @@ def test_the_judge_settles_what_rules_leave_undecided_and_is_cached(tmp_path: Pa
     assert plain["verdict_tier"].to_list() == ["rule"]
 
 
+def test_a_negation_in_words_is_put_to_the_judge(tmp_path: Path):
+    """'not a rational number' for a gold 'irrational': words the rules call a mismatch, a
+    second look settles (and the disagreement goes to review)."""
+    answer = rows(["\\boxed{\\text{not a rational number}}"], "\\text{irrational}")
+    with FakeObedientJudgeServer() as server:
+        judge = {"backend": "openai", "base_url": server.url, "model": "m"}
+        plain = verify(tmp_path, answer, judge)
+        looked = verify(tmp_path, answer, {**judge, "second_look": "mismatch"})
+    assert plain["verdict"].to_list() == ["incorrect"] and plain["verdict_tier"][0] == "rule"
+    assert looked["verdict"].to_list() == ["correct"] and looked["verdict_tier"][0] == "judge"
+    assert looked["borderline"].to_list() == [["judge_disputes_rule"]]
+
+
 def test_a_rules_correct_is_never_asked_and_second_look_flags_disputes(tmp_path: Path):
     with FakeObedientJudgeServer() as server:
         judge = {"backend": "openai", "base_url": server.url, "model": "m"}
