@@ -72,17 +72,21 @@ def choice_letter(text: str | None, options: dict[str, str] | None = None) -> st
     if not text:
         return None
     text = without_invented(text)
-    if hedged(text):
-        return None
     boxed = final_boxes(text)
+    if hedged(text) or (not boxed and unstated(text) is not None):
+        return None
+    return read_letter(text, boxed, options)
+
+
+def read_letter(text: str, boxed: list[str], options: dict[str, str] | None) -> str | None:
+    """The letter of a text known to commit to one answer: from its box (a letter, or an
+    option's value), else from how it states it."""
     if boxed:
         inner = re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed[-1]).strip()
         match = re.fullmatch(rf"{LETTER}[.)]?(?:\s.*)?", inner, re.S)
         if match:
             return match.group(1)
         return letter_of_value(inner, options or {})
-    if unstated(text) is not None:
-        return None
     text = text.strip()
     listed = [m.span() for m in HEDGE.finditer(text)]
     for pattern in PATTERNS:
@@ -133,13 +137,13 @@ class ChoiceVerifier(Verifier):
         key = choice_letter(f"\\boxed{{{reference}}}") if reference else None
         if key is None:
             return Result.unverifiable("gold_unparseable")
-        if answer and hedged(without_invented(answer)):
+        text = without_invented(answer or "")
+        boxed = final_boxes(text)
+        why = None if boxed or not text else unstated(text)
+        if hedged(text) or why == "conditional":
             return Result("incorrect", "several_answers", None)
-        if answer and not final_boxes(answer) and unstated(answer) == "conditional":
-            return Result("incorrect", "several_answers", None)
-        letter = choice_letter(answer, options)
+        letter = None if why is not None or not text else read_letter(text, boxed, options)
         if letter is None:
-            refused = answer and not final_boxes(answer) and unstated(answer) == "refusal"
-            return Result.unverifiable("refusal" if refused else "no_answer")
+            return Result.unverifiable("refusal" if why == "refusal" else "no_answer")
         same = letter == key
         return Result("correct" if same else "incorrect", None if same else "mismatch", letter)
