@@ -171,22 +171,18 @@ class Backend(ABC):
     def gen_key(self, messages: list[Message]) -> str:
         """The cache key of a request's samples: the endpoint, the model, the sampling
         settings but max_tokens, the think tags and the exact messages."""
-        config = self.config
-        return stable_hash(
-            self.endpoint_identity(),
-            config.model,
-            to_json(config.cache_settings()),
-            to_json(list(config.think_tags)),
-            to_json(messages),
-        )
+        return self._key(self.config.cache_settings(), messages)
 
     def legacy_gen_key(self, messages: list[Message]) -> str:
         """The key caches made before max_tokens left it (read, never written)."""
+        return self._key(self.config.sampling(), messages)
+
+    def _key(self, settings: dict[str, Any], messages: list[Message]) -> str:
         config = self.config
         return stable_hash(
             self.endpoint_identity(),
             config.model,
-            to_json(config.sampling()),
+            to_json(settings),
             to_json(list(config.think_tags)),
             to_json(messages),
         )

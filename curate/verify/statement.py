@@ -68,9 +68,10 @@ def without_invented(text: str) -> str:
 
 
 def closing_part(text: str) -> tuple[str, str]:
-    """What the text says from the last place it states an answer (for a refusal) and from the
-    start of that line (for conditions); the last CLOSING characters, twice, when it states
-    none (a fallback would read the last value there)."""
+    """What the text says from the last place it states an answer (for a refusal), and from the
+    start of the line of the first of the statements just before it (for conditions: "if ..,
+    the answer is 7; if .., 9"); the last CLOSING characters, twice, when it states none (a
+    fallback would read the last value there)."""
     found = list(STATED.finditer(text))
     if not found:
         return text[-CLOSING:], text[-CLOSING:]
