@@ -27,6 +27,13 @@ def problems_file(tmp_path: Path, count: int) -> Path:
 
 
 def generate(tmp_path: Path, server: FakeChatServer, count: int, *extra: str) -> pl.DataFrame:
+    return generated(tmp_path, server, count, *extra)[1]
+
+
+def generated(
+    tmp_path: Path, server: FakeChatServer, count: int, *extra: str
+) -> tuple[dict, pl.DataFrame]:
+    """The generate stage's stats and traces for `count` problems from the server."""
     out = tmp_path / "traces.parquet"
     settings = [
         "backend=openai",
@@ -39,8 +46,8 @@ def generate(tmp_path: Path, server: FakeChatServer, count: int, *extra: str) ->
         "max_concurrency=64",
         *extra,
     ]
-    run_stage_on_file("generate", problems_file(tmp_path, count), out, settings)
-    return pl.read_parquet(out)
+    stats = run_stage_on_file("generate", problems_file(tmp_path, count), out, settings)
+    return stats, pl.read_parquet(out)
 
 
 @pytest.mark.parametrize("style", ["field", "inline"])
@@ -173,20 +180,9 @@ def test_a_run_where_most_samples_failed_exits_1(make_recipe, tmp_path: Path):
 def test_raising_max_tokens_asks_again_only_for_what_was_cut_off(tmp_path: Path):
     """Samples that finished under a smaller max_tokens are the same under a larger one: only
     the truncated ones are requested again; a smaller limit keeps those that fit in it."""
-    problems = problems_file(tmp_path, 60)
 
     def run(max_tokens: int, server: FakeChatServer) -> tuple[dict, pl.DataFrame]:
-        out = tmp_path / "traces.parquet"
-        settings = [
-            "backend=openai",
-            "model=fake",
-            f"base_url={server.url}",
-            f"samples={SAMPLES}",
-            f"max_tokens={max_tokens}",
-            "retry_base_s=0.01",
-        ]
-        stats = run_stage_on_file("generate", problems, out, settings)
-        return stats, pl.read_parquet(out)
+        return generated(tmp_path, server, 60, f"max_tokens={max_tokens}")
 
     with FakeChatServer(Faults(truncated=0.25, seed=5)) as server:
         _, first = run(1000, server)

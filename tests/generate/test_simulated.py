@@ -113,23 +113,18 @@ def test_the_live_note_counts_the_whole_stage_not_a_shard(tmp_path):
     import polars as pl
 
     from curate.generate.stage import GenerateStage
+    from curate.progress import NoTask, QuietProgress
     from curate.stage import StageContext
 
     notes: list[str] = []
 
-    class Task:
-        def advance(self, n: int = 1) -> None:
-            pass
-
-        def set_total(self, total: int) -> None:
-            pass
-
+    class Noted(NoTask):
         def note(self, text: str) -> None:
             notes.append(text)
 
-    class Recording:
-        def task(self, description: str, total, unit: str = "rows") -> Task:
-            return Task()
+    class Recording(QuietProgress):
+        def task(self, description: str, total, unit: str = "rows") -> Noted:
+            return Noted()
 
     config = SimulatedConfig(samples=2)
     stage = GenerateStage(config, StageContext(tmp_path, progress=Recording()))
