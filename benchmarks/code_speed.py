@@ -5,7 +5,9 @@ canonical solution and a wrong body, so half the programs pass and half fail. cu
 in its sandbox (bubblewrap where present: a judge process and the program in processes of
 their own, CPU limits, a private user); the plain harness runs `prompt + completion + test +
 check(entry_point)` in one unisolated `python` per program, as HumanEval's own harness does.
-Both use every core. Prints programs per second and checks both get every verdict right.
+Both use every core. Prints programs per second and checks both get every verdict right;
+first, what one sandboxed run of `print(1)` costs from start to end (isolation and cleanup
+included) against a plain `python` run of it.
 
     python benchmarks/code_speed.py [--limit N]
 """
@@ -93,12 +95,30 @@ def run_plain(jobs: list[tuple[dict[str, Any], str, bool]]) -> tuple[float, int]
     return seconds, right
 
 
+def one_run_ms(runs: int = 20) -> tuple[float, float]:
+    """Milliseconds a trivial program takes sandboxed and plain, start to end, on average."""
+    from curate.verify.sandbox import Sandbox
+
+    sandbox = Sandbox()
+    sandbox.run_python("print(1)")  # warm
+    started = time.perf_counter()
+    for _ in range(runs):
+        sandbox.run_python("print(1)")
+    sandboxed = (time.perf_counter() - started) / runs * 1000
+    started = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run([sys.executable, "-I", "-c", "print(1)"], capture_output=True, check=True)
+    return sandboxed, (time.perf_counter() - started) / runs * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="HumanEval problems to use")
     args = parser.parse_args()
     if not HUMANEVAL.exists():
         sys.exit(f"{HUMANEVAL} is not here (../shared/evaldata is not present)")
+    sandboxed, plain = one_run_ms()
+    print(f"print(1): {sandboxed:.0f} ms sandboxed, {plain:.0f} ms as a plain python run")
     jobs = programs(load(args.limit))
     print(f"{len(jobs)} HumanEval programs (canonical and wrong bodies), {os.cpu_count()} cores")
     for name, run in (("curate (sandboxed)", run_curate), ("plain harness", run_plain)):
