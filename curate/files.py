@@ -25,7 +25,7 @@ from curate.records import TRACE_SCHEMA, conform, problem_id, stable_hash, write
 from curate.regroup import problem_batches
 from curate.runner import TraceMarker, check_columns
 from curate.shards import read_shard
-from curate.sources.base import COMMON_NAMES, RowSourceConfig
+from curate.sources.base import COMMON_NAMES, RowSourceConfig, pattern_answer
 from curate.sources.files import (
     check_file,
     check_parquet_text,
@@ -159,10 +159,10 @@ def answers_by_pattern(table: pa.Table, path: Path, pattern: str) -> pa.Table:
         if value is None:
             found.append(None)
             continue
-        match = compiled.search(str(value))
-        if match is None:
+        answer = pattern_answer(compiled, str(value))
+        if answer is None:
             raise SourceError(f"{path} row {number}, field 'reference': {pattern!r} does not match")
-        found.append((match.group(1) if match.groups() else match.group(0)).strip())
+        found.append(answer)
     place = table.column_names.index("reference")
     return table.set_column(place, "reference", pa.array(found, pa.string()))
 

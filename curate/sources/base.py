@@ -295,10 +295,10 @@ class ProblemBuilder:
         text = value if isinstance(value, str) else repr(value)
         self._check_size(name, text, fail)
         if self.pattern is not None:
-            match = self.pattern.search(text)
-            if match is None:
+            found = pattern_answer(self.pattern, text)
+            if found is None:
                 raise fail(name, f"reference_pattern {self.pattern.pattern!r} does not match")
-            text = match.group(1) if match.groups() else match.group(0)
+            text = found
         return text.strip()
 
     def _scalar(self, row: Row, name: str | None, fail: Any) -> str | None:
@@ -328,6 +328,15 @@ class ProblemBuilder:
                 name,
                 f"{len(text):,} characters, over source.max_chars ({self.config.max_chars:,})",
             )
+
+
+def pattern_answer(pattern: re.Pattern[str], text: str) -> str | None:
+    """What a reference pattern takes of a reference: its first group, else the whole match;
+    None where it does not match."""
+    match = pattern.search(text)
+    if match is None:
+        return None
+    return (match.group(1) if match.groups() else match.group(0)).strip()
 
 
 def _preview(value: Any) -> str:
