@@ -4,7 +4,6 @@ self-contained HTML page (RUN/report/index.html) that the dataset card embeds.""
 from __future__ import annotations
 
 import html
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,12 +215,10 @@ def write_report(run_dir: Path, folder: Path | None = None) -> Path:
 def audit_lines(run_dir: Path) -> list[str]:
     """The verifier's audit (`curate audit`), when the run has one: its headline and the
     share of each verdict that was truly right."""
-    path = run_dir / "reports" / "audit.json"
-    if not path.exists():
-        return []
-    from curate.verify.audit import summary_lines
+    from curate.verify.audit import saved_report, summary_lines
 
-    return ["", *summary_lines(json.loads(path.read_text(encoding="utf-8")))]
+    report = saved_report(run_dir / "reports")
+    return [] if report is None else ["", *summary_lines(report)]
 
 
 def page(name: str, drawn: list[tuple[str, str]], lines: list[str]) -> str:

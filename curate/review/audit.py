@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +17,45 @@ import polars as pl
 
 from curate.answers import AnswerFormat
 from curate.errors import ReviewError
+from curate.files import read_table
 from curate.generate.cache import SampleCache
 from curate.recipe import load_run
 from curate.records import stable_hash
 from curate.store import RunStore, write_json
-from curate.verify.audit import STRATA, audit, draw, headline, labels_for_width
+from curate.verify.audit import (
+    REPORT_FILE,
+    STRATA,
+    audit,
+    draw,
+    headline,
+    labels_for_width,
+    saved_report,
+)
+from curate.verify.base import Result
 from curate.verify.dispatch import Item
 from curate.verify.tier import CACHE_FILE, AnswerJudge, question_for
 
 SAMPLE_FILE = "audit_sample.jsonl"
-REPORT_FILE = "audit.json"
 KEY = ("problem_id", "sample_idx", "round")
 SHOWN = ("problem", "reference", "solution", "verdict", "verdict_reason", "extracted_answer")
 TRUE_WORDS = {"true", "yes", "1", "right", "correct"}
 FALSE_WORDS = {"false", "no", "0", "wrong", "incorrect"}
 
 
-def verdict_rows(run_dir: Path) -> pl.DataFrame:
-    """Every ledger row the verifier judged."""
+def verdicts(run_dir: Path, columns: tuple[str, ...] | None = None) -> pl.LazyFrame:
+    """The ledger rows the verifier judged, as a query that reads only `columns` (all when
+    None) of the shards."""
     store = RunStore(run_dir)
     shards = store.shards(store.ledger) if store.ledger.is_dir() else []
     if not shards:
         raise ReviewError(f"{run_dir}: no ledger/ (has the run finished?)")
-    frame = pl.read_parquet(shards, glob=False)
-    if "verdict" not in frame.columns:
+    rows = pl.scan_parquet(shards, glob=False)
+    names = rows.collect_schema().names()
+    if "verdict" not in names:
         raise ReviewError(f"{run_dir}: the run has no verify stage: nothing to audit")
-    return frame.filter(pl.col("verdict").is_not_null())
+    rows = rows.filter(pl.col("verdict").is_not_null())
+    wanted = [c for c in dict.fromkeys(columns or ()) if c in names]
+    return rows if columns is None else rows.select(wanted)
 
 
 def draw_sample(run_dir: Path, width: float, seed: int) -> tuple[pl.DataFrame, Path]:
@@ -51,7 +63,7 @@ def draw_sample(run_dir: Path, width: float, seed: int) -> tuple[pl.DataFrame, P
     target = RunStore(run_dir).review / SAMPLE_FILE
     if target.exists():
         return read_labels(target, "right"), target
-    rows = verdict_rows(run_dir)
+    rows = verdicts(run_dir, (*KEY, *STRATA, *SHOWN, "completion")).collect()
     sample = draw(rows, labels_for_width(width), seed)
     answers = [AnswerFormat().answer_text(c) for c in sample["completion"].to_list()]
     keep = [c for c in (*KEY, *STRATA, *SHOWN) if c in sample.columns and c != "solution"]
@@ -84,16 +96,12 @@ def judge_labels(run_dir: Path, sample: pl.DataFrame) -> pl.DataFrame:
     return sample.with_columns(pl.Series("right", labels, pl.Boolean))
 
 
-def _result_of(row: dict[str, Any]) -> Any:
-    from curate.verify.base import Result
-
+def _result_of(row: dict[str, Any]) -> Result:
     return Result(row["verdict"], row.get("verdict_reason"), row.get("extracted_answer"))
 
 
 def read_labels(path: Path, column: str) -> pl.DataFrame:
     """A labelled file (JSONL, JSON, CSV or Parquet) with its label column as booleans."""
-    from curate.files import read_table
-
     frame = pl.from_arrow(read_table(path))
     assert isinstance(frame, pl.DataFrame)
     if column not in frame.columns:
@@ -121,21 +129,16 @@ def as_label(values: pl.Series, path: Path) -> pl.Series:
 
 def write_audit(run_dir: Path, labelled: pl.DataFrame, by: str) -> dict[str, Any]:
     """The run's audit from its labelled sample, saved as RUN/reports/audit.json."""
-    report = {"by": by, **audit(verdict_rows(run_dir), labelled)}
+    report = {"by": by, **audit(verdicts(run_dir, STRATA).collect(), labelled)}
     store = RunStore(run_dir)
     store.reports.mkdir(parents=True, exist_ok=True)
     write_json(store.reports / REPORT_FILE, report)
     return report
 
 
-def load_audit(run_dir: Path) -> dict[str, Any] | None:
-    path = RunStore(run_dir).reports / REPORT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
 def audit_line(run_dir: Path) -> str | None:
-    """The audit's headline for `curate stats` and the card, when the run was audited."""
-    report = load_audit(run_dir)
+    """The audit's headline for `curate stats`, when the run was audited."""
+    report = saved_report(RunStore(run_dir).reports)
     return None if report is None else headline(report)
 
 
@@ -160,7 +163,7 @@ def audit_dataset(run_dir: Path) -> str:
 def sampled_traces(run_dir: Path, sample: pl.DataFrame) -> pl.DataFrame:
     """The ledger rows of the sample, in full (reasoning and all) for reviewers."""
     keys = [c for c in KEY if c in sample.columns]
-    return verdict_rows(run_dir).join(sample.select(keys), on=keys, how="semi")
+    return verdicts(run_dir).join(sample.lazy().select(keys), on=keys, how="semi").collect()
 
 
 def push_audit(run_dir: Path, sample: pl.DataFrame) -> dict[str, int]:

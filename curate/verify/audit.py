@@ -13,8 +13,10 @@ variance implies (with one stratum, Wilson's interval itself).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -152,6 +154,15 @@ def audit(population: pl.DataFrame, labelled: pl.DataFrame) -> dict[str, Any]:
         "verdicts": verdicts,
         "strata": per_stratum,
     }
+
+
+REPORT_FILE = "audit.json"  # in RUN/reports/
+
+
+def saved_report(reports: Path) -> dict[str, Any] | None:
+    """A run's audit as `curate audit` saved it in RUN/reports/, or None."""
+    path = reports / REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
