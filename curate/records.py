@@ -72,6 +72,9 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("verdict_reason", pa.string()),
     pa.field("extracted_answer", pa.string()),
     pa.field("verifier", pa.string()),
+    pa.field("verdict_tier", pa.string()),  # rule, or the model tier that settled it
+    pa.field("judge_model", pa.string()),
+    pa.field("judge_reasoning", pa.string()),
     pa.field("flags", pa.list_(pa.string())),
     pa.field("dup_of", pa.string()),
     pa.field("contaminated", pa.bool_()),
