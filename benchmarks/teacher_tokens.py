@@ -21,7 +21,7 @@ import polars as pl
 from curate.filters import FiltersConfig, FilterStage
 from curate.generate.simulated import SimulatedConfig
 from curate.generate.stage import GenerateStage
-from curate.selection import SelectConfig, SelectStage
+from curate.select import SelectConfig, SelectStage
 from curate.stage import StageContext
 from curate.verify.stage import VerifyConfig, VerifyStage
 

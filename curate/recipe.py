@@ -22,7 +22,7 @@ from curate.loop.settings import LoopConfig
 from curate.order import pipeline_order
 from curate.publish.settings import PublishConfig
 from curate.review.stage import ReviewConfig
-from curate.selection import SelectConfig
+from curate.select.config import SelectConfig
 from curate.sources.base import RowSourceConfig
 from curate.stage import Config, union_of
 from curate.verify.stage import VerifyConfig

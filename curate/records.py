@@ -84,6 +84,11 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("pass_rate", pa.float64()),
     pa.field("majority_answer", pa.string()),
     pa.field("agreement", pa.float64()),
+    pa.field("trace_words", pa.int64()),  # select's measures (curate/select/measures.py)
+    pa.field("checks_per_1k", pa.float64()),
+    pa.field("explores_per_1k", pa.float64()),
+    pa.field("steps_per_1k", pa.float64()),
+    pa.field("quality", pa.float64()),
     pa.field("borderline", pa.list_(pa.string())),  # why a human should look
     pa.field("dropped", pa.string()),  # reason the row left the funnel; null while alive
     pa.field("dropped_at", pa.string()),  # the stage that dropped it

@@ -55,7 +55,7 @@ BUILTIN_MODULES = (
     "curate.verify.choice",
     "curate.verify.code",
     "curate.verify.stage",
-    "curate.selection",
+    "curate.select.stage",
     "curate.filters",
     "curate.dedup",
     "curate.decontam.benchmarks",

@@ -143,7 +143,7 @@ def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, 
     trace as when they come together."""
     rows = traces(problems=6, per_problem=4, correct=3)
     for k, row in enumerate(rows):  # the later a correct trace, the shorter its reasoning
-        row["completion"] = row["completion"].replace("<think>", "<think>" + "x" * (9 - k % 4))
+        row["completion"] = row["completion"].replace("<think>", "<think>" + "x " * (9 - k % 4))
     if shuffled:
         random.Random(2).shuffle(rows)
     stages = {
@@ -155,7 +155,7 @@ def test_shortest_correct_trace_is_kept_wherever_the_traces_sit(tmp_path: Path, 
     assert_problems_grouped(result, shuffled)
     ledger = pl.read_parquet(tmp_path / "run" / "ledger")
     kept = ledger.filter(pl.col("selected"))
-    assert kept["reasoning"].to_list() == ["xxxxxxxstep 2"] * 6  # the shortest correct one
+    assert kept["reasoning"].to_list() == ["x " * 7 + "step 2"] * 6  # the shortest correct one
     assert ledger["reasoning"].null_count() == 0  # the text itself is untouched
 
 

@@ -11,6 +11,7 @@ import polars as pl
 import yaml
 
 from curate.recipe import redact
+from curate.select.describe import selection_lines, unverified_warning
 from curate.stats import teacher_spend
 from curate.verify.audit import headline
 
@@ -25,7 +26,7 @@ CONFIG_TEXT = {
     "preference": "(prompt, chosen, rejected) pairs of a correct and an incorrect trace, for DPO",
 }
 PATH_KEYS = {"path", "files", "index", "model", "cache_dir", "dataset"}
-CARD_COLUMNS = ("model", "round", "dropped", "verifier", "verdict", "verdict_reason")
+CARD_COLUMNS = ("model", "round", "dropped", "verifier", "verdict", "verdict_reason", "selected")
 
 
 @dataclass
@@ -111,6 +112,7 @@ def card_text(
         _loop_rounds(loop or {}),
         _verifiers(every),
         "## Funnel\n\n" + funnel_markdown(stats),
+        _selection(recipe.get("select")),
         _review(stats.get("review")),
         "## Verdicts\n\n" + _verdicts(every),
         audit_markdown(audit or {}),
@@ -131,11 +133,29 @@ def card_text(
 
 def _summary(sizes: dict[str, int], every: pl.DataFrame) -> str:
     models = sorted({m for m in every["model"].to_list() if m}) if "model" in every.columns else []
+    unverified = _kept_not_correct(every)
     text = (
-        f"{sizes.get('default', 0):,} verified reasoning traces (prompt, chain of thought, final "
-        f"answer) kept of {sizes.get('all', 0):,} generated, built with curate.\n"
+        f"{sizes.get('default', 0):,} {'' if unverified else 'verified '}reasoning traces "
+        "(prompt, chain of thought, final answer) kept of "
+        f"{sizes.get('all', 0):,} generated, built with curate.\n"
     )
+    if unverified:
+        text += unverified_warning(unverified)
     return text + models_notice(models, named=False)
+
+
+def _kept_not_correct(every: pl.DataFrame) -> int:
+    if not {"selected", "verdict"} <= set(every.columns):
+        return 0
+    kept = every.filter(pl.col("selected").fill_null(False))
+    return int(kept["verdict"].ne_missing("correct").sum())
+
+
+def _selection(section: dict[str, Any] | None) -> str:
+    if not section:
+        return ""
+    lines = "\n".join(f"- {line}" for line in selection_lines(section))
+    return f"## Selection\n\nKept, in this order:\n\n{lines}\n"
 
 
 def models_notice(models: list[str], named: bool = True) -> str:

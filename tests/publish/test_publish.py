@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from curate.cli import add_stage_commands, app
 from curate.publish.card import CONFIG_FILES
 from curate.publish.repo import stage_repository
+from curate.select import SelectStage
 from tests.publish.fake_hub import FakeHubServer
 
 add_stage_commands()
@@ -105,7 +106,8 @@ def test_configs_built_a_shard_at_a_time_equal_the_whole_ledgers(
     assert result.exit_code == 0, result.output
     assert len(list((run_dir / "ledger").glob("*.parquet"))) > 3
     staged = stage_repository(run_dir)
-    whole = build_configs(pl.read_parquet(run_dir / "ledger"), think=True)
+    published = SelectStage.publishes  # the measures select publishes
+    whole = build_configs(pl.read_parquet(run_dir / "ledger"), think=True, extra=published)
     assert staged.rows == {name: frame.height for name, frame in whole.items()}
     for name, frame in whole.items():
         written = pl.read_parquet(staged.path / CONFIG_FILES[name])
@@ -153,6 +155,27 @@ def test_no_license_is_invented(make_recipe, tmp_path: Path):
     card = (stage_repository(run_dir).path / "README.md").read_text()
     assert "license" not in yaml.safe_load(card.split("---\n")[1])
     assert "License: not declared" in card
+
+
+def test_a_card_says_when_traces_are_kept_unverified_and_how_select_chose(
+    make_recipe, tmp_path: Path
+):
+    """policy: all (OpenThoughts3's finding) keeps traces no verifier called correct: the card
+    says so where a reader starts, and lists the selection's rules in the order they ran."""
+    run_dir = tmp_path / "r"
+    recipe = make_recipe(select={"preset": "openthoughts3", "budget": {"traces": 20}})
+    assert runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)]).exit_code == 0
+    staged = stage_repository(run_dir)
+    card = (staged.path / "README.md").read_text()
+    kept = pl.read_parquet(staged.path / CONFIG_FILES["default"])
+    unverified = kept.filter(pl.col("verdict").ne_missing("correct")).height
+    assert 0 < unverified < kept.height == 20
+    assert f"kept {unverified:,} traces whose verdict is not `correct`" in card
+    assert " verified reasoning traces" not in card.split("## Configs")[0]
+    selection = card.split("## Selection")[1].split("##")[0]
+    assert "every trace, whatever its verdict (preset `openthoughts3`)" in selection
+    assert "at most 16 per problem" in selection and "a budget of 20 traces" in selection
+    assert {"quality", "trace_words", "checks_per_1k"} <= set(kept.columns)
 
 
 def every_text(root: Path) -> str:

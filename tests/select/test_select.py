@@ -4,7 +4,7 @@ import pytest
 from curate.errors import RecipeError
 from curate.recipe import validate
 from curate.records import conform
-from curate.selection import SelectConfig, SelectStage
+from curate.select import SelectConfig, SelectStage
 from curate.stage import StageContext
 from curate.units import process_batch
 
@@ -21,7 +21,7 @@ def traces(verdicts: dict[str, list[tuple[str | None, str | None]]], lengths=Non
     rows = []
     for pid, samples in verdicts.items():
         for index, (verdict, answer) in enumerate(samples):
-            text = "x" * (lengths[pid][index] if lengths else 10)
+            text = "x " * (lengths[pid][index] if lengths else 10)
             rows.append(
                 {
                     "problem_id": pid,
