@@ -84,6 +84,10 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("pass_rate", pa.float64()),
     pa.field("majority_answer", pa.string()),
     pa.field("agreement", pa.float64()),
+    pa.field("solver_pass_rate", pa.float64()),  # the difficulty stage's
+    pa.field("solver_model", pa.string()),
+    pa.field("difficulty_rating", pa.float64()),
+    pa.field("difficulty_reasoning", pa.string()),
     pa.field("trace_words", pa.int64()),  # select's measures (curate/select/measures.py)
     pa.field("checks_per_1k", pa.float64()),
     pa.field("explores_per_1k", pa.float64()),

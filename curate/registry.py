@@ -55,6 +55,7 @@ BUILTIN_MODULES = (
     "curate.verify.choice",
     "curate.verify.code",
     "curate.verify.stage",
+    "curate.select.difficulty",
     "curate.select.stage",
     "curate.filters",
     "curate.dedup",

@@ -158,4 +158,44 @@ class SelectConfig(Config):
         return self.policy == "all"
 
 
-__all__ = ["PRESETS", "Band", "Budget", "Mix", "SelectConfig"]
+DEFAULT_RUBRIC = (
+    "Rate how hard this problem is for a strong student, from 1 to 10: 1 is a one-step "
+    "exercise, 4 a standard textbook problem, 7 a hard competition problem (AIME level), 10 "
+    "an olympiad problem few can solve. Think briefly about what solving it takes, then end "
+    "with a line 'Rating: N'."
+)
+
+
+class DifficultyConfig(Config):
+    """How hard each problem is, measured by models: a weaker solver's pass rate (s1's
+    'a smaller model solves it') and a rating against a rubric."""
+
+    solver: dict[str, Any] | None = Field(
+        None,
+        description="A teacher section (backend, model, samples, ...) for a weaker model; "
+        "each problem's pass rate over its samples becomes `solver_pass_rate`.",
+    )
+    rater: dict[str, Any] | None = Field(
+        None,
+        description="A teacher section for the model that rates each problem against the "
+        "rubric; `difficulty_rating` (1-10) and its reasoning become columns.",
+    )
+    rubric: str = Field(DEFAULT_RUBRIC, description="What the rater is asked; ends 'Rating: N'.")
+    verifier: str = Field(
+        "auto", description="How the solver's answers are checked (auto: by domain)."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Per check of a solver answer.")
+    only_solved: bool = Field(
+        True,
+        description="Ask only about problems the teacher solved at least once (select drops "
+        "the others anyway, so asking about them is spent for nothing).",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> DifficultyConfig:
+        if self.solver is None and self.rater is None:
+            raise ValueError("give a solver, a rater or both")
+        return self
+
+
+__all__ = ["PRESETS", "Band", "Budget", "DifficultyConfig", "Mix", "SelectConfig"]
