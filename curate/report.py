@@ -25,6 +25,9 @@ class Figures:
     lengths: dict[str, list[int]] = field(default_factory=dict)  # "reasoning correct" -> chars
     acceptance: list[tuple[str, int, int]] = field(default_factory=list)  # source, kept, made
     contamination: list[tuple[str, str, int]] = field(default_factory=list)  # bench, method, n
+    # select's measures before (every verified trace) and after (the kept ones):
+    # "trace_words" -> {"verified": [...], "kept": [...]}
+    selection: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 LENGTHS = ("reasoning", "completion")  # texts the figures know by their length only
@@ -41,6 +44,7 @@ def figures(run_dir: Path) -> Figures:
         found.pass_rates = _pass_rates(traces)
         found.lengths = _lengths(traces)
         found.acceptance = _acceptance(traces)
+        found.selection = _selection(traces)
     report = read_json(store.reports / "decontamination.json")
     found.contamination = [
         (bench, method, int(n))
@@ -54,9 +58,10 @@ def _trace_figures(shards: list[Path]) -> pl.DataFrame:
     """The ledger's traces with the columns the figures use, the texts as their lengths:
     streamed, so memory holds no text however large the ledger."""
     small = ["problem_id", "verdict", "verdict_reason", "pass_rate", "source", "dropped"]
+    small += ["selected", *SELECTION_MEASURES]
     lengths = [pl.col(c).fill_null("").str.len_chars().alias(c) for c in LENGTHS]
     query = (
-        pl.scan_parquet(shards, glob=False)
+        pl.scan_parquet(shards, glob=False, missing_columns="insert")
         .filter(pl.col("sample_idx").is_not_null())
         .select(*small, *lengths)
     )
@@ -98,6 +103,39 @@ def _acceptance(traces: pl.DataFrame) -> list[tuple[str, int, int]]:
     return [(str(s), int(k), int(m)) for s, k, m in per_source.iter_rows()]
 
 
+SELECTION_MEASURES = ("trace_words", "quality")
+
+
+def _selection(traces: pl.DataFrame) -> dict[str, dict[str, list[float]]]:
+    """select's measures of every verified trace and of the kept ones (empty before a select
+    that measures)."""
+    verified = traces.filter(pl.col("verdict").is_not_null())
+    if verified["trace_words"].null_count() == verified.height:
+        return {}
+    kept = verified.filter(pl.col("selected").fill_null(False) & pl.col("dropped").is_null())
+    return {
+        name: {
+            "verified": verified[name].drop_nulls().cast(pl.Float64).to_list(),
+            "kept": kept[name].drop_nulls().cast(pl.Float64).to_list(),
+        }
+        for name in SELECTION_MEASURES
+    }
+
+
+def selection_lines(found: Figures) -> list[str]:
+    """What select's rules did to the measures: medians before and after."""
+    lines = []
+    for name, sides in found.selection.items():
+        if sides["verified"]:
+            kept = statistics.median(sides["kept"]) if sides["kept"] else float("nan")
+            lines.append(
+                f"{name}: median {statistics.median(sides['verified']):,.3g} of "
+                f"{len(sides['verified']):,} verified traces, {kept:,.3g} of "
+                f"{len(sides['kept']):,} kept"
+            )
+    return ["selection:", *(f"  {line}" for line in lines)] if lines else []
+
+
 def text_summary(found: Figures) -> list[str]:
     """The report's numbers as lines for `curate stats`."""
     lines = ["verdicts:"]
@@ -116,6 +154,7 @@ def text_summary(found: Figures) -> list[str]:
             lines.append(f"{name} length: median {median:,.0f} chars, n={len(values):,}")
     lines.append("acceptance per source:")
     lines += [f"  {s:<40} {k:>7,} of {m:,} kept" for s, k, m in found.acceptance] or ["  none"]
+    lines += selection_lines(found)
     if found.contamination:
         lines.append("contamination matches:")
         lines += [f"  {b} / {method}: {n:,}" for b, method, n in found.contamination]
@@ -157,6 +196,22 @@ def _plot_lengths(axes: Any, found: Figures) -> bool:
     axes.set_xlabel("characters")
     axes.legend()
     return bool(shown)
+
+
+@plot("selection", "What select kept: trace words, verified vs kept")
+def _plot_selection(axes: Any, found: Figures) -> bool:
+    words = found.selection.get("trace_words", {})
+    verified, kept = words.get("verified"), words.get("kept")
+    if not verified:
+        return False
+    _, edges, _ = axes.hist(
+        verified, bins=30, alpha=0.6, color="#8c8c8c", label=f"verified ({len(verified):,})"
+    )
+    if kept:
+        axes.hist(kept, bins=edges, alpha=0.8, color="#55a868", label=f"kept ({len(kept):,})")
+    axes.set_xlabel("trace words (reasoning and answer)")
+    axes.legend()
+    return True
 
 
 VERDICT_COLOURS = {"correct": "#55a868", "incorrect": "#c44e52", "unverifiable": "#dd8452"}

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -31,7 +32,9 @@ def reported(make_recipe, tmp_path: Path) -> Path:
 def test_plots_are_written_and_the_page_needs_no_network(reported: Path):
     page = (reported / "report" / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert {"funnel.png", "pass_rate.png", "lengths.png", "reasons.png"} <= set(sources)
+    assert {"funnel.png", "pass_rate.png", "lengths.png", "reasons.png", "selection.png"} <= set(
+        sources
+    )
     for source in sources:
         assert (reported / "report" / source).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in page and "https://" not in page
@@ -42,6 +45,15 @@ def test_stats_prints_the_same_numbers(reported: Path):
     assert "verdicts:" in text and "correct: -" in text
     assert re.search(r"pass rate per problem: mean \d\.\d\d, median \d\.\d\d; \d+ of 40", text)
     assert "acceptance per source:" in text
+    ledger = pl.read_parquet(reported / "ledger")
+    verified = ledger.filter(pl.col("verdict").is_not_null())
+    kept = ledger.filter(pl.col("selected") & pl.col("dropped").is_null())
+    median = f"{verified['trace_words'].median():,.3g}"
+    assert 0 < kept.height < verified.height
+    assert (
+        f"trace_words: median {median} of {verified.height:,} verified traces, "
+        f"{kept['trace_words'].median():,.3g} of {kept.height:,} kept"
+    ) in text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")

@@ -308,3 +308,21 @@ def test_bad_selection_settings_are_recipe_errors(section, message):
         validate(
             {"name": "x", "source": {"kind": "files", "paths": ["a.jsonl"]}, "select": section}
         )
+
+
+def test_recipe_show_prints_what_a_preset_expands_to(tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: x\nsource: {kind: files, path: a.jsonl}\n"
+        "select: {preset: limo, budget: {problems: 50}}\n"
+    )
+    shown = CliRunner().invoke(app, ["recipe", "show", str(recipe)])
+    assert shown.exit_code == 0, shown.output
+    section = shown.output.split("select:")[1]
+    assert "prefer: quality" in section and "max_per_problem: 1" in section
+    assert "problems: 50" in section and "order: quality" in section
+    assert "max: 0.09375" in section
