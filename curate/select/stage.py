@@ -200,15 +200,15 @@ def drop(frame: pl.DataFrame, where: pl.Expr, reason: pl.Expr) -> pl.DataFrame:
 
 
 def measure_of(frame: pl.DataFrame, name: str, text: bool = False) -> pl.Expr | None:
-    """A column, or a metadata key (`metadata.KEY`, or a bare key no column has), as
-    numbers (or text, for a group); None where neither exists."""
+    """A column, or a metadata key (`metadata.KEY`, or a bare key where no row has the column
+    filled), as numbers (or text, for a group); None where neither exists."""
     kind = pl.String if text else pl.Float64
-    if name in frame.columns:
+    filled = name in frame.columns and frame[name].null_count() < frame.height
+    if filled or (name in frame.columns and "metadata" not in frame.columns):
         return pl.col(name).cast(kind, strict=False)
-    key = name.removeprefix("metadata.")
     if "metadata" not in frame.columns:
         return None
-    found = pl.col("metadata").str.json_path_match(f"$.{key}")
+    found = pl.col("metadata").str.json_path_match(f"$.{name.removeprefix('metadata.')}")
     return found.cast(kind, strict=False)
 
 
