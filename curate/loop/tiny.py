@@ -160,6 +160,7 @@ def main(argv: list[str]) -> int:
     fit.add_argument("--learning-rate", type=float, default=2e-3)
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument("--max-steps", type=int, default=-1)
+    fit.add_argument("--seed", type=int, default=0, help="Shuffling and training seed.")
     args = parser.parse_args(argv)
     if args.command == "build":
         rows = [json.loads(line) for line in args.problems.read_text("utf-8").splitlines() if line]
@@ -175,6 +176,7 @@ def main(argv: list[str]) -> int:
         args.learning_rate,
         args.batch_size,
         args.max_steps,
+        args.seed,
     )
     print(json.dumps(summary))
     return 0
