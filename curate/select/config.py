@@ -52,13 +52,31 @@ class Band(Config):
         return self.measure in PROBLEM_MEASURES
 
 
+class Clusters(Config):
+    """Topics without labels: k-means over the problems' embeddings."""
+
+    k: int = Field(16, ge=1, description="How many clusters (at most one per problem).")
+    model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Sentence-transformers model that embeds the problems: a local folder or "
+        "a Hub id already on this machine (extra `semantic`).",
+    )
+    engine: Literal["auto", "int8", "torch"] = Field(
+        "auto", description="As decontaminate.semantic.engine: int8 ONNX on CPUs where it can."
+    )
+    max_tokens: int = Field(128, ge=8, description="Tokens of each problem embedded.")
+
+
 class Mix(Config):
     """How problems are spread over groups (a source, a domain, a topic)."""
 
     by: str = Field(
         "source",
         description="The column that names a problem's group: source, domain, any column, "
-        "or metadata.KEY.",
+        "metadata.KEY, or cluster (k-means over the problems' embeddings, `clusters:`).",
+    )
+    clusters: Clusters = Field(
+        default_factory=Clusters, description="How problems are clustered (by: cluster)."
     )
     balance: Literal["uniform", "proportional"] = Field(
         "proportional",
@@ -198,4 +216,12 @@ class DifficultyConfig(Config):
         return self
 
 
-__all__ = ["PRESETS", "Band", "Budget", "DifficultyConfig", "Mix", "SelectConfig"]
+__all__ = [
+    "PRESETS",
+    "Band",
+    "Budget",
+    "Clusters",
+    "DifficultyConfig",
+    "Mix",
+    "SelectConfig",
+]

@@ -22,6 +22,7 @@ import polars as pl
 
 from curate import registry
 from curate.errors import RecipeError
+from curate.select.clusters import VECTOR, cluster_of, with_vectors
 from curate.select.config import Band, SelectConfig
 from curate.select.measures import MEASURE_COLUMNS, QUALITY, WORDS, with_measures
 from curate.select.mix import GROUP, PLACE, WHY, cut, ordered
@@ -61,15 +62,30 @@ class SelectStage(Stage):
     def _columns_used(self) -> list[str]:
         """Input columns the bands and the mix read besides the stage's own."""
         names = [band.measure for band in self.config.bands if band.measure not in COMPUTED]
-        if self.config.mix is not None:
+        if self.clustered:
+            names.append("problem")
+        elif self.config.mix is not None:
             names.append(self.config.mix.by)
         if any(name not in TRACE_COLUMNS for name in names):
             names.append("metadata")  # a measure or group given as metadata.KEY or a key
         return [name.partition(".")[0] for name in names]
 
+    @property
+    def clustered(self) -> bool:
+        return self.config.mix is not None and self.config.mix.by == "cluster"
+
     def keys(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """A shard's rows with their measures in place of the text."""
-        return with_measures(rows).drop("reasoning", "completion", strict=False)
+        """A shard's rows with their measures (and problem vectors) in place of the text."""
+        rows = with_measures(rows)
+        if self.clustered:
+            rows = self._with_vectors(rows)
+        return rows.drop("reasoning", "completion", "problem", strict=False)
+
+    def _with_vectors(self, rows: pl.DataFrame) -> pl.DataFrame:
+        assert self.config.mix is not None
+        if VECTOR in rows.columns:
+            return rows
+        return with_vectors(rows, self.config.mix.clusters)
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         config = self.config
@@ -89,7 +105,7 @@ class SelectStage(Stage):
         self._count(frame)
         return frame.with_columns(
             pl.col(WHY).is_null().alias("selected"), pl.col(WHY).alias("dropped")
-        ).drop("_answer", "_top", "mean_words", WHY, GROUP, "_rank", strict=False)
+        ).drop("_answer", "_top", "mean_words", WHY, GROUP, "_rank", VECTOR, strict=False)
 
     def _by_verdict(self, frame: pl.DataFrame) -> pl.DataFrame:
         config = self.config
@@ -150,10 +166,7 @@ class SelectStage(Stage):
     def _spread(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Groups and a budget, decided over the problems still in."""
         config = self.config
-        group = measure_of(frame, config.mix.by, text=True) if config.mix else None
-        frame = frame.with_columns(
-            (group if group is not None else pl.lit("")).cast(pl.String).fill_null("").alias(GROUP)
-        )
+        frame = self._grouped(frame)
         live = frame.filter(pl.col(WHY).is_null())
         problems = live.group_by(PID, maintain_order=True).agg(
             pl.first(GROUP),
@@ -173,6 +186,20 @@ class SelectStage(Stage):
         if config.budget is not None and config.budget.traces is not None:
             frame = self._traces_budget(frame, config.budget.traces)
         return frame.drop(PLACE, "_cut")
+
+    def _grouped(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Each row's group: a column, a metadata key, its problem's cluster, or one group."""
+        mix = self.config.mix
+        if mix is not None and self.clustered:
+            found = cluster_of(self._with_vectors(frame), mix.clusters, self.context.seed)
+            self.counts["clusters"] += found["cluster"].n_unique()
+            frame = frame.join(found, on=PID, how="left", maintain_order="left")
+            return frame.with_columns(pl.col("cluster").fill_null("").alias(GROUP)).drop(
+                "cluster", VECTOR, strict=False
+            )
+        group = measure_of(frame, mix.by, text=True) if mix else None
+        value = group if group is not None else pl.lit("")
+        return frame.with_columns(value.cast(pl.String).fill_null("").alias(GROUP))
 
     def _traces_budget(self, frame: pl.DataFrame, size: int) -> pl.DataFrame:
         """The first `size` traces in the problems' order (a problem's own in preference)."""
