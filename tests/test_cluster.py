@@ -59,7 +59,7 @@ def ledger(run_dir: Path) -> pl.DataFrame:
 @pytest.mark.parametrize("scattered", [False, True], ids=["together", "apart"])
 def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path, scattered: bool):
     """Also where the input scatters each problem's traces: the source regroups them, so
-    the per-problem stages (trace_dedup, select) run in the tasks too."""
+    the per-problem stage (trace_dedup) runs in the tasks too."""
     rows = traces(problems=9, per_problem=4, correct=2)
     path = recipe(tmp_path, rows[::3] + rows[1::3] + rows[2::3] if scattered else rows)
     runner = CliRunner()
@@ -71,9 +71,12 @@ def test_local_executor_one_or_two_workers_same_ledger(tmp_path: Path, scattered
         result = runner.invoke(app, [*args, "--tasks", "3", "--workers", str(workers)])
         assert result.exit_code == 0, result.output
         assert ledger(run_dir).equals(ledger(tmp_path / "plain"))
-        for stage in ("verify", "trace_dedup", "select"):
+        for stage in ("verify", "trace_dedup"):
             completions = list((run_dir / "datatrove").glob(f"*-{stage}-*/completions/*"))
             assert len(completions) == 3  # one marker per task
+        # select compares every problem (a budget, groups): the driver runs it, on the
+        # measures the stage keeps, not the tasks
+        assert not list((run_dir / "datatrove").glob("*-select-*/completions/*"))
     again = runner.invoke(app, [*args, "--tasks", "3"])
     assert "nothing to do" in again.output
 
@@ -283,8 +286,7 @@ def test_slurm_dry_run_prints_the_scripts_it_would_submit(tmp_path: Path):
         "01-dedup/keys",
         "02-verify",
         "03-trace_dedup",
-        "04-select",
-        "05-filter",
+        "05-filter",  # 04-select runs in the driver: no script
     ]
     text = scripts[2].read_text()
     assert text.startswith("#!/bin/bash\n")
