@@ -22,7 +22,7 @@ from curate.loop.settings import LoopConfig
 from curate.order import pipeline_order
 from curate.publish.settings import PublishConfig
 from curate.review.stage import ReviewConfig
-from curate.select.config import DifficultyConfig, SelectConfig
+from curate.select.config import DifficultyConfig, SelectConfig, TopicsConfig
 from curate.sources.base import RowSourceConfig
 from curate.stage import Config, union_of
 from curate.verify.stage import VerifyConfig
@@ -86,6 +86,7 @@ class Recipe(Config):
     teacher: TeacherConfig | None = None
     verify: VerifyConfig | None = None
     difficulty: DifficultyConfig | None = None
+    topics: TopicsConfig | None = None
     select: SelectConfig | None = None
     trace_dedup: TraceDedupConfig | None = None
     filters: FiltersConfig | None = None

@@ -88,6 +88,8 @@ STAGE_FIELDS: list[pa.Field] = [
     pa.field("solver_model", pa.string()),
     pa.field("difficulty_rating", pa.float64()),
     pa.field("difficulty_reasoning", pa.string()),
+    pa.field("topic", pa.string()),  # the topics stage's: "CODE name"
+    pa.field("topic_reasoning", pa.string()),
     pa.field("trace_words", pa.int64()),  # select's measures (curate/select/measures.py)
     pa.field("checks_per_1k", pa.float64()),
     pa.field("explores_per_1k", pa.float64()),

@@ -56,6 +56,7 @@ BUILTIN_MODULES = (
     "curate.verify.code",
     "curate.verify.stage",
     "curate.select.difficulty",
+    "curate.select.topics",
     "curate.select.stage",
     "curate.filters",
     "curate.dedup",

@@ -216,6 +216,29 @@ class DifficultyConfig(Config):
         return self
 
 
+class TopicsConfig(Config):
+    """A topic per problem from a taxonomy, chosen by a model: groups for `mix: {by: topic}`
+    where the data names none (s1 classified its problems into MSC classes)."""
+
+    classifier: dict[str, Any] = Field(
+        description="A teacher section for the model that picks each problem's topic."
+    )
+    taxonomy: Literal["msc"] | list[str] = Field(
+        "msc",
+        description="msc (the Mathematics Subject Classification's top-level classes, "
+        "shipped) or your own list of topics.",
+    )
+    only_solved: bool = Field(
+        True, description="Ask only about problems the teacher solved at least once."
+    )
+
+    @model_validator(mode="after")
+    def _topics_given(self) -> TopicsConfig:
+        if isinstance(self.taxonomy, list) and len(set(self.taxonomy)) < 2:
+            raise ValueError("taxonomy: give at least two distinct topics")
+        return self
+
+
 __all__ = [
     "PRESETS",
     "Band",
@@ -224,4 +247,5 @@ __all__ = [
     "DifficultyConfig",
     "Mix",
     "SelectConfig",
+    "TopicsConfig",
 ]

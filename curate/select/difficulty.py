@@ -70,7 +70,8 @@ class DifficultyStage(Stage):
         return asking.section_config({"samples": 4, **section}, where)
 
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
-        problems = self._asked_about(frame)
+        problems = problems_to_ask(frame, self.config.only_solved)
+        self.counts["problems_asked"] += problems.height
         values: dict[str, list[Any]] = {name: [None] * problems.height for name in self.writes}
         if self.solver is not None and problems.height:
             values["solver_pass_rate"] = self._pass_rates(problems, self.solver)
@@ -79,27 +80,7 @@ class DifficultyStage(Stage):
             ratings = self._ratings(problems, self.rater)
             values["difficulty_rating"] = [rating for rating, _ in ratings]
             values["difficulty_reasoning"] = [text for _, text in ratings]
-        found = problems.select(PID).with_columns(
-            pl.Series(
-                name, column, dtype=pl.Float64 if name.endswith(("rate", "rating")) else pl.String
-            )
-            for name, column in values.items()
-        )
-        return frame.drop(self.writes, strict=False).join(
-            found, on=PID, how="left", maintain_order="left"
-        )
-
-    def _asked_about(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """One row per problem to ask about (those the teacher solved, unless told all)."""
-        for name in PROBLEM_FACTS:
-            if name not in frame.columns:
-                frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
-        solved = (pl.col("verdict") == "correct").fill_null(False).any().over(PID)
-        if self.config.only_solved:
-            frame = frame.filter(solved)
-        problems = frame.unique(PID, keep="first", maintain_order=True)
-        self.counts["problems_asked"] += problems.height
-        return problems.filter(pl.col("problem").is_not_null())
+        return with_problem_values(frame, problems, values)
 
     def _pass_rates(self, problems: pl.DataFrame, solver: TeacherConfig) -> list[float | None]:
         """The share of the solver's answers to each problem that verify calls correct."""
@@ -143,6 +124,34 @@ class DifficultyStage(Stage):
 
     def _rating_question(self, problem: str) -> list[Message]:
         return [{"role": "user", "content": f"{self.config.rubric}\n\nProblem:\n{problem}"}]
+
+
+def problems_to_ask(frame: pl.DataFrame, only_solved: bool) -> pl.DataFrame:
+    """One row per problem to ask a model about (those the teacher solved, unless told all),
+    with every fact of the problem as a column."""
+    for name in PROBLEM_FACTS:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
+    if only_solved:
+        frame = frame.filter((pl.col("verdict") == "correct").fill_null(False).any().over(PID))
+    problems = frame.unique(PID, keep="first", maintain_order=True)
+    return problems.filter(pl.col("problem").is_not_null())
+
+
+def with_problem_values(
+    frame: pl.DataFrame, problems: pl.DataFrame, values: dict[str, list[Any]]
+) -> pl.DataFrame:
+    """Each row given its problem's values (columns named `..._rate`/`..._rating` are numbers,
+    the rest text); problems not asked about get nulls."""
+    found = problems.select(PID).with_columns(
+        pl.Series(
+            name, column, dtype=pl.Float64 if name.endswith(("rate", "rating")) else pl.String
+        )
+        for name, column in values.items()
+    )
+    return frame.drop(list(values), strict=False).join(
+        found, on=PID, how="left", maintain_order="left"
+    )
 
 
 def answer_item(answer: str | None, row: dict[str, Any]) -> Item:

@@ -25,3 +25,26 @@ class FakeRaterServer(FakeChatServer):
     def __init__(self) -> None:
         super().__init__()
         self.RequestHandlerClass = FakeRaterHandler
+
+
+class FakeClassifierHandler(FakeHandler):
+    """Names a topic by a word of the problem: primes 'Topic: 11', dice 'Topic: 60.',
+    triangles by name ('Topic: Geometry'); anything else gets a topic not on the list."""
+
+    def choice(self, prompt: str, index: int, truncated: bool) -> dict[str, Any]:
+        problem = prompt.split("Problem:\n", 1)[-1].lower()
+        if "prime" in problem:
+            text = "About primes.\nTopic: 11"
+        elif "dice" in problem:
+            text = "Chance.\nTopic: 60."
+        elif "triangle" in problem:
+            text = "Shapes.\nTopic: Geometry"
+        else:
+            text = "Hmm.\nTopic: 99 cooking"
+        return {"index": index, "message": {"content": text}, "finish_reason": "stop"}
+
+
+class FakeClassifierServer(FakeChatServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.RequestHandlerClass = FakeClassifierHandler
