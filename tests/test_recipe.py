@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import get_origin
 
 import pytest
 import yaml
@@ -168,7 +169,11 @@ REQUIRED = {
     "tasks": {"basic_arithmetic": 2},
     "model": "org/model",
     "base_url": "http://localhost:8000/v1",
+    "classifier": {"backend": "simulated"},
+    "measure": "quality",
 }
+# sections that must ask for something: the one setting each keeps when the rest are null
+ASKS = {"difficulty": {"rater": {"backend": "simulated"}}}
 
 
 def _allows_none(annotation) -> bool:
@@ -188,7 +193,8 @@ def _nulled(model) -> dict:
         elif _allows_none(field.annotation):
             data[name] = None
         elif len(members := _models_in(field.annotation)) == 1:
-            data[name] = _nulled(members[0])
+            nested = _nulled(members[0])
+            data[name] = [nested] if get_origin(field.annotation) is list else nested
     return data
 
 
@@ -200,7 +206,7 @@ def _every_section(source, teacher) -> dict:
         members = _models_in(field.annotation)
         if name in raw or not members:
             continue
-        raw[name] = _nulled(teacher if name == "teacher" else members[0])
+        raw[name] = _nulled(teacher if name == "teacher" else members[0]) | ASKS.get(name, {})
     return raw
 
 
