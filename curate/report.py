@@ -58,7 +58,7 @@ def _trace_figures(shards: list[Path]) -> pl.DataFrame:
     """The ledger's traces with the columns the figures use, the texts as their lengths:
     streamed, so memory holds no text however large the ledger."""
     small = ["problem_id", "verdict", "verdict_reason", "pass_rate", "source", "dropped"]
-    small += ["selected", *SELECTION_MEASURES]
+    small += ["selected", *SELECTION_MEASURES]  # pass_rate is among the small ones
     lengths = [pl.col(c).fill_null("").str.len_chars().alias(c) for c in LENGTHS]
     query = (
         pl.scan_parquet(shards, glob=False, missing_columns="insert")
@@ -104,6 +104,7 @@ def _acceptance(traces: pl.DataFrame) -> list[tuple[str, int, int]]:
 
 
 SELECTION_MEASURES = ("trace_words", "quality")
+SELECTION_LINES = ("pass_rate", *SELECTION_MEASURES)  # pass rate: of each trace's problem
 
 
 def _selection(traces: pl.DataFrame) -> dict[str, dict[str, list[float]]]:
@@ -118,7 +119,7 @@ def _selection(traces: pl.DataFrame) -> dict[str, dict[str, list[float]]]:
             "verified": verified[name].drop_nulls().cast(pl.Float64).to_list(),
             "kept": kept[name].drop_nulls().cast(pl.Float64).to_list(),
         }
-        for name in SELECTION_MEASURES
+        for name in SELECTION_LINES
     }
 
 

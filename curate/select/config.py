@@ -10,7 +10,9 @@ from curate.select.presets import PRESETS, Preset, with_preset
 from curate.stage import Config
 
 Policy = Literal["all_correct", "shortest_correct", "pass_rate_band", "all"]
-Prefer = Literal["sample", "shortest", "longest", "quality"]
+Prefer = Literal[
+    "sample", "shortest", "longest", "quality", "checks_per_1k", "explores_per_1k", "steps_per_1k"
+]
 Order = Literal["random", "hardest", "easiest", "longest", "shortest", "quality"]
 
 # measures of a whole problem (a band on one keeps or drops all its traces); any other
@@ -143,7 +145,8 @@ class SelectConfig(Config):
     prefer: Prefer = Field(
         "sample",
         description="Which of a problem's traces come first: sample (index), shortest, "
-        "longest, quality.",
+        "longest, or the highest of a score (quality, checks_per_1k, explores_per_1k, "
+        "steps_per_1k).",
     )
     pass_rate_min: float = Field(0.0, ge=0, le=1, description="Lower end of the band.")
     pass_rate_max: float = Field(1.0, ge=0, le=1, description="Upper end of the band.")

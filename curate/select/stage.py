@@ -159,8 +159,8 @@ class SelectStage(Stage):
         index = pl.col("sample_idx").cast(pl.Float64)
         if prefer == "sample":
             return index
-        sign = -1.0 if prefer in ("longest", "quality") else 1.0
-        column = QUALITY if prefer == "quality" else WORDS
+        sign = 1.0 if prefer == "shortest" else -1.0
+        column = WORDS if prefer in ("shortest", "longest") else prefer
         return pl.struct((pl.col(column) * sign).fill_null(float("inf")), index)
 
     def _spread(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -215,6 +215,10 @@ class SelectStage(Stage):
         self.counts["problems_kept"] += kept[PID].n_unique()
         if self.config.keeps_unverified:
             self.counts["kept_not_correct"] += int(kept["verdict"].ne_missing("correct").sum())
+        if GROUP in frame.columns:  # the spread: problems kept per group (the largest 50)
+            sizes = kept.group_by(GROUP).agg(pl.col(PID).n_unique().alias("n"))
+            for group, size in sizes.sort(["n", GROUP], descending=[True, False]).head(50).rows():
+                self.counts[f"kept_in_group:{group or '(none)'}"] += int(size)
 
 
 TRACE_COLUMNS = {"source", "domain", "problem", "reference", "model", "round", "verdict"}

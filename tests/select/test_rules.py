@@ -89,6 +89,8 @@ def test_prefer_quality_and_longest_among_a_problems_correct_traces(tmp_path):
     assert kept(out) == [("p", 1)]
     out, _ = run(tmp_path, frame, max_per_problem=1, prefer="longest")
     assert kept(out) == [("p", 2)]  # the longest correct one, not the incorrect
+    out, _ = run(tmp_path, frame, max_per_problem=1, prefer="checks_per_1k")
+    assert kept(out) == [("p", 1)]  # the one that checks itself
     out, stats = run(tmp_path, frame, max_per_problem=2, prefer="shortest")
     assert kept(out) == [("p", 0), ("p", 1)]
     assert stats["dropped"] == {"incorrect": 1, "over_max_per_problem": 1}
@@ -190,6 +192,8 @@ def test_uniform_budget_takes_each_group_in_turn_and_lets_the_rest_fill(tmp_path
     out, stats = run(tmp_path, frame, mix={"balance": "uniform"}, budget={"problems": 12})
     assert sources_of(out) == {"a": 5, "b": 5, "c": 2}  # c runs out; a and b share its turns
     assert stats["counts"]["problems_kept"] == 12
+    kept_in = {k: v for k, v in stats["counts"].items() if k.startswith("kept_in_group:")}
+    assert kept_in == {"kept_in_group:a": 5, "kept_in_group:b": 5, "kept_in_group:c": 2}
     assert stats["dropped"]["over_budget"] == 2 * 10
 
 
