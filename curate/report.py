@@ -201,8 +201,17 @@ def _plot_lengths(axes: Any, found: Figures) -> bool:
 
 @plot("selection", "What select kept: trace words, verified vs kept")
 def _plot_selection(axes: Any, found: Figures) -> bool:
-    words = found.selection.get("trace_words", {})
-    verified, kept = words.get("verified"), words.get("kept")
+    return _before_after(axes, found.selection.get("trace_words", {}), "trace words")
+
+
+@plot("selection_pass_rate", "What select kept: pass rate of each trace's problem")
+def _plot_selection_pass_rate(axes: Any, found: Figures) -> bool:
+    return _before_after(axes, found.selection.get("pass_rate", {}), "pass rate")
+
+
+def _before_after(axes: Any, sides: dict[str, list[float]], label: str) -> bool:
+    """Two histograms on the same bins: every verified trace, and the kept ones."""
+    verified, kept = sides.get("verified"), sides.get("kept")
     if not verified:
         return False
     _, edges, _ = axes.hist(
@@ -210,7 +219,7 @@ def _plot_selection(axes: Any, found: Figures) -> bool:
     )
     if kept:
         axes.hist(kept, bins=edges, alpha=0.8, color="#55a868", label=f"kept ({len(kept):,})")
-    axes.set_xlabel("trace words (reasoning and answer)")
+    axes.set_xlabel(label)
     axes.legend()
     return True
 
