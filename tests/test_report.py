@@ -32,7 +32,8 @@ def reported(make_recipe, tmp_path: Path) -> Path:
 def test_plots_are_written_and_the_page_needs_no_network(reported: Path):
     page = (reported / "report" / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert {"funnel.png", "lengths.png", "selection.png", "selection_pass_rate.png"} <= set(sources)
+    shown = {"funnel.png", "pass_rate.png", "lengths.png", "reasons.png", "selection.png"}
+    assert shown | {"selection_pass_rate.png"} <= set(sources)
     for source in sources:
         assert (reported / "report" / source).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in page and "https://" not in page
