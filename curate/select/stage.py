@@ -197,9 +197,15 @@ class SelectStage(Stage):
             return frame.with_columns(pl.col("cluster").fill_null("").alias(GROUP)).drop(
                 "cluster", VECTOR, strict=False
             )
-        group = measure_of(frame, mix.by, text=True) if mix else None
-        value = group if group is not None else pl.lit("")
-        return frame.with_columns(value.cast(pl.String).fill_null("").alias(GROUP))
+        if mix is None:
+            return frame.with_columns(pl.lit("").alias(GROUP))
+        group = measure_of(frame, mix.by, text=True)
+        if group is None or frame.select(group.is_null().all()).item():
+            raise RecipeError(
+                f"select.mix.by: no row has {mix.by!r} (a column, or a metadata key; "
+                "cluster groups by embeddings)"
+            )
+        return frame.with_columns(group.fill_null("").alias(GROUP))
 
     def _traces_budget(self, frame: pl.DataFrame, size: int) -> pl.DataFrame:
         """The first `size` traces in the problems' order (a problem's own in preference)."""

@@ -230,6 +230,11 @@ def test_caps_only_and_groups_from_metadata(tmp_path):
     assert kept_problems(out) == {"q6", "q7", "q8"}
 
 
+def test_a_group_column_no_row_has_is_named(tmp_path):
+    with pytest.raises(RecipeError, match=r"select\.mix\.by: no row has 'topic'"):
+        run(tmp_path, groups({"a": 2}), mix={"by": "topic"})
+
+
 def test_traces_budget_is_exact_and_budget_larger_than_the_pool_keeps_all(tmp_path):
     frame = groups({"a": 3, "b": 3})  # 12 correct traces
     out, stats = run(tmp_path, frame, budget={"traces": 5})
