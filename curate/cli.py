@@ -42,6 +42,7 @@ from curate.stats import (
     funnel_table,
     generation_failures,
     mostly_failed,
+    other_spend,
     teacher_spend,
     why_empty,
 )
@@ -273,10 +274,12 @@ def interrupted_note(run_dir: Path) -> str:
 
 
 def teacher_summary(stats: dict[str, Any]) -> str:
-    """Prompts, samples and tokens the teacher was asked for in this run (and cost)."""
+    """Prompts, samples and tokens the teacher was asked for in this run (and cost), and
+    what the other models it asked (judge, solver, rater, classifier) cost."""
+    others = [f"also spent: {line}" for line in other_spend(stats)]
     counts = stats.get("generate", {}).get("counts", {})
     if not counts.get("requests_sent") and not counts.get("cache_hits"):
-        return ""
+        return "\n".join(others)
     new = counts.get("samples_generated", 0) - counts.get("failed", 0)
     line = (
         f"teacher: {counts.get('requests_sent', 0):,} prompts sent; samples: {new:,} new, "
@@ -285,7 +288,7 @@ def teacher_summary(stats: dict[str, Any]) -> str:
         f"{counts.get('spent_completion_tokens', 0):,} completion"
     )
     spend = teacher_spend(stats)
-    return f"{line}\nspent:   {spend}" if spend else line
+    return "\n".join([f"{line}\nspent:   {spend}" if spend else line, *others])
 
 
 @app.command()

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.stats import spend_lines
 from curate.store import RunStore, read_json
 
 
@@ -28,6 +29,7 @@ class Figures:
     # select's measures before (every verified trace) and after (the kept ones):
     # "trace_words" -> {"verified": [...], "kept": [...]}
     selection: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    spend: list[str] = field(default_factory=list)  # what each model the run asked cost
 
 
 LENGTHS = ("reasoning", "completion")  # texts the figures know by their length only
@@ -37,6 +39,7 @@ def figures(run_dir: Path) -> Figures:
     store = RunStore(run_dir)
     stats = store.load_stats()
     found = Figures(funnel=[(name, int(entry["out"])) for name, entry in stats.items()])
+    found.spend = spend_lines(stats)
     shards = store.shards(store.ledger)
     if shards:
         traces = _trace_figures(shards)
@@ -156,6 +159,7 @@ def text_summary(found: Figures) -> list[str]:
     lines.append("acceptance per source:")
     lines += [f"  {s:<40} {k:>7,} of {m:,} kept" for s, k, m in found.acceptance] or ["  none"]
     lines += selection_lines(found)
+    lines += found.spend
     if found.contamination:
         lines.append("contamination matches:")
         lines += [f"  {b} / {method}: {n:,}" for b, method, n in found.contamination]

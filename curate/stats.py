@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -89,6 +90,36 @@ def teacher_spend(stats: Stats) -> str:
         dollars = counts["cost_micro_usd"] / 1e6
         line += f"; ${dollars:,.2f}" + (f" (${dollars / kept:,.4f} a kept trace)" if kept else "")
     return line
+
+
+SPENT = re.compile(r"^(.*)spent_prompt_tokens$")
+
+
+def other_spend(stats: Stats) -> list[str]:
+    """What the other models a run asked cost, one line each: a judge, a solver, a rater, a
+    classifier (the stage, and the model's role where the stage has several)."""
+    lines = []
+    for stage, entry in stats.items():
+        counts = entry.get("counts") or {}
+        for key in sorted(counts):
+            found = SPENT.match(key)
+            if found is None or (stage == "generate" and not found.group(1)):
+                continue
+            prefix = found.group(1)
+            who = f"{stage} {prefix.rstrip('_')}".strip()
+            completion = int(counts.get(f"{prefix}spent_completion_tokens", 0))
+            line = f"{who}: {int(counts[key]):,} prompt + {completion:,} completion tokens"
+            if f"{prefix}cost_micro_usd" in counts:
+                line += f"; ${counts[f'{prefix}cost_micro_usd'] / 1e6:,.2f}"
+            lines.append(line)
+    return lines
+
+
+def spend_lines(stats: Stats) -> list[str]:
+    """Every model's spend in this run, the teacher first (for `curate stats`, the report)."""
+    teacher = teacher_spend(stats)
+    lines = ([f"teacher: {teacher}"] if teacher else []) + other_spend(stats)
+    return ["spent:", *(f"  {line}" for line in lines)] if lines else []
 
 
 def mostly_failed(stats: Stats) -> bool:

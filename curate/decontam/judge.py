@@ -9,6 +9,7 @@ cache as generation, so a rerun asks nothing twice.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,7 @@ class Judge:
     def __init__(self, config: TeacherConfig, cache: SampleCache) -> None:
         self.config = config
         self.cache = cache
+        self.spent: Counter[str] = Counter()  # tokens of fresh replies, for the stage's stats
 
     def messages(self, pair: Pair) -> list[dict[str, str]]:
         question = QUESTION.format(
@@ -70,7 +72,8 @@ class Judge:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
     def ask(self, pairs: list[Pair]) -> list[Judgement]:
-        replies = asking.ask_each(self.config, self.cache, [self.messages(p) for p in pairs])
+        questions = [self.messages(p) for p in pairs]
+        replies = asking.ask_each(self.config, self.cache, questions, self.spent, "judge_")
         return [reading(reply) for reply in replies]
 
 

@@ -580,6 +580,7 @@ class DecontaminateStage(Stage):
             if judgement.same is not None:
                 verdicts[row] = "contaminated" if judgement.same else "clean"
                 rules[row] = "judge_same" if judgement.same else "judge_different"
+        self.counts.update(judge.spent)
         return reasons
 
     def _record(

@@ -3,6 +3,7 @@ cache: a rerun asks nothing twice, and a question asked for many rows is asked o
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -38,20 +39,17 @@ def section_config(settings: dict[str, Any], where: str) -> TeacherConfig:
 
 
 def ask_each(
-    config: TeacherConfig, cache: SampleCache, questions: list[list[Message]]
+    config: TeacherConfig,
+    cache: SampleCache,
+    questions: list[list[Message]],
+    spent: Counter[str] | None = None,
+    prefix: str = "",
 ) -> list[Sample | None]:
-    """The model's reply to each question (None where none came), cached replies first."""
-    backend: Backend = registry.backends.get(config.backend)(config)
-    requests = [
-        Request(str(k), messages, [0], backend.gen_key(messages))
-        for k, messages in enumerate(questions)
-    ]
-    client = TeacherClient(backend, cache, config.max_concurrency)
-    cached = client.cached(requests)
-    unique = {r.gen_key: r for r in requests}
-    missing = [r for r in unique.values() if (r.gen_key, 0) not in cached]
-    answers = cached | (client.ask(missing) if missing else {})
-    return [answers.get((r.gen_key, 0)) for r in requests]
+    """The model's reply to each question (None where none came), cached replies first;
+    the tokens (and cost) of fresh replies added to `spent` under `prefix`."""
+    nothing: list[str | None] = [None] * len(questions)
+    replies = ask_samples(config, cache, questions, nothing, spent, prefix, samples=1)
+    return [found[0] if found else None for found in replies]
 
 
 def ask_samples(
@@ -59,11 +57,15 @@ def ask_samples(
     cache: SampleCache,
     questions: list[list[Message]],
     references: list[str | None],
+    spent: Counter[str] | None = None,
+    prefix: str = "",
+    samples: int | None = None,
 ) -> list[list[Sample]]:
-    """Each question's `config.samples` replies (those that came), cached ones first (a
-    reference goes only to the simulated stand-in, which needs it to write an answer)."""
+    """Each question's replies (`samples`, else the config's; those that came), cached ones
+    first, a question asked once however often it comes (a reference goes only to the
+    simulated stand-in, which needs it to write an answer)."""
     backend: Backend = registry.backends.get(config.backend)(config)
-    indices = list(range(config.samples))
+    indices = list(range(samples or config.samples))
     requests: dict[str, Request] = {}
     for k, (messages, reference) in enumerate(zip(questions, references, strict=True)):
         key = backend.gen_key(messages)
@@ -75,9 +77,31 @@ def ask_samples(
         for r in requests.values()
         if (wanted := [i for i in indices if (r.gen_key, i) not in cached])
     ]
-    answers = cached | (client.ask(missing) if missing else {})
+    fresh = client.ask(missing) if missing else {}
+    if spent is not None:
+        per_request = [
+            [fresh[(r.gen_key, i)] for i in r.sample_indices if (r.gen_key, i) in fresh]
+            for r in missing
+        ]
+        add_spend(spent, config, per_request, prefix)
+    answers = cached | fresh
     keys = [backend.gen_key(messages) for messages in questions]
     return [[answers[(key, i)] for i in indices if (key, i) in answers] for key in keys]
+
+
+def add_spend(
+    spent: Counter[str], config: TeacherConfig, requests: list[list[Sample]], prefix: str = ""
+) -> tuple[int, int]:
+    """Add the tokens of fresh samples, one prompt per request (and, where the config gives
+    prices per million tokens, their cost in micro-dollars); returns (prompt, completion)."""
+    prompt = sum((samples[0].prompt_tokens or 0) for samples in requests if samples)
+    completion = sum(s.completion_tokens or 0 for samples in requests for s in samples)
+    spent[f"{prefix}spent_prompt_tokens"] += prompt
+    spent[f"{prefix}spent_completion_tokens"] += completion
+    if config.price_prompt is not None or config.price_completion is not None:
+        micro = prompt * (config.price_prompt or 0) + completion * (config.price_completion or 0)
+        spent[f"{prefix}cost_micro_usd"] += round(micro)
+    return prompt, completion
 
 
 def reply_text(sample: Sample) -> str:

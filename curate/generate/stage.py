@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from curate import registry
+from curate.generate import asking
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
 from curate.generate.cache import SampleCache
@@ -149,16 +150,7 @@ class GenerateStage(Stage):
 
     def _spend(self, samples: list[Sample]) -> None:
         """Tokens (and, with prices set, dollars) spent on fresh samples; the live note."""
-        prompt = sum(s.prompt_tokens or 0 for s in samples[:1])  # one prompt per request
-        completion = sum(s.completion_tokens or 0 for s in samples)
-        self.counts["spent_prompt_tokens"] += prompt
-        self.counts["spent_completion_tokens"] += completion
-        config = self.config
-        if config.price_prompt is not None or config.price_completion is not None:
-            cost = (
-                prompt * (config.price_prompt or 0) + completion * (config.price_completion or 0)
-            ) / 1e6
-            self.counts["cost_micro_usd"] += round(cost * 1e6)
+        _, completion = asking.add_spend(self.counts, self.config, [samples])
         # the stage's own totals: counts are a shard's, and the rate is over the whole stage
         live = self._live
         live[0] += 1

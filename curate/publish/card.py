@@ -12,7 +12,7 @@ import yaml
 
 from curate.recipe import redact
 from curate.select.describe import selection_lines, unverified_warning
-from curate.stats import teacher_spend
+from curate.stats import other_spend, teacher_spend
 from curate.verify.audit import headline
 
 CONFIG_FILES = {"default": "data", "all": "all", "rl": "rl", "preference": "preference"}
@@ -208,6 +208,7 @@ def _teacher(recipe: dict[str, Any], every: pl.DataFrame, stats: dict[str, Any])
         f"Model(s): {', '.join(f'`{m}`' for m in models) or '-'}, served by {backend}; "
         f"sampling: {sampling or '-'}.\n"
         + (f"\nSpent generating this run's samples: {spend}.\n" if spend else "")
+        + "".join(f"\nAlso spent, {line}.\n" for line in other_spend(stats))
     )
 
 

@@ -88,7 +88,10 @@ class DifficultyStage(Stage):
             solver.messages(p, r)
             for p, r in zip(problems["problem"], problems["reference"], strict=True)
         ]
-        replies = asking.ask_samples(solver, self.cache, questions, problems["reference"].to_list())
+        references = problems["reference"].to_list()
+        replies = asking.ask_samples(
+            solver, self.cache, questions, references, self.counts, "solver_"
+        )
         items: list[Item] = []
         owners: list[int] = []
         for index, (row, samples) in enumerate(
@@ -116,7 +119,7 @@ class DifficultyStage(Stage):
         """Each problem's rating (None when the reply has no readable 'Rating: N')."""
         questions = [self._rating_question(text) for text in problems["problem"].to_list()]
         out = []
-        for reply in asking.ask_each(rater, self.cache, questions):
+        for reply in asking.ask_each(rater, self.cache, questions, self.counts, "rater_"):
             rating, text = read_rating(reply)
             self.counts["rating_unreadable"] += rating is None
             out.append((rating, text))

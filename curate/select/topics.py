@@ -53,7 +53,7 @@ class TopicsStage(Stage):
         problems = problems_to_ask(frame, self.config.only_solved)
         self.counts["problems_asked"] += problems.height
         questions = [self._question(text) for text in problems["problem"].to_list()]
-        replies = asking.ask_each(self.classifier, self.cache, questions) if questions else []
+        replies = asking.ask_each(self.classifier, self.cache, questions, self.counts)
         values: dict[str, list[Any]] = {"topic": [], "topic_reasoning": []}
         for reply in replies:
             topic, text = read_topic(reply, self.topics)

@@ -167,7 +167,11 @@ class VerifyStage(Stage):
             pl.Series("verdict_tier", [r.tier for r, _ in judged], pl.String),
         )
         tier = self.dispatcher.model_tier
-        return out if tier is None else with_judge_columns(out, judged, tier.label)
+        if tier is None:
+            return out
+        self.counts.update(tier.spent)  # the judge's tokens of this batch, then start afresh
+        tier.spent.clear()
+        return with_judge_columns(out, judged, tier.label)
 
     def close(self) -> None:
         self.dispatcher.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -226,6 +227,7 @@ class AnswerJudge:
         self.settings = settings
         self.config = config
         self.cache = cache
+        self.spent: Counter[str] = Counter()  # tokens of fresh replies, for the stage's stats
 
     @classmethod
     def from_section(cls, section: dict[str, Any], cache: SampleCache) -> AnswerJudge:
@@ -260,7 +262,8 @@ class AnswerJudge:
             if why is None:
                 fit.append(index)
         prompt = PROMPTS[self.settings.style]
-        replies = asking.ask_each(self.config, self.cache, [prompt(questions[i]) for i in fit])
+        asked = [prompt(questions[i]) for i in fit]
+        replies = asking.ask_each(self.config, self.cache, asked, self.spent, "judge_")
         for index, reply in zip(fit, replies, strict=True):
             out[index] = self.reading(reply)
         return out

@@ -1,6 +1,7 @@
 """The difficulty stage: a weaker solver's pass rate and a rubric rating per problem, asked
 once per problem through the request cache; and select reading them (the s1k preset)."""
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -143,3 +144,12 @@ def test_s1k_reads_the_solver_in_a_run(tmp_path):
     assert kept["problem_id"].n_unique() == kept.height  # one trace per problem
     dropped = ledger.filter(pl.col("dropped") == "out_of_band_solver_pass_rate")
     assert dropped["solver_pass_rate"].min() > 0
+    # the solver's tokens are counted apart from the teacher's, in the stats and the output
+    counts = json.loads((tmp_path / "run" / "stats.json").read_text())["difficulty"]["counts"]
+    assert (
+        counts["solver_spent_completion_tokens"] > 0 and "rater_spent_prompt_tokens" not in counts
+    )
+    said = f"also spent: difficulty solver: {counts['solver_spent_prompt_tokens']:,} prompt"
+    assert said in result.output
+    shown = CliRunner().invoke(app, ["stats", str(tmp_path / "run")]).output
+    assert "spent:\n  teacher: " in shown and "\n  difficulty solver: " in shown

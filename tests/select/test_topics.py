@@ -55,6 +55,7 @@ def test_topics_are_read_from_msc_and_select_spreads_over_them(tmp_path):
     assert topics["tri2"] == "51 Geometry"  # named, not coded
     assert topics["stew"] is None  # a topic not on the list is not guessed
     assert stats["counts"]["topic_unreadable"] == 1
+    assert stats["counts"]["spent_prompt_tokens"] > 0  # the classifier's, counted by its stage
     select = SelectStage(
         SelectConfig(
             mix={"by": "topic", "balance": "uniform", "only": list(set(topics.values()) - {None})},

@@ -18,13 +18,17 @@ PROBLEM = "Is sqrt(2) a rational number? Say what kind of number it is."
 GOLD = "\\text{not a rational number}"  # a sentence: no rule compares it
 
 
-def verify(tmp_path: Path, rows: list[dict], judge: dict | None) -> pl.DataFrame:
+def verify(
+    tmp_path: Path, rows: list[dict], judge: dict | None, counts: dict | None = None
+) -> pl.DataFrame:
     config = VerifyConfig(workers=1, judge=judge)
     stage = VerifyStage(config, StageContext(tmp_path / "cache"))
     try:
         return stage.process(pl.DataFrame(rows))
     finally:
         stage.close()
+        if counts is not None:
+            counts.update(stage.counts)
 
 
 def rows(answers: list[str], reference: str = GOLD) -> list[dict]:
@@ -39,10 +43,14 @@ def test_the_judge_settles_what_rules_leave_undecided_and_is_cached(tmp_path: Pa
     ]
     with FakeObedientJudgeServer() as server:
         judge = {"backend": "openai", "base_url": server.url, "model": "grader"}
-        out = verify(tmp_path, rows(answers[:2]) + rows(answers[2:], "7"), judge)
+        first: dict = {}
+        out = verify(tmp_path, rows(answers[:2]) + rows(answers[2:], "7"), judge, first)
         asked = server.requests
-        again = verify(tmp_path, rows(answers[:2]) + rows(answers[2:], "7"), judge)
+        second: dict = {}
+        again = verify(tmp_path, rows(answers[:2]) + rows(answers[2:], "7"), judge, second)
         assert server.requests == asked == 2  # the two undecided rows; then the cache
+    assert first["judge_spent_prompt_tokens"] > 0  # the judge's tokens, apart from the teacher's
+    assert second.get("judge_spent_prompt_tokens", 0) == 0  # cached replies cost nothing
     assert out["verdict"].to_list() == ["correct", "incorrect", "correct"]
     assert out["verdict_tier"].to_list() == ["judge", "judge", "rule"]
     assert out["verdict_reason"].to_list() == [None, "judge_mismatch", None]
