@@ -30,6 +30,7 @@ class Figures:
     # "trace_words" -> {"verified": [...], "kept": [...]}
     selection: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     spend: list[str] = field(default_factory=list)  # what each model the run asked cost
+    groups: list[tuple[str, int, int]] = field(default_factory=list)  # select's: group, in, kept
 
 
 LENGTHS = ("reasoning", "completion")  # texts the figures know by their length only
@@ -40,6 +41,7 @@ def figures(run_dir: Path) -> Figures:
     stats = store.load_stats()
     found = Figures(funnel=[(name, int(entry["out"])) for name, entry in stats.items()])
     found.spend = spend_lines(stats)
+    found.groups = _groups((stats.get("select") or {}).get("counts") or {})
     shards = store.shards(store.ledger)
     if shards:
         traces = _trace_figures(shards)
@@ -126,6 +128,13 @@ def _selection(traces: pl.DataFrame) -> dict[str, dict[str, list[float]]]:
     }
 
 
+def _groups(counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """select's groups (a source, a topic, a cluster): problems in and kept, largest first."""
+    sizes = {k.split(":", 1)[1]: int(v) for k, v in counts.items() if k.startswith("in_group:")}
+    kept = {k.split(":", 1)[1]: int(v) for k, v in counts.items() if k.startswith("kept_in_group:")}
+    return [(g, n, kept.get(g, 0)) for g, n in sorted(sizes.items(), key=lambda i: (-i[1], i[0]))]
+
+
 def selection_lines(found: Figures) -> list[str]:
     """What select's rules did to the measures: medians before and after."""
     lines = []
@@ -137,6 +146,9 @@ def selection_lines(found: Figures) -> list[str]:
                 f"{len(sides['verified']):,} verified traces, {kept:,.3g} of "
                 f"{len(sides['kept']):,} kept"
             )
+    if found.groups:
+        spread = ", ".join(f"{g} {n:,} -> {k:,}" for g, n, k in found.groups[:12])
+        lines.append(f"problems per group, in -> kept: {spread}")
     return ["selection:", *(f"  {line}" for line in lines)] if lines else []
 
 
@@ -211,6 +223,22 @@ def _plot_selection(axes: Any, found: Figures) -> bool:
 @plot("selection_pass_rate", "What select kept: pass rate of each trace's problem")
 def _plot_selection_pass_rate(axes: Any, found: Figures) -> bool:
     return _before_after(axes, found.selection.get("pass_rate", {}), "pass rate")
+
+
+@plot("selection_groups", "What select kept: problems per group, in vs kept")
+def _plot_selection_groups(axes: Any, found: Figures) -> bool:
+    shown = found.groups[:20]
+    if not shown:
+        return False
+    places = list(range(len(shown)))
+    axes.bar([p - 0.2 for p in places], [n for _, n, _ in shown], 0.4, color="#8c8c8c", label="in")
+    axes.bar(
+        [p + 0.2 for p in places], [k for _, _, k in shown], 0.4, color="#55a868", label="kept"
+    )
+    axes.set_xticks(places, [g[:14] for g, _, _ in shown], rotation=45, ha="right", fontsize=7)
+    axes.set_ylabel("problems")
+    axes.legend()
+    return True
 
 
 def _before_after(axes: Any, sides: dict[str, list[float]], label: str) -> bool:

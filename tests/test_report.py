@@ -104,3 +104,18 @@ def test_the_verdict_bars_are_coloured_by_verdict():
     assert _plot_reasons(Axes(), found)
     assert drawn["correct: -"] == VERDICT_COLOURS["correct"] == "#55a868"
     assert drawn["incorrect: mismatch"] == VERDICT_COLOURS["incorrect"]
+
+
+def test_select_groups_in_and_kept_are_shown(make_recipe, tmp_path: Path):
+    """A spread over groups: problems per group before and after, in `curate stats` and as a
+    plot."""
+    select = {"mix": {"by": "domain", "balance": "uniform"}, "budget": {"problems": 10}}
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(make_recipe(select=select)), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    text = runner.invoke(app, ["stats", str(run_dir)]).output
+    ledger = pl.read_parquet(run_dir / "ledger")
+    solved = ledger.filter(pl.col("verdict") == "correct")["problem_id"].n_unique()
+    assert f"problems per group, in -> kept: math {solved:,} -> 10" in text
+    assert runner.invoke(app, ["report", str(run_dir)]).exit_code == 0
+    assert (run_dir / "report" / "selection_groups.png").exists()

@@ -174,6 +174,7 @@ class SelectStage(Stage):
             pl.col(WORDS).mean().alias("mean_words"),
             pl.col(QUALITY).max().alias("best_quality"),
         )
+        self._count_groups(problems, "in_group")
         order = config.budget.order if config.budget else "random"
         problems = cut(ordered(problems, order, self.context.seed), config.mix, config.budget)
         frame = frame.join(
@@ -221,10 +222,15 @@ class SelectStage(Stage):
         self.counts["problems_kept"] += kept[PID].n_unique()
         if self.config.keeps_unverified:
             self.counts["kept_not_correct"] += int(kept["verdict"].ne_missing("correct").sum())
-        if GROUP in frame.columns:  # the spread: problems kept per group (the largest 50)
-            sizes = kept.group_by(GROUP).agg(pl.col(PID).n_unique().alias("n"))
-            for group, size in sizes.sort(["n", GROUP], descending=[True, False]).head(50).rows():
-                self.counts[f"kept_in_group:{group or '(none)'}"] += int(size)
+        if GROUP in frame.columns:
+            self._count_groups(kept.unique(PID, keep="first"), "kept_in_group")
+
+    def _count_groups(self, problems: pl.DataFrame, name: str) -> None:
+        """Problems per group (the largest 50) as counts `NAME:GROUP`: the spread's input
+        (in_group) and what it kept (kept_in_group)."""
+        sizes = problems.group_by(GROUP).len("n").sort(["n", GROUP], descending=[True, False])
+        for group, size in sizes.head(50).rows():
+            self.counts[f"{name}:{group or '(none)'}"] += int(size)
 
 
 TRACE_COLUMNS = {"source", "domain", "problem", "reference", "model", "round", "verdict"}

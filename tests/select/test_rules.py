@@ -194,6 +194,8 @@ def test_uniform_budget_takes_each_group_in_turn_and_lets_the_rest_fill(tmp_path
     assert stats["counts"]["problems_kept"] == 12
     kept_in = {k: v for k, v in stats["counts"].items() if k.startswith("kept_in_group:")}
     assert kept_in == {"kept_in_group:a": 5, "kept_in_group:b": 5, "kept_in_group:c": 2}
+    went_in = {k: v for k, v in stats["counts"].items() if k.startswith("in_group:")}
+    assert went_in == {"in_group:a": 10, "in_group:b": 10, "in_group:c": 2}
     assert stats["dropped"]["over_budget"] == 2 * 10
 
 
