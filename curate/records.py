@@ -62,6 +62,7 @@ TRACE_FIELDS: list[pa.Field] = [
     pa.field("finish_reason", pa.string()),
     pa.field("prompt_tokens", pa.int32()),
     pa.field("completion_tokens", pa.int32()),
+    pa.field("reasoning_tokens", pa.int32()),  # of completion_tokens, where reported
     pa.field("latency_s", pa.float64()),
     pa.field("gen_key", pa.string()),
     pa.field("error", pa.string()),

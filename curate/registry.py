@@ -47,6 +47,7 @@ BUILTIN_MODULES = (
     "curate.sources.gym",
     "curate.generate.simulated",
     "curate.generate.openai",
+    "curate.generate.anthropic",
     "curate.generate.vllm",
     "curate.generate.local",
     "curate.generate.stage",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -105,6 +105,12 @@ class Stage(ABC):
     @abstractmethod
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Map a batch of live rows to output rows (with `dropped` set on rows to drop)."""
+
+    def ahead(self, problems: Iterator[pl.DataFrame]) -> None:
+        """Told, before a shard-by-shard stage's first shard, of every live problem its
+        shards hold (the columns it reads; read only if iterated): a stage that works
+        best on everything at once (a batch API) starts it here, then `process` finds
+        the results."""
 
     def share(self, tasks: int) -> None:
         """Told, in a cluster's task, that `tasks` processes run this stage at once; a stage

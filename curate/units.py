@@ -126,6 +126,7 @@ def do_step(
     else:
         pending = [shards[i] for i in mine if not (path / shards[i].name).exists()]
         stage.plan(sum(live_rows(s) for s in pending))
+        stage.ahead(shard_problems(stage, shard)[0] for shard in pending)
         run_shards(stage, pending, path)
 
 

@@ -93,13 +93,23 @@ def add_spend(
     spent: Counter[str], config: TeacherConfig, requests: list[list[Sample]], prefix: str = ""
 ) -> tuple[int, int]:
     """Add the tokens of fresh samples, one prompt per request (and, where the config gives
-    prices per million tokens, their cost in micro-dollars); returns (prompt, completion)."""
-    prompt = sum((samples[0].prompt_tokens or 0) for samples in requests if samples)
+    prices per million tokens, their cost in micro-dollars, at the batch price in batch
+    mode); the reasoning tokens where the provider reports them; returns (prompt,
+    completion)."""
+    if config.request_per_sample():
+        prompt = sum(s.prompt_tokens or 0 for samples in requests for s in samples)
+    else:
+        prompt = sum((samples[0].prompt_tokens or 0) for samples in requests if samples)
     completion = sum(s.completion_tokens or 0 for samples in requests for s in samples)
+    thought = sum(s.reasoning_tokens or 0 for samples in requests for s in samples)
     spent[f"{prefix}spent_prompt_tokens"] += prompt
     spent[f"{prefix}spent_completion_tokens"] += completion
+    if thought:
+        spent[f"{prefix}spent_reasoning_tokens"] += thought
     if config.price_prompt is not None or config.price_completion is not None:
         micro = prompt * (config.price_prompt or 0) + completion * (config.price_completion or 0)
+        if config.mode == "batch":  # the provider's batch discount
+            micro *= config.batch.price_factor
         spent[f"{prefix}cost_micro_usd"] += round(micro)
     return prompt, completion
 

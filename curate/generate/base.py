@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from curate import answers
+from curate.errors import BackendError
 from curate.generate.guards import StreamGuards
 from curate.records import stable_hash, to_json
 from curate.stage import Config
+
+if TYPE_CHECKING:
+    from curate.generate.batch import BatchAPI
 
 DEFAULT_TEMPLATE = (
     "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -33,6 +37,24 @@ class AdaptiveSampling(Config):
         "verify stage does; or one verifier's name for every problem.",
     )
     timeout_s: float = Field(5.0, gt=0, description="Seconds one answer may take to check.")
+
+
+class BatchOptions(Config):
+    """How a provider's batch API is used (`teacher.mode: batch`)."""
+
+    poll_s: float = Field(30.0, gt=0, description="Seconds between looks at a batch's state.")
+    resubmits: int = Field(
+        2, ge=0, description="Times a failed or expired request is sent again, in a new batch."
+    )
+    price_factor: float = Field(
+        0.5, ge=0, le=1, description="Share of the online price a batch costs (both: half)."
+    )
+    max_requests: int | None = Field(
+        None, ge=1, description="Requests per batch (null: the provider's limit)."
+    )
+    max_bytes: int | None = Field(
+        None, ge=1024, description="Bytes per batch (null: the provider's limit)."
+    )
 
 
 class TeacherConfig(Config):
@@ -72,9 +94,18 @@ class TeacherConfig(Config):
     adaptive: AdaptiveSampling | None = Field(
         None, description="Sample in waves of `samples` until enough are verified (null: off)."
     )
+    mode: Literal["online", "batch"] = Field(
+        "online",
+        description="online: a request each, answered at once; batch: the provider's batch "
+        "API (half the price, within 24 hours; backends openai and anthropic).",
+    )
+    batch: BatchOptions = Field(
+        default_factory=BatchOptions, description="Batch API settings (mode: batch)."
+    )
 
+    # how samples are asked for, never what they are: switching reuses every sample made
     volatile: ClassVar[frozenset[str]] = frozenset(
-        {"max_concurrency", "price_prompt", "price_completion"}
+        {"max_concurrency", "price_prompt", "price_completion", "mode", "batch"}
     )
 
     @field_validator("prompt_template")
@@ -110,6 +141,10 @@ class TeacherConfig(Config):
         larger one: TeacherClient.cached decides which samples a new limit can reuse)."""
         return {k: v for k, v in self.sampling().items() if k != "max_tokens"}
 
+    def request_per_sample(self) -> bool:
+        """Whether each sample is a request of its own (its prompt paid each time)."""
+        return False
+
     def request_params(self) -> dict[str, Any]:
         """The sampling settings as a backend receives them (unset ones left out)."""
         return {k: v for k, v in self.sampling().items() if v is not None and v != []}
@@ -139,6 +174,7 @@ class Sample:
     latency_s: float | None = None
     error: str | None = None
     max_tokens: int | None = None  # the limit it was generated under (for cache reuse)
+    reasoning_tokens: int | None = None  # of completion_tokens, where the provider says
 
     def to_dict(self) -> dict[str, Any]:
         # a shallow copy: dataclasses.asdict deep-copies, which costs on the hot path
@@ -190,6 +226,13 @@ class Backend(ABC):
     def preflight(self) -> None:
         """Check the teacher can be used before any work starts: raise a BackendError that
         says how to fix what cannot work; warn (CurateWarning) about what looks wrong."""
+
+    def batch_api(self) -> BatchAPI:
+        """The provider's batch API (`teacher.mode: batch`); a backend without one refuses."""
+        raise BackendError(
+            f"teacher.mode: batch needs a provider with a batch API (backend openai or "
+            f"anthropic); backend {self.name} has none: use mode: online"
+        )
 
     @abstractmethod
     async def sample(self, request: Request) -> list[Sample]:

@@ -56,6 +56,11 @@ class SampleCache:
                     raise
                 time.sleep(0.05 + random.random() * 0.1)
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open database (the batch store keeps its tables in the same file)."""
+        return self._db
+
     def put(self, gen_key: str, sample: Sample) -> None:
         data = json.dumps(sample.to_dict(), ensure_ascii=False)
         try:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 from curate.generate.base import Backend, Request, Sample
+from curate.generate.batch import BatchClient, BatchStore
 from curate.generate.cache import SampleCache
 
 Key = tuple[str, int]  # (gen_key, sample index)
@@ -30,6 +31,7 @@ class TeacherClient:
         self.cache = cache
         self.concurrency = max(1, concurrency)
         self.arrived = arrived
+        self._results: dict[Key, Sample] = {}  # what a batch run brought
 
     def cached(self, requests: Iterable[Request]) -> dict[Key, Sample]:
         """What the cache holds of the requests' samples that the current max_tokens can
@@ -62,9 +64,26 @@ class TeacherClient:
         wanted = [r for r in requests if r.sample_indices]
         if not wanted:
             return {}
+        if self.backend.config.mode == "batch":
+            return self._in_batches(wanted)
         if self.backend.offline:
             return self._in_chunks(wanted)
         return asyncio.run(self._concurrently(wanted))
+
+    def batches(self, note: Callable[[str], None] | None = None) -> BatchClient:
+        """The provider's batch API over this client's cache (`teacher.mode: batch`)."""
+        store = BatchStore(self.cache.db)
+        return BatchClient(
+            self.backend.batch_api(), store, self.backend.config.batch, self._kept, note
+        )
+
+    def _in_batches(self, requests: list[Request]) -> dict[Key, Sample]:
+        self._results = {}
+        failed = self.batches().run(requests)
+        return self._results | failed
+
+    def _kept(self, request: Request, samples: list[Sample]) -> None:
+        self._keep(request, samples, self._results)
 
     def _in_chunks(self, requests: list[Request]) -> dict[Key, Sample]:
         results: dict[Key, Sample] = {}

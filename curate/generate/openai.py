@@ -18,6 +18,7 @@ from pydantic import Field
 from curate import registry
 from curate.errors import BackendError, CurateWarning
 from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
+from curate.generate.batch import BatchAPI
 from curate.generate.guards import Guard
 from curate.generate.limits import RateLimiter, Replica, Replicas
 
@@ -68,6 +69,9 @@ class OpenAIConfig(TeacherConfig):
     def sampling(self) -> dict[str, Any]:
         return {**super().sampling(), "top_k": self.top_k, "min_p": self.min_p}
 
+    def request_per_sample(self) -> bool:
+        return not self.use_n or self.guards is not None
+
     def urls(self) -> list[str]:
         return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
@@ -105,6 +109,11 @@ class OpenAITeacher(Backend):
 
     def endpoint_identity(self) -> str:
         return f"openai:{self.config.model}"
+
+    def batch_api(self) -> BatchAPI:
+        from curate.generate.openai_batch import OpenAIBatches
+
+        return OpenAIBatches(self)
 
     def session(self) -> aiohttp.ClientSession:
         """One pooled session per event loop (aiohttp: about 0.3 ms of CPU per request here,
@@ -333,7 +342,9 @@ class OpenAITeacher(Backend):
             return None, f"HTTP {status} from {replica.url}"
         raise BackendError(f"HTTP {status} from {replica.url}: {text[:200]!r}")
 
-    def parse(self, data: dict[str, Any], indices: list[int], latency: float) -> list[Sample]:
+    def parse(
+        self, data: dict[str, Any], indices: list[int], latency: float | None
+    ) -> list[Sample]:
         """One sample per index; a reply of the wrong shape makes failed samples that say
         what was wrong, never a crash."""
         choices = data.get("choices") or []
@@ -344,6 +355,8 @@ class OpenAITeacher(Backend):
         usage = usage_of(data)
         total = whole(usage.get("completion_tokens"))
         per_sample = total // max(1, len(choices)) if total is not None else None
+        thought = reasoning_tokens(usage)
+        thought_each = thought // max(1, len(choices)) if thought is not None else None
         samples = []
         for position, index in enumerate(indices):
             if position >= len(choices):
@@ -366,6 +379,7 @@ class OpenAITeacher(Backend):
                     whole(usage.get("prompt_tokens")),
                     per_sample,
                     latency,
+                    reasoning_tokens=thought_each,
                 )
             )
         return samples
@@ -435,6 +449,12 @@ def without_credentials(urls: list[str]) -> tuple[list[str], aiohttp.BasicAuth |
 def usage_of(data: dict[str, Any]) -> dict[str, Any]:
     usage = data.get("usage")
     return usage if isinstance(usage, dict) else {}
+
+
+def reasoning_tokens(usage: dict[str, Any]) -> int | None:
+    """The reasoning part of the completion tokens, where the provider reports it."""
+    details = usage.get("completion_tokens_details")
+    return whole(details.get("reasoning_tokens")) if isinstance(details, dict) else None
 
 
 def whole(value: Any) -> int | None:
@@ -511,6 +531,7 @@ class StreamedSample:
             self.usage.get("prompt_tokens"),
             tokens,
             seconds,
+            reasoning_tokens=reasoning_tokens(self.usage),
         )
 
 

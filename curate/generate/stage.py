@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 
 from curate import registry
+from curate.errors import BackendError
 from curate.generate import asking
 from curate.generate.adaptive import more_waves
 from curate.generate.base import Backend, Request, Sample, TeacherConfig
@@ -36,6 +39,7 @@ class GenerateStage(Stage):
         "finish_reason",
         "prompt_tokens",
         "completion_tokens",
+        "reasoning_tokens",
         "latency_s",
         "gen_key",
         "error",
@@ -53,6 +57,10 @@ class GenerateStage(Stage):
         self._started = time.monotonic()
         self._live = [0, 0, 0]  # prompts, completion tokens, errors since the stage began
         self._cache: SampleCache | None = None
+        # batch mode: what the batches sent ahead brought, told in the first shard's stats
+        self._ahead_fresh: dict[str, int] = {}  # gen_key -> bits of its fresh samples
+        self._ahead_counts: Counter[str] = Counter()
+        self._ahead_errors: Counter[str] = Counter()
 
     @property
     def cache(self) -> SampleCache:
@@ -63,6 +71,10 @@ class GenerateStage(Stage):
 
     def preflight(self) -> None:
         backend: Backend = registry.backends.get(self.config.backend)(self.config)
+        if self.config.mode == "batch":
+            backend.batch_api()  # refuses a backend without one
+            if self.config.guards is not None:
+                raise BackendError("teacher.guards stop samples as they stream: use mode: online")
         backend.preflight()
 
     def identity(self) -> str:
@@ -91,7 +103,40 @@ class GenerateStage(Stage):
     def advance(self, rows: int) -> None:
         pass  # advanced per sample as they arrive
 
+    def ahead(self, problems: Iterator[pl.DataFrame]) -> None:
+        """Batch mode: every shard's missing samples submitted at once (in the provider's
+        batches), then waited for; each shard then finds them in the cache."""
+        if self.config.mode != "batch":
+            return
+        backend: Backend = registry.backends.get(self.config.backend)(self.config)
+        client = TeacherClient(backend, self.cache, self.config.max_concurrency, self._ahead)
+        batches = client.batches(self.progress_task.note)
+        for frame in problems:
+            requests = self._requests(backend, frame)
+            cached = client.cached(requests)
+            batches.submit(self._missing(r, cached) for r in requests)
+        batches.wait()
+        self._ahead_counts.update(batches.counts)
+
+    def _ahead(self, request: Request, samples: list[Sample]) -> None:
+        """A request's samples from a batch sent ahead: counted now, told later."""
+        counts, errors = self.counts, self.errors
+        self.counts, self.errors = self._ahead_counts, self._ahead_errors
+        try:
+            self._record(request, samples)
+        finally:
+            self.counts, self.errors = counts, errors
+        bits = self._ahead_fresh.get(request.gen_key, 0)
+        for sample in samples:
+            if sample.error is None:
+                bits |= 1 << sample.sample_idx
+        self._ahead_fresh[request.gen_key] = bits
+
     def process(self, frame: pl.DataFrame) -> pl.DataFrame:
+        self.counts.update(self._ahead_counts)
+        self.errors.update(self._ahead_errors)
+        self._ahead_counts.clear()
+        self._ahead_errors.clear()
         backend_class = registry.backends.get(self.config.backend)
         backend: Backend = backend_class(self.config)
         requests = self._requests(backend, frame)
@@ -104,9 +149,20 @@ class GenerateStage(Stage):
         """The requests' samples: from the cache where there, generated where not."""
         client = TeacherClient(backend, self.cache, self.config.max_concurrency, self._record)
         cached = client.cached(requests)
-        self.counts["cache_hits"] += len(cached)
-        self.progress_task.advance(len(cached))
-        return cached | client.ask([self._missing(r, cached) for r in requests])
+        hits = sum(not self._ahead_fresh.get(key, 0) >> index & 1 for key, index in cached)
+        self.counts["cache_hits"] += hits
+        self.progress_task.advance(hits)
+        missing = [self._missing(r, cached) for r in requests]
+        if self.config.mode == "batch":  # what the batches sent ahead could not bring
+            failed = client.batches().settled(missing)
+            for request in missing:  # counted as online failures are, when they arrive
+                keys = [(request.gen_key, i) for i in request.sample_indices]
+                gone = [failed[key] for key in keys if key in failed]
+                if gone:
+                    self._record(request, gone)
+            missing = [self._missing(r, failed) for r in missing]
+            return cached | failed | client.ask(missing)
+        return cached | client.ask(missing)
 
     def _requests(self, backend: Backend, frame: pl.DataFrame) -> list[Request]:
         requests = []
