@@ -1,6 +1,7 @@
 """Generation client throughput against a local server with fixed latency and slots.
 
     python benchmarks/client_throughput.py [--requests 6000] [--latency 0.2] [--slots 128]
+        [--startup-problems 256]
 
 The server (a separate process, plain asyncio) answers each request after `latency` seconds
 with at most `slots` in service at once, so its ideal capacity is slots / latency requests
@@ -8,6 +9,10 @@ per second. The client is curate's generate stage (OpenAI backend, request cache
 reports achieved requests/s as a share of that capacity and its own CPU time per request,
 cache writes included. The plain alternative in the same run: a minimal aiohttp loop with
 the same concurrency and no cache.
+
+First, start-up: a whole `curate generate` command (process start to exit, a few hundred
+problems) against a plain aiohttp script doing the same requests, and what each spends
+beyond the server's own time (imports, checks, files).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +35,8 @@ import polars as pl
 from curate.generate.openai import OpenAIConfig
 from curate.generate.stage import GenerateStage
 from curate.stage import StageContext
+
+QUIET = {**os.environ, "OPENAI_API_KEY": "unused"}  # no warning about a missing key
 
 BODY = json.dumps(
     {
@@ -118,9 +128,72 @@ def run_plain(url: str, count: int, concurrency: int) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+PLAIN_SCRIPT = """
+import asyncio, json, sys
+import aiohttp
+url, path = sys.argv[1], sys.argv[2]
+async def go():
+    rows = [json.loads(line) for line in open(path)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
+        async def one(row):
+            body = {"model": "bench", "messages": [{"role": "user", "content": row["problem"]}]}
+            async with session.post(url + "/chat/completions", json=body) as response:
+                return await response.json()
+        replies = await asyncio.gather(*(one(row) for row in rows))
+    with open(path + ".out", "w") as out:
+        out.writelines(json.dumps(r) + "\\n" for r in replies)
+asyncio.run(go())
+"""
+
+
+def start_up(url: str, count: int, latency: float) -> None:
+    """A whole command from process start to exit, `count` problems: `curate generate`
+    against the plain script above; what each spends beyond the server's own time."""
+    with tempfile.TemporaryDirectory() as folder:
+        rows = Path(folder) / "problems.jsonl"
+        rows.write_text(
+            "".join(json.dumps({"problem": f"Problem {i}"}) + "\n" for i in range(count))
+        )
+        curate = [
+            sys.executable,
+            "-m",
+            "curate",
+            "generate",
+            "--in",
+            str(rows),
+            "--out",
+            str(Path(folder) / "out.parquet"),
+            "--set",
+            "backend=openai",
+            "--set",
+            "model=bench",
+            "--set",
+            f"base_url={url}",
+            "--set",
+            "samples=1",
+        ]
+        plain = [sys.executable, "-c", PLAIN_SCRIPT, url, str(rows)]
+        busy = latency * -(-count // 128)
+        for label, command in (("plain aiohttp script", plain), ("curate generate", curate)):
+            walls = []
+            for _ in range(3):
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, env=QUIET)
+                walls.append(time.perf_counter() - started)
+                Path(folder, "out.parquet").unlink(missing_ok=True)
+                shutil.rmtree(Path(folder, ".curate-cache"), ignore_errors=True)
+                shutil.rmtree(Path(folder, ".out.parquet.parts"), ignore_errors=True)
+            best = min(walls)
+            print(
+                f"{label:20} {count} problems, process start to exit: best of 3 {best:5.2f} s; "
+                f"beyond the server's {busy:.1f} s: {best - busy:5.2f} s"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=12000)
+    parser.add_argument("--startup-problems", type=int, default=256)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--slots", type=int, default=128)
     args = parser.parse_args()
@@ -138,6 +211,7 @@ def main() -> None:
         f"ideal; {args.requests:,} requests; {os.cpu_count()} cores shared"
     )
     try:
+        start_up(url, args.startup_problems, args.latency)
         for label, runner in (("plain aiohttp loop", run_plain), ("curate generate", run_curate)):
             wall, cpu = runner(url, args.requests, args.slots)
             rate = args.requests / wall

@@ -84,11 +84,16 @@ def teacher_spend(stats: Stats) -> str:
         return ""
     kept = int((stats.get("dataset") or {}).get("out", 0))
     line = f"{prompt:,} prompt + {completion:,} completion tokens"
+    thought = int(counts.get("spent_reasoning_tokens", 0))
+    if thought:
+        line += f" ({thought:,} of them reasoning)"
     if kept:
         line += f" ({(prompt + completion) / kept:,.0f} a kept trace)"
     if "cost_micro_usd" in counts:
         dollars = counts["cost_micro_usd"] / 1e6
         line += f"; ${dollars:,.2f}" + (f" (${dollars / kept:,.4f} a kept trace)" if kept else "")
+        if counts.get("batches_submitted") or counts.get("batches_adopted"):
+            line += " at the batch price"
     return line
 
 

@@ -39,7 +39,8 @@ def test_wrong_type_names_key(make_recipe):
 
 def test_unknown_backend_lists_valid_ones(make_recipe):
     with pytest.raises(
-        RecipeError, match=r"teacher: unknown backend 'gpt'; valid: 'anthropic', 'openai', 'simulated'"
+        RecipeError,
+        match=r"teacher: unknown backend 'gpt'; valid: 'anthropic', 'openai', 'simulated'",
     ):
         load_recipe(make_recipe(teacher={"backend": "gpt", "model": "x"}))
 

@@ -51,6 +51,8 @@ class FakeBatchServer(LoopbackServer):
         self.batches: dict[str, FakeBatch] = {}
         self.sent: Counter[str] = Counter()  # custom id -> times it came in a batch
         self.online = 0  # /v1/messages requests
+        self.bodies: list[dict[str, Any]] = []  # what /v1/messages received
+        self.overloaded = 0  # answer this many /v1/messages requests with 529 first
         self.submits = 0
 
     @property
@@ -214,8 +216,12 @@ class BatchHandler(QuietHandler):
             return self.answer_submit(self.anthropic_batch(batch))
         if path == "/v1/messages":
             with self.server.lock:
+                if self.server.overloaded:
+                    self.server.overloaded -= 1
+                    return self.reply(529, b'{"type": "error"}', {"retry-after": "0"})
                 self.server.online += 1
             params = json.loads(raw)
+            self.server.bodies.append(params)
             return self.send_json(message_reply(params, f"online{self.server.online}", False))
         return self.reply(404, b"not found")
 

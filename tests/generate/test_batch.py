@@ -21,6 +21,7 @@ from curate.errors import RecipeError
 from curate.files import run_stage_on_file
 from curate.generate import asking
 from curate.generate.cache import SampleCache
+from curate.stats import teacher_spend
 from tests.conftest import KILLED_AT_THIRD_CALL, write_jsonl
 from tests.generate.fake_batch_server import BatchFaults, FakeBatchServer
 
@@ -138,6 +139,8 @@ def test_batch_cost_is_at_the_batch_price_with_reasoning_tokens(tmp_path: Path):
     assert counts["cost_micro_usd"] == round(online * 0.5)
     assert counts["spent_reasoning_tokens"] == 10 * SAMPLES * 5  # the fake reports 5 a choice
     assert counts["spent_completion_tokens"] == 10 * SAMPLES * 9
+    line = teacher_spend({"generate": stats})  # as curate stats, the report and the card say it
+    assert "(150 of them reasoning)" in line and line.endswith("at the batch price")
 
 
 def test_anthropic_thinking_blocks_are_the_reasoning(tmp_path: Path):
@@ -148,6 +151,19 @@ def test_anthropic_thinking_blocks_are_the_reasoning(tmp_path: Path):
     assert (traces["completion"] == "\\boxed{7}").all()
     with pytest.raises(RecipeError, match="temperature 1"):
         generate(tmp_path, server, "anthropic", 4, "thinking_budget=1024", "max_tokens=4096")
+
+
+def test_anthropic_online_sends_the_system_prompt_apart_and_waits_out_overload(tmp_path: Path):
+    extra = ["mode=online", "system_prompt=Be brief.", "stop=[END]", "retry_base_s=0.01"]
+    with FakeBatchServer() as server:
+        server.overloaded = 3
+        stats, traces = generate(tmp_path, server, "anthropic", 2, *extra)
+    every_sample_once(traces, 2)
+    body = server.bodies[0]
+    assert body["system"] == "Be brief." and [m["role"] for m in body["messages"]] == ["user"]
+    assert body["stop_sequences"] == ["END"] and "top_p" not in body  # unless set
+    assert traces["finish_reason"].to_list() == ["stop"] * 2 * SAMPLES
+    assert stats["counts"]["spent_prompt_tokens"] == sum(traces["prompt_tokens"])  # each paid
 
 
 def test_a_cancelled_batch_leaves_failed_samples_that_retry_failed_sends_again(
