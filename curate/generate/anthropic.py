@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from curate import registry
 from curate.errors import BackendError
 from curate.generate.base import Backend, Request, Sample, TeacherConfig, split_reasoning
-from curate.generate.batch import BatchAPI, BatchState, Line, Result, custom_id
+from curate.generate.batch import BatchAPI, BatchState, Line, Result, call_json, custom_id
 from curate.generate.openai import (
     TRANSPORT_ERRORS,
     backoff,
@@ -303,16 +303,7 @@ class AnthropicBatches(BatchAPI):
         return [self.teacher.parse(body, line.indices[0], None)]
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        async with self.teacher.session().request(method, url, **kwargs) as response:
-            text = await response.read()
-            if response.status in RETRY_STATUS:
-                raise ConnectionError(f"HTTP {response.status} from {url}")
-            if response.status != 200:
-                raise BackendError(f"HTTP {response.status} from {url}: {text[:200]!r}")
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ConnectionError(f"{url} answered with JSON that is not an object")
-        return data
+        return await call_json(self.teacher.session(), method, url, RETRY_STATUS, **kwargs)
 
     async def aclose(self) -> None:
         await self.teacher.aclose()

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import aiohttp
+
 from curate.errors import BackendError
 from curate.generate.base import BatchOptions, Request, Sample
 
@@ -146,18 +148,18 @@ class BatchStore:
         self.db = db
         self.db.executescript(SCHEMA)
 
+    def _among(self, query: str, ids: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """The rows of `query` (ending `custom_id in ({marks})`) for these ids, 500 at a time."""
+        for chunk in chunks(sorted(set(ids)), 500):
+            yield from self.db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
     def active(self, ids: Iterable[str]) -> set[str]:
         """Of these custom ids, those in a batch not yet read back."""
-        found: set[str] = set()
-        for chunk in chunks(sorted(set(ids)), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"select l.custom_id from batch_lines l join batch_jobs j on l.token = j.token "
-                f"where j.state in ('submitting', 'running') and l.custom_id in ({marks})",
-                chunk,
-            )
-            found.update(row[0] for row in rows)
-        return found
+        query = (
+            "select l.custom_id from batch_lines l join batch_jobs j on l.token = j.token "
+            "where j.state in ('submitting', 'running') and l.custom_id in ({marks})"
+        )
+        return {row[0] for row in self._among(query, ids)}
 
     def add_job(self, token: str, provider: str, lines: list[Line]) -> None:
         """Record a batch and its lines before it is submitted."""
@@ -217,16 +219,11 @@ class BatchStore:
         return [Line(cid, key, json.loads(idx), json.loads(body)) for cid, key, idx, body in rows]
 
     def lines(self, ids: Iterable[str]) -> list[Line]:
-        found = []
-        for chunk in chunks(sorted(set(ids)), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"select custom_id, gen_key, indices, line from batch_lines "
-                f"where custom_id in ({marks})",
-                chunk,
-            )
-            found += [Line(c, k, json.loads(i), json.loads(b)) for c, k, i, b in rows]
-        return found
+        query = (
+            "select custom_id, gen_key, indices, line from batch_lines where custom_id in ({marks})"
+        )
+        rows = self._among(query, ids)
+        return [Line(c, k, json.loads(i), json.loads(b)) for c, k, i, b in rows]
 
     def succeeded(self, ids: list[str]) -> None:
         self.db.executemany("delete from batch_lines where custom_id = ?", [(i,) for i in ids])
@@ -237,14 +234,8 @@ class BatchStore:
         )
 
     def failures(self, ids: Iterable[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in chunks(sorted(set(ids)), 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"select custom_id, error from batch_failures where custom_id in ({marks})", chunk
-            )
-            found.update(rows)
-        return found
+        query = "select custom_id, error from batch_failures where custom_id in ({marks})"
+        return dict(self._among(query, ids))
 
 
 class BatchClient:
@@ -284,10 +275,7 @@ class BatchClient:
         """Queue the lines of these requests that no batch holds now; send each batch as it
         fills to the provider's limits (the rest goes with `flush` or `wait`)."""
         lines = {
-            line.custom_id: line
-            for r in requests
-            if r.sample_indices
-            for line in self.api.lines(r)
+            line.custom_id: line for r in requests if r.sample_indices for line in self.api.lines(r)
         }
         busy = self.store.active(lines) | {line.custom_id for line in self._queued}
         fresh = [line for cid, line in lines.items() if cid not in busy]
@@ -453,6 +441,24 @@ class BatchClient:
         self.keep(request, samples)
         broken = [s.error for s in samples if s.error]
         return broken[0] if broken else ""
+
+
+async def call_json(
+    session: aiohttp.ClientSession, method: str, url: str, retry: set[int], **kwargs: Any
+) -> dict[str, Any]:
+    """One call to a batch endpoint: its JSON object. A refusal is a BackendError (the run
+    stops and says why); a status in `retry`, or an answer that is no object, another
+    exception (the caller may try again)."""
+    async with session.request(method, url, **kwargs) as response:
+        text = await response.read()
+        if response.status in retry:
+            raise ConnectionError(f"HTTP {response.status} from {url}")
+        if response.status != 200:
+            raise BackendError(f"HTTP {response.status} from {url}: {text[:200]!r}")
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ConnectionError(f"{url} answered with JSON that is not an object")
+    return data
 
 
 def describe(states: list[BatchState]) -> str:

@@ -14,8 +14,8 @@ import aiohttp
 
 from curate.errors import BackendError
 from curate.generate.base import Request, Sample
-from curate.generate.batch import BatchAPI, BatchState, Line, Result, custom_id
-from curate.generate.openai import TRANSPORT_ERRORS, describe_failure
+from curate.generate.batch import BatchAPI, BatchState, Line, Result, call_json, custom_id
+from curate.generate.openai import RETRY_STATUS, TRANSPORT_ERRORS, describe_failure
 
 if TYPE_CHECKING:
     from curate.generate.openai import OpenAITeacher
@@ -117,19 +117,8 @@ class OpenAIBatches(BatchAPI):
             raise ConnectionError(describe_failure(exc, self.url)) from None
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """One call; a refusal (4xx but 408/429) is a BackendError, anything else that
-        went wrong another exception (the caller may try again)."""
         url = f"{self.url}{path}"
-        async with self.teacher.session().request(method, url, **kwargs) as response:
-            text = await response.read()
-            if response.status in (408, 409, 429) or response.status >= 500:
-                raise ConnectionError(f"HTTP {response.status} from {url}")
-            if response.status != 200:
-                raise BackendError(f"HTTP {response.status} from {url}: {text[:200]!r}")
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ConnectionError(f"{url} answered with JSON that is not an object")
-        return data
+        return await call_json(self.teacher.session(), method, url, RETRY_STATUS, **kwargs)
 
     async def aclose(self) -> None:
         await self.teacher.aclose()

@@ -43,6 +43,19 @@ def settings(server: FakeBatchServer, provider: str, *extra: str) -> list[str]:
     return [*where, "model=fake", f"samples={SAMPLES}", "mode=batch", "batch.poll_s=0.01", *extra]
 
 
+def batch_teacher(server: FakeBatchServer, provider: str) -> dict[str, Any]:
+    """A recipe's teacher section: two samples a problem, in batch mode."""
+    url = server.openai_url if provider == "openai" else server.root
+    return {
+        "backend": provider,
+        "model": "fake",
+        "base_url": url,
+        "samples": 2,
+        "mode": "batch",
+        "batch": {"poll_s": 0.01},
+    }
+
+
 def generate(
     tmp_path: Path, server: FakeBatchServer, provider: str, count: int, *extra: str
 ) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -170,15 +183,7 @@ def test_a_cancelled_batch_leaves_failed_samples_that_retry_failed_sends_again(
     make_recipe, tmp_path: Path
 ):
     with FakeBatchServer(BatchFaults(cancel_first=True)) as server:
-        teacher = {
-            "backend": "anthropic",
-            "model": "fake",
-            "base_url": server.root,
-            "samples": 2,
-            "mode": "batch",
-            "batch": {"poll_s": 0.01},
-        }
-        recipe = make_recipe(teacher=teacher, select=None)
+        recipe = make_recipe(teacher=batch_teacher(server, "anthropic"), select=None)
         run_dir = tmp_path / "r"
         first = CliRunner().invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
         assert first.exit_code == 0, first.output
@@ -197,15 +202,7 @@ def test_a_cancelled_batch_leaves_failed_samples_that_retry_failed_sends_again(
 
 def test_a_run_killed_while_polling_polls_its_batch_again(make_recipe, tmp_path: Path):
     with FakeBatchServer(polls=6) as server:
-        teacher = {
-            "backend": "openai",
-            "model": "fake",
-            "base_url": server.openai_url,
-            "samples": 2,
-            "mode": "batch",
-            "batch": {"poll_s": 0.01},
-        }
-        recipe = make_recipe(teacher=teacher, select=None)
+        recipe = make_recipe(teacher=batch_teacher(server, "openai"), select=None)
         run_dir = tmp_path / "r"
         args = ["curate.generate.batch:describe", "run", str(recipe), "--run-dir", str(run_dir)]
         killed = subprocess.run(
