@@ -188,12 +188,22 @@ def start_up(url: str, count: int, latency: float) -> None:
                 f"{label:20} {count} problems, process start to exit: best of 3 {best:5.2f} s; "
                 f"beyond the server's {busy:.1f} s: {best - busy:5.2f} s"
             )
+        imports = [sys.executable, "-c", "import curate.cli"]
+        walls = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(imports, check=True)
+            walls.append(time.perf_counter() - started)
+        print(
+            f"{'import curate.cli':20} best of 5 {min(walls):5.2f} s (with the interpreter's start)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=12000)
     parser.add_argument("--startup-problems", type=int, default=256)
+    parser.add_argument("--startup-only", action="store_true", help="Skip the throughput runs.")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--slots", type=int, default=128)
     args = parser.parse_args()
@@ -212,7 +222,12 @@ def main() -> None:
     )
     try:
         start_up(url, args.startup_problems, args.latency)
-        for label, runner in (("plain aiohttp loop", run_plain), ("curate generate", run_curate)):
+        runs = (
+            ()
+            if args.startup_only
+            else (("plain aiohttp loop", run_plain), ("curate generate", run_curate))
+        )
+        for label, runner in runs:
             wall, cpu = runner(url, args.requests, args.slots)
             rate = args.requests / wall
             print(
