@@ -91,7 +91,7 @@ class Mix(Config):
     caps: dict[str, int] = Field(
         default_factory=dict, description="At most this many problems of a group."
     )
-    only: list[str] | None = Field(None, description="Keep only these groups.")
+    only: list[str] | None = Field(None, min_length=1, description="Keep only these groups.")
 
     @model_validator(mode="after")
     def _positive(self) -> Mix:

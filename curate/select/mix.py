@@ -76,7 +76,8 @@ def _groups_kept(problems: pl.DataFrame, mix: Mix) -> pl.DataFrame:
     """Groups left out (only:, or a share of 0) and each group's cap."""
     chosen = None if mix.only is None else set(mix.only)
     if mix.shares is not None:
-        chosen = {g for g, share in mix.shares.items() if share > 0} & (chosen or set(mix.shares))
+        named = set(mix.shares) if chosen is None else chosen
+        chosen = {g for g, share in mix.shares.items() if share > 0} & named
     if chosen is not None:
         problems = _mark(problems, ~pl.col(GROUP).is_in(sorted(chosen)), "group_not_chosen")
     if mix.caps:

@@ -230,6 +230,9 @@ def test_caps_only_and_groups_from_metadata(tmp_path):
     assert stats["dropped"] == {"over_group_cap": 4}
     out, _ = run(tmp_path, frame, mix={"by": "topic", "only": ["geo"]})
     assert kept_problems(out) == {"q6", "q7", "q8"}
+    both = {"by": "topic", "only": ["geo"], "shares": {"algebra": 1, "geo": 1}}
+    out, _ = run(tmp_path, frame, mix=both)  # only: narrows the shares' groups too
+    assert kept_problems(out) == {"q6", "q7", "q8"}
 
 
 def test_a_group_column_no_row_has_is_named(tmp_path):
@@ -312,6 +315,7 @@ def test_s1k_preset_skips_the_solver_band_when_no_solver_ran_and_spreads_domains
         ({"bands": [{"measure": "quality", "min": 0.9, "max": 0.1}]}, "lower end exceeds"),
         ({"mix": {"shares": {"a": 0}}}, "at least one positive share"),
         ({"preset": "s2k"}, "s1k"),
+        ({"mix": {"only": []}}, "at least 1 item"),
     ],
 )
 def test_bad_selection_settings_are_recipe_errors(section, message):
