@@ -1,8 +1,9 @@
 """Existing traces through `curate run` at scale: time per stage, peak memory, disk, and
 whether every planted defect is caught; beside a plain math-verify loop on the same traces.
 
-    python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8] [--reasoning-words 0]
-                               [--scattered] [--symbolic 0.3] [--shard-size N]
+    python benchmarks/scale.py [--traces 100000 200000] [--per-problem 8]
+                               [--reasoning-chars 4000 | --short] [--scattered]
+                               [--symbolic 0.3] [--shard-size N]
 
 The corpus (synthetic, made here): problems from benchmarks/synthetic.py with integer
 answers, `per-problem` traces each (reasoning in <think> tags, about 1 in 3 wrong), and
@@ -10,6 +11,16 @@ planted defects: near-duplicate problems (a word changed), verbatim MATH-500 cop
 ../shared/evaldata is here), truncated traces (think never closed), looping traces and
 traces that switch language. The run is pipelines/curate-existing.yaml pointed at the file,
 in its own process, so its peak memory is its own.
+
+Lengths are real ones by default: reasoning of 4,000 characters a trace on average
+(log-normal, sigma 0.6: long right tail, median about 3,350), sentences of 8 to 20 words in
+paragraphs of four, and a completion of about 50 characters. The mean is the one of the
+1M-trace corpus the scale issue measured (125,000 problems x 8, reasoning about 4,000
+characters); R1-style sets run longer still (OpenR1-Math-220k allows traces up to 16,000
+tokens), so these figures are a floor. `--short` gives the old one-line traces.
+
+Beside curate, on the same text: polars reading the input's text once (the least any
+pass over it costs), and the filter's row checks as a plain per-row Python loop.
 """
 
 from __future__ import annotations
@@ -40,6 +51,9 @@ VOCABULARY = "so then we add take the sum of both sides and check it again now m
 LOOP = "Wait, let me check that step again. " * 60
 ROW_GROUP = 8192  # rows per Parquet row group of the input, as dataset writers keep them
 CHINESE = "我们先计算第一部分，然后把结果加起来。" * 8
+REAL_MEAN_CHARS = 4_000  # reasoning per trace, mean (see the module's docstring)
+REAL_SIGMA = 0.6  # spread of the log-normal lengths
+SENTENCES = 200_000  # distinct sentences traces are made of
 
 
 def corpus(
@@ -47,13 +61,13 @@ def corpus(
     traces: int,
     per_problem: int,
     seed: int = 0,
-    words: int = 0,
+    mean_chars: int = REAL_MEAN_CHARS,
     scattered: bool = False,
     symbolic: float = 0.0,
 ) -> dict[str, Any]:
     """Write trace rows to `data` (Parquet, one row group at a time, so this process stays
-    small at a million traces) and return what was planted in them; `words` more words of
-    varied reasoning in each trace (real traces run to thousands of characters); a share
+    small at a million traces) and return what was planted in them; reasoning of about
+    `mean_chars` characters a trace (0: a line only); a share
     `symbolic` of the problems has a fraction or radical for answer, which traces write in
     another form (math-verify must work these out: no integer shortcut)."""
     count = traces // per_problem
@@ -82,10 +96,11 @@ def corpus(
     schema = pa.schema(
         [("problem", pa.string()), ("answer", pa.string()), ("generations", pa.string())]
     )
+    pool = sentence_pool(rng) if mean_chars else None
     with pq.ParquetWriter(data, schema, compression="zstd") as writer:
         for start in range(0, count * per_problem, ROW_GROUP):
             rows = range(start, min(start + ROW_GROUP, count * per_problem))
-            filler = reasoning_filler(len(rows), words, rng)
+            filler = reasoning_filler(len(rows), mean_chars, rng, pool)
             of = [row % count if scattered else row // per_problem for row in rows]
             columns = trace_rows(rows, of, texts, answers, kinds, filler)
             writer.write_table(pa.table(columns, schema=schema))
@@ -143,20 +158,39 @@ def answer_forms(value: int, form: int) -> tuple[str, str, str]:
     return str(value), str(value), str(value + 1)
 
 
-def reasoning_filler(rows: int, words: int, rng: np.random.Generator) -> list[str]:
-    """Sentences of random words and numbers, a different one per trace (so they neither
-    compress to nothing nor look like loops); made in chunks to keep this process small."""
-    if words == 0:
-        return [""] * rows
+def sentence_pool(rng: np.random.Generator) -> np.ndarray:
+    """Sentences of 8 to 20 words and numbers, as reasoning is written (a trace picks its
+    own at random, so traces differ and none loops)."""
     vocabulary = np.array(VOCABULARY.split())
-    lines: list[str] = []
-    for start in range(0, rows, 10_000):
-        count = min(10_000, rows - start)
-        picks = vocabulary[rng.integers(0, len(vocabulary), (count, words))]
-        numbers = rng.integers(0, 1000, (count, words)).astype(str)
-        tokens = np.where(rng.random((count, words)) < 0.2, numbers, picks)
-        lines.extend(" ".join(line) + "." for line in tokens.tolist())
-    return lines
+    sizes = rng.integers(8, 21, SENTENCES)
+    words = vocabulary[rng.integers(0, len(vocabulary), int(sizes.sum()))]
+    numbers = rng.integers(0, 1000, int(sizes.sum())).astype(str)
+    tokens = np.where(rng.random(int(sizes.sum())) < 0.2, numbers, words).tolist()
+    ends = np.cumsum(sizes).tolist()
+    starts = [0, *ends[:-1]]
+    return np.array(
+        [" ".join(tokens[a:b]).capitalize() + "." for a, b in zip(starts, ends, strict=True)]
+    )
+
+
+def reasoning_filler(
+    rows: int, mean_chars: int, rng: np.random.Generator, pool: np.ndarray | None
+) -> list[str]:
+    """Each trace's reasoning: sentences from the pool in paragraphs of four, to a length
+    drawn from a log-normal of the given mean (none when mean_chars is 0)."""
+    if mean_chars == 0 or pool is None:
+        return [""] * rows
+    sentence = float(np.mean([len(x) + 1 for x in pool[:1000]]))
+    mu = np.log(mean_chars) - REAL_SIGMA**2 / 2  # so that the mean is mean_chars
+    lengths = rng.lognormal(mu, REAL_SIGMA, rows)
+    counts = np.maximum(1, np.round(lengths / sentence)).astype(int)
+    picks = pool[rng.integers(0, len(pool), int(counts.sum()))].tolist()
+    texts, at = [], 0
+    for count in counts.tolist():
+        chosen = picks[at : at + count]
+        at += count
+        texts.append("\n\n".join(" ".join(chosen[k : k + 4]) for k in range(0, count, 4)))
+    return texts
 
 
 def recipe(data: Path, folder: Path, shard_size: int | None = None) -> Path:
@@ -254,6 +288,36 @@ def compare_verdicts(run_dir: Path, plain: list[bool]) -> str:
     return f"{same:,} of {len(ours):,} equal ({len(ours) - same:,} differ)"
 
 
+def plain_passes(data: Path, size: int) -> None:
+    """The plain alternatives on the same text: polars reading every trace's text once (and
+    counting its words, one vectorised pass), and the filter's row checks as a plain
+    per-row Python loop in one process (on 20,000 traces, scaled to the corpus)."""
+    from curate.filters import FiltersConfig, row_flags
+
+    started = time.perf_counter()
+    words = (
+        pl.scan_parquet(data)
+        .select(pl.col("generations").str.count_matches(r"\S+").sum())
+        .collect()
+        .item()
+    )
+    read = time.perf_counter() - started
+    sample = pl.read_parquet(data, columns=["generations"], n_rows=min(size, 20_000))
+    split = sample["generations"].str.split_exact("</think>", 1).struct.unnest()
+    rows = [
+        {"reasoning": r, "completion": c, "finish_reason": "stop", "domain": "math"}
+        for r, c in zip(split["field_0"], split["field_1"], strict=True)
+    ]
+    started = time.perf_counter()
+    row_flags(FiltersConfig(), rows)
+    each = (time.perf_counter() - started) / len(rows)
+    print(
+        f"  plain: polars reads the text and counts its {words:,} words in {read:.1f} s; the "
+        f"filter's row checks as a per-row Python loop: {each * 1e6:,.0f} us a trace, "
+        f"{each * size:,.0f} s for {size:,} on one core"
+    )
+
+
 def size_mb(path: Path) -> float:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files) / 2**20
@@ -331,7 +395,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--per-problem", type=int, default=8)
-    parser.add_argument("--reasoning-words", type=int, default=0, help="words added per trace")
+    parser.add_argument(
+        "--reasoning-chars",
+        type=int,
+        default=REAL_MEAN_CHARS,
+        help=f"mean reasoning length per trace (default {REAL_MEAN_CHARS:,})",
+    )
+    parser.add_argument(
+        "--short", action="store_true", help="traces of one line of reasoning (the old default)"
+    )
     parser.add_argument(
         "--shard-size", type=int, default=None, help="run.shard_size (default: the recipe's)"
     )
@@ -355,7 +427,7 @@ def main() -> None:
                 data,
                 size,
                 args.per_problem,
-                words=args.reasoning_words,
+                mean_chars=0 if args.short else args.reasoning_chars,
                 scattered=args.scattered,
                 symbolic=args.symbolic,
             )
@@ -364,6 +436,7 @@ def main() -> None:
             seconds, peak, steps = run(recipe(data, folder, args.shard_size), folder / "run")
             print(f"  curate run {seconds:.1f} s, peak RSS {peak:,.0f} MB")
             report(folder, planted, data, steps)
+            plain_passes(data, size)
             sample = pl.read_parquet(data, n_rows=min(size, 20_000))
             plain, verdicts = plain_verify(sample)
             print(

@@ -6,7 +6,9 @@ the first one, so the funnel counts each trace once and the ledger shows all pro
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import operator
 import os
 import re
 import warnings
@@ -144,26 +146,49 @@ def repetition(config: RepetitionFilter, row: dict[str, Any]) -> str | None:
     paragraphs = Counter(p.strip() for p in re.split(r"\n\s*\n", text) if p.strip())
     if paragraphs and max(paragraphs.values()) > config.max_paragraph_repeats:
         return "repetition"
-    if longest_sentence_run(text) > config.max_sentence_run:
-        return "repetition"
     words = text.split()
-    total = len(words) - config.ngram + 1
-    if total > 0 and 1 - len(set(word_ngrams(words, config.ngram))) / total > (
-        config.max_repeated_share
-    ):
+    if longest_sentence_run(text, words) > config.max_sentence_run:
+        return "repetition"
+    if repeats_over(words, config.ngram, config.max_repeated_share):
         return "repetition"
     return None
 
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+def repeats_over(words: list[str], n: int, limit: float) -> bool:
+    """Whether more than `limit` of the words' n-grams repeat an earlier one.
+
+    Most traces are settled by a cheaper count that gives the same answer: a text has at
+    least as many distinct (k+1)-grams as distinct k-grams less one (each k-gram but the
+    last starts a (k+1)-gram), so the distinct word pairs less n-2 are at most the distinct
+    n-grams; when that many already keep the share of repeats at or under the limit, the
+    n-grams need not be made (pairs settle nearly every trace; single words, seldom)."""
+    total = len(words) - n + 1
+    if total <= 0:
+        return False
+    enough = total * (1 - limit)  # distinct n-grams that keep the share at or under limit
+    if n > 2 and len(set(itertools.pairwise(words))) - (n - 2) >= enough:
+        return False
+    return 1 - len(set(word_ngrams(words, n))) / total > limit
 
 
-def longest_sentence_run(text: str) -> int:
-    """The most times one sentence of 3 words or more follows itself in a row."""
+SENTENCE_END = re.compile(r"([.!?]) ")  # kept by the capture (a lookbehind scans slower)
+
+
+def longest_sentence_run(text: str, words: list[str] | None = None) -> int:
+    """The most times one sentence of 3 words or more follows itself in a row (sentences
+    end at . ! or ? and whitespace; compared with their whitespace collapsed, lowercased).
+
+    The whole text is collapsed and lowercased once (its `words`, when the caller has
+    split it), then cut at sentence ends: the same sentences as cutting first."""
+    flat = " ".join(text.split() if words is None else words).lower()
+    parts = SENTENCE_END.split(flat)  # sentence, its end, sentence, ..., the last sentence
+    keys = [body + end for body, end in zip(parts[0::2], parts[1::2], strict=False)]
+    keys.append(parts[-1])
+    if not any(map(operator.eq, keys, keys[1:])):  # no sentence follows itself
+        return 1
     longest, run, previous = 0, 0, None
-    for sentence in SENTENCE_END.split(text):
-        key = " ".join(sentence.split()).lower()
-        if key and key == previous and len(key.split()) >= 3:
+    for key in keys:
+        if key and key == previous and key.count(" ") >= 2:
             run += 1
         else:
             run = 1

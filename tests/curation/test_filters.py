@@ -1,11 +1,14 @@
+import random
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from curate.errors import RecipeError
-from curate.filters import FiltersConfig, FilterStage
+from curate.filters import FiltersConfig, FilterStage, longest_sentence_run, repeats_over
 from curate.stage import StageContext
+from curate.text import word_ngrams
 
 
 def run(rows: list[dict], **config) -> pl.DataFrame:
@@ -239,3 +242,49 @@ def test_the_answer_form_is_the_one_the_domains_verifier_reads(monkeypatch):
         ]
     )
     assert out["flags"].to_list() == [[], ["no_units"], [], ["no_boxed_answer"]]
+
+
+def _sentence_run_cut_first(text: str) -> int:
+    """The sentence-run rule written plainly: cut at sentence ends, then collapse each."""
+    longest, run, previous = 0, 0, None
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        key = " ".join(sentence.split()).lower()
+        run = run + 1 if key and key == previous and len(key.split()) >= 3 else 1
+        previous, longest = key, max(longest, run)
+    return longest
+
+
+def test_the_quick_repetition_counts_decide_as_the_plain_rules_do():
+    """The sentence run (collapsed once, then cut) and the n-gram share (settled by word
+    pairs where they suffice) give the plain rules' answers on texts made to trip them:
+    odd whitespace (Unicode, tabs, control separators), case, final sigma, loops."""
+    rng = random.Random(0)
+    pieces = [
+        "a",
+        "Go on.",
+        "go  on.",
+        "Wait, check again.",
+        "wait,\ncheck again!",
+        "\n\n",
+        "?",
+        ".",
+        "x y z.",
+        "X Y Z.",
+        "ΑΣ.",
+        "\x1c",
+        "\u3000",
+        "\xa0",
+        "İ.",
+    ]
+    for _ in range(3000):
+        text = "".join(
+            rng.choice(pieces) + rng.choice(["", " ", "\n", "\t"])
+            for _ in range(rng.randint(0, 60))
+        )
+        text += "Let me check that again. " * rng.choice([0, 0, 5, 12])
+        assert longest_sentence_run(text) == _sentence_run_cut_first(text), text
+        words = text.split()
+        for n, limit in ((2, 0.1), (3, 0.5), (10, 0.5), (10, 0.9)):
+            total = len(words) - n + 1
+            plain = total > 0 and 1 - len(set(word_ngrams(words, n))) / total > limit
+            assert repeats_over(words, n, limit) == plain, text
