@@ -362,3 +362,31 @@ def test_the_card_tells_the_verifier_audit(finished_run: Path, tmp_path: Path):
         (finished_run / "review" / "audit_sample.jsonl").unlink()
     assert "## Verifier audit" in card
     assert "verifier audited on" in card and "precision of correct 100.0%" in card
+
+
+def test_the_assistant_turn_is_written_as_assistant_text_writes_it():
+    """The views' messages and turns, made as columns, hold what assistant_text writes for
+    each row: odd whitespace stripped as Python strips it, no think block without reasoning,
+    a missing prompt taken as none."""
+    import polars as pl
+    import pyarrow as pa
+
+    from curate.publish.configs import assistant_text, conversation
+    from curate.records import MESSAGE
+
+    reasonings = ["Add them.", None, "  \x1f \u3000", "\x1cStep.\x1d", ""]
+    completions = [" \\boxed{2}\n", "7", None, "\xa0x\x1e", "y"]
+    prompts = [[{"role": "user", "content": "1+1?"}], None, [], None, []]
+    rows = pl.DataFrame(
+        {"reasoning": reasonings, "completion": completions, "prompt": prompts},
+        schema_overrides={"prompt": pl.List(pl.from_arrow(pa.array([], MESSAGE)).dtype)},
+    )
+    for think in (True, False):
+        out = conversation(rows, think)
+        for row, reasoning, completion, prompt in zip(
+            out.iter_rows(named=True), reasonings, completions, prompts, strict=True
+        ):
+            turn = [{"role": "assistant", "content": assistant_text(reasoning, completion, think)}]
+            assert row["completion"] == turn
+            assert row["messages"] == [*(prompt or []), *turn]
+            assert row["solution"] == completion
