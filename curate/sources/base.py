@@ -149,11 +149,13 @@ class Source(ABC):
         """Checked problem records; with existing traces, one record per trace."""
         builder = ProblemBuilder(self.config, self.source_name())
         seen_any = False
+        read_at = None
         for count, (where, number, row) in enumerate(self.rows()):
             if self.config.limit is not None and count >= self.config.limit:
                 break
             seen_any = True
-            builder.source = self.source_for(where)
+            if where != read_at:  # named once per file, not per row
+                builder.source, read_at = self.source_for(where), where
             if self.config.traces():
                 yield from builder.traces(row, where, number)
             else:
@@ -171,6 +173,7 @@ class ProblemBuilder:
         self.source = source
         pattern = config.reference_pattern
         self.pattern = re.compile(pattern, re.MULTILINE) if pattern else None
+        self._last: tuple[tuple[str, str] | None, str] = (None, "")  # (source, text), its id
 
     def build(self, row: Row, where: str, number: int) -> Row:
         def fail(field: str, message: str) -> SourceError:
@@ -187,7 +190,7 @@ class ProblemBuilder:
         metadata = {name: self._column(row, name, fail) for name in self.columns.metadata}
         metadata.update(row.get("__metadata__", {}))
         return {
-            "problem_id": problem_id(self.source, text),
+            "problem_id": self._problem_id(text),
             "source": self.source,
             "source_id": source_id,
             "domain": domain,
@@ -196,6 +199,14 @@ class ProblemBuilder:
             "tests": tests,
             "metadata": to_json(metadata) if metadata else None,
         }
+
+    def _problem_id(self, text: str) -> str:
+        """The problem's id, hashed once for the rows in a row that share it (a problem's
+        traces come together in most inputs)."""
+        key = (self.source, text)
+        if key != self._last[0]:
+            self._last = (key, problem_id(self.source, text))
+        return self._last[1]
 
     def traces(self, row: Row, where: str, number: int) -> list[Row]:
         """The row's problem with each of its traces: the completion column holds one trace
