@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from curate.cores import in_chunks
+
 WORDS = "trace_words"
 CHECKS = "checks_per_1k"
 EXPLORES = "explores_per_1k"
 STEPS = "steps_per_1k"
 QUALITY = "quality"
 MEASURE_COLUMNS = (WORDS, CHECKS, EXPLORES, STEPS, QUALITY)
+TEXT = "_curate_trace_text"
 
 # (?i) and \b: case-insensitive whole words; each alternative is one marker
 CHECK_MARKERS = (
@@ -54,15 +57,17 @@ def with_measures(frame: pl.DataFrame) -> pl.DataFrame:
     for name in ("reasoning", "completion"):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
-    text = trace_text()
-    words = text.str.count_matches(r"\S+").cast(pl.Int64)
-    per_1k = pl.max_horizontal(words, pl.lit(1)).cast(pl.Float64) / 1000.0
+    # the text and the word count made once, then read by name (an expression used in
+    # several columns is worked out again for each); a thread per chunk
+    text = pl.col(TEXT)
+    frame = in_chunks(frame).with_columns(trace_text().alias(TEXT))
+    frame = frame.with_columns(text.str.count_matches(r"\S+").cast(pl.Int64).alias(WORDS))
+    per_1k = pl.max_horizontal(pl.col(WORDS), pl.lit(1)).cast(pl.Float64) / 1000.0
     frame = frame.with_columns(
-        words.alias(WORDS),
         (text.str.count_matches(CHECK_MARKERS) / per_1k).alias(CHECKS),
         (text.str.count_matches(EXPLORE_MARKERS) / per_1k).alias(EXPLORES),
         (text.str.count_matches(STEP_MARKERS) / per_1k).alias(STEPS),
-    )
+    ).drop(TEXT)
     return frame.with_columns(quality_score().alias(QUALITY))
 
 
