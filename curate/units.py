@@ -317,16 +317,20 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
         table = stage.keys(rows).to_arrow()  # what it compares, not the text (trace_dedup)
         marked.append(table.append_column(SHARD, pa.array([index] * table.num_rows, pa.int32())))
         release_memory(collect=False)
-    stage.plan(sum(t["dropped"].null_count for t in marked))
-    # only the columns read get added where missing, not every trace column (a million
-    # rows of 35 empty columns would cost more than the keys)
-    whole = pa.concat_tables(marked, promote_options="permissive")
+    live_in = [table["dropped"].null_count for table in marked]
+    stage.plan(sum(live_in))
     making = time.perf_counter() - started
-    merged, stats = process_batch(stage, whole, trace_fields(needed))
+    # only the columns read get added where missing, not every trace column (a million
+    # rows of 35 empty columns would cost more than the keys); the keys are handed over,
+    # not kept here, so process_batch frees them once it has made its frame
+    written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
+    merged, stats = process_batch(
+        stage, _handed_over(marked), trace_fields(needed), keep=[SHARD, *written]
+    )
     stats["seconds"] = round(stats["seconds"] + making, 3)  # the keys' making counts
     stage.advance(stats["in"])
-    written = [*dict.fromkeys([*stage.writes, "dropped", "dropped_at"])]
     frame = pl.from_arrow(merged.select([SHARD, *written]))
+    del merged
     assert isinstance(frame, pl.DataFrame)
     # one pass over the rows, not one per shard (a filter per shard is quadratic); each
     # part keeps its rows' order, which process_batch keeps
@@ -337,13 +341,18 @@ def run_whole(stage: Stage, shards: list[Path], path: Path) -> None:
             continue
         part = parts.get((index,), empty)
         newly = part.filter(pl.col("dropped_at") == stage.name)
-        own = shard_stats(
-            marked[index]["dropped"].null_count, newly["dropped"].to_list(), stats, index
-        )
+        own = shard_stats(live_in[index], newly["dropped"].to_list(), stats, index)
         before, full = whole_shard(shard)
         full = full.with_columns(part.get_column(name) for name in written)
         write_shard(conform(full), path / shard.name, {STATS_KEY: _json(own)}, shard, before)
         release_memory(collect=False)
+
+
+def _handed_over(tables: list[pa.Table]) -> pa.Table:
+    """The tables as one, the list emptied: the one returned is the only reference left."""
+    whole = pa.concat_tables(tables, promote_options="permissive")
+    tables.clear()
+    return whole
 
 
 def trace_fields(names: list[str]) -> pa.Schema:
@@ -353,23 +362,32 @@ def trace_fields(names: list[str]) -> pa.Schema:
 
 
 def process_batch(
-    stage: Stage, table: pa.Table, schema: pa.Schema = TRACE_SCHEMA
+    stage: Stage,
+    table: pa.Table,
+    schema: pa.Schema = TRACE_SCHEMA,
+    keep: Sequence[str] | None = None,
 ) -> tuple[pa.Table, Stats]:
     """Run a stage on the live rows of a batch; dropped rows pass through untouched. The
-    batch gets the columns of `schema` it lacks (every trace column, unless told)."""
+    batch gets the columns of `schema` it lacks (every trace column, unless told); the
+    result has only the columns in `keep`, where given (a whole input's result is not
+    copied whole to be cut down after)."""
     frame = pl.from_arrow(conform(table, schema))
     assert isinstance(frame, pl.DataFrame)
+    del table  # the caller may have let go of it: a whole input's keys are freed here
     frame = frame.with_row_index(ORDER)
     is_live = frame["dropped"].is_null()
     if is_live.all():  # no copy of a batch that is all live
         live, dead = frame, frame.clear()
     else:
         live, dead = frame.filter(is_live), frame.filter(~is_live)
+    del frame  # live and dead are copies: one less copy while the stage works
     stage.counts.clear()
     stage.errors.clear()
     started = time.perf_counter()
     out = stage.process(live) if live.height else live
     seconds = time.perf_counter() - started
+    live_in = live.height
+    del live  # what the stage did not keep of its input goes now
     if "dropped" not in out.columns:
         out = out.with_columns(pl.lit(None, pl.String).alias("dropped"))
     newly = out["dropped"].is_not_null()
@@ -378,7 +396,7 @@ def process_batch(
     )
     dropped = Counter(out.filter(newly)["dropped"].to_list())
     stats: Stats = {
-        "in": live.height,
+        "in": live_in,
         "out": out.height - int(newly.sum()),
         "dropped": dict(dropped),
         "seconds": round(seconds, 3),
@@ -388,6 +406,10 @@ def process_batch(
         stats["errors"] = dict(stage.errors)
     if stage.expands:
         stats["generated"] = out.height
+    if keep is not None:
+        names = [*keep, ORDER]
+        out, dead = out.select(n for n in names if n in out.columns), dead.select(names)
+        schema = pa.schema([field for field in schema if field.name in keep])
     parts = [conform(out, schema), *([conform(dead, schema)] if dead.height else [])]
     merged = pa.concat_tables(parts, promote_options="permissive")
     return _in_order(merged, stage.expands), stats

@@ -26,7 +26,7 @@ from curate.select.clusters import VECTOR, cluster_of, with_vectors
 from curate.select.config import Band, SelectConfig
 from curate.select.measures import MEASURE_COLUMNS, QUALITY, WORDS, with_measures
 from curate.select.mix import GROUP, PLACE, WHY, cut, ordered
-from curate.select.problems import borderline, problem_stats
+from curate.select.problems import borderline, problem_stats, with_problem_columns
 from curate.stage import Stage, StageContext, Unit
 
 PID = "problem_id"
@@ -105,7 +105,7 @@ class SelectStage(Stage):
         self._count(frame)
         return frame.with_columns(
             pl.col(WHY).is_null().alias("selected"), pl.col(WHY).alias("dropped")
-        ).drop("_answer", "_top", "mean_words", WHY, GROUP, "_rank", VECTOR, strict=False)
+        ).drop(*HELPERS, WHY, GROUP, VECTOR, strict=False)
 
     def _by_verdict(self, frame: pl.DataFrame) -> pl.DataFrame:
         config = self.config
@@ -177,12 +177,7 @@ class SelectStage(Stage):
         self._count_groups(problems, "in_group")
         order = config.budget.order if config.budget else "random"
         problems = cut(ordered(problems, order, self.context.seed), config.mix, config.budget)
-        frame = frame.join(
-            problems.select(PID, PLACE, pl.col(WHY).alias("_cut")),
-            on=PID,
-            how="left",
-            maintain_order="left",
-        )
+        frame = with_problem_columns(frame, problems.select(PID, PLACE, pl.col(WHY).alias("_cut")))
         frame = drop(frame, pl.col("_cut").is_not_null(), pl.col("_cut"))
         if config.budget is not None and config.budget.traces is not None:
             frame = self._traces_budget(frame, config.budget.traces)
@@ -233,6 +228,7 @@ class SelectStage(Stage):
             self.counts[f"{name}:{group or '(none)'}"] += int(size)
 
 
+HELPERS = ("_answer", "_correct", "_samples", "_majority_wrong", "mean_words", "_rank")
 TRACE_COLUMNS = {"source", "domain", "problem", "reference", "model", "round", "verdict"}
 
 
