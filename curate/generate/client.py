@@ -31,7 +31,6 @@ class TeacherClient:
         self.cache = cache
         self.concurrency = max(1, concurrency)
         self.arrived = arrived
-        self._results: dict[Key, Sample] = {}  # what a batch run brought
 
     def cached(self, requests: Iterable[Request]) -> dict[Key, Sample]:
         """What the cache holds of the requests' samples that the current max_tokens can
@@ -70,20 +69,25 @@ class TeacherClient:
             return self._in_chunks(wanted)
         return asyncio.run(self._concurrently(wanted))
 
-    def batches(self, note: Callable[[str], None] | None = None) -> BatchClient:
-        """The provider's batch API over this client's cache (`teacher.mode: batch`)."""
+    def batches(
+        self,
+        note: Callable[[str], None] | None = None,
+        results: dict[Key, Sample] | None = None,
+    ) -> BatchClient:
+        """The provider's batch API over this client's cache (`teacher.mode: batch`); the
+        samples it brings are kept as any fresh sample is (and put in `results`, given)."""
+        found: dict[Key, Sample] = {} if results is None else results
+
+        def keep(request: Request, samples: list[Sample]) -> None:
+            self._keep(request, samples, found)
+
         store = BatchStore(self.cache.db)
-        return BatchClient(
-            self.backend.batch_api(), store, self.backend.config.batch, self._kept, note
-        )
+        return BatchClient(self.backend.batch_api(), store, self.backend.config.batch, keep, note)
 
     def _in_batches(self, requests: list[Request]) -> dict[Key, Sample]:
-        self._results = {}
-        failed = self.batches().run(requests)
-        return self._results | failed
-
-    def _kept(self, request: Request, samples: list[Sample]) -> None:
-        self._keep(request, samples, self._results)
+        results: dict[Key, Sample] = {}
+        failed = self.batches(results=results).run(requests)
+        return results | failed
 
     def _in_chunks(self, requests: list[Request]) -> dict[Key, Sample]:
         results: dict[Key, Sample] = {}

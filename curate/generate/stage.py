@@ -120,12 +120,7 @@ class GenerateStage(Stage):
 
     def _ahead(self, request: Request, samples: list[Sample]) -> None:
         """A request's samples from a batch sent ahead: counted now, told later."""
-        counts, errors = self.counts, self.errors
-        self.counts, self.errors = self._ahead_counts, self._ahead_errors
-        try:
-            self._record(request, samples)
-        finally:
-            self.counts, self.errors = counts, errors
+        self._tally(request, samples, self._ahead_counts, self._ahead_errors)
         bits = self._ahead_fresh.get(request.gen_key, 0)
         for sample in samples:
             if sample.error is None:
@@ -189,24 +184,30 @@ class GenerateStage(Stage):
 
     def _record(self, request: Request, samples: list[Sample]) -> None:
         """Count a request's fresh samples (the client has cached the good ones)."""
+        self._tally(request, samples, self.counts, self.errors)
+
+    def _tally(
+        self, request: Request, samples: list[Sample], counts: Counter[str], errors: Counter[str]
+    ) -> None:
+        """Count a request's fresh samples into these counters."""
         for sample in samples:
             if (sample.finish_reason or "").startswith("guard_"):
-                self.counts[sample.finish_reason or ""] += 1
+                counts[sample.finish_reason or ""] += 1
                 used = sample.completion_tokens or 0
-                self.counts["guard_tokens_saved_estimate"] += max(0, self.config.max_tokens - used)
+                counts["guard_tokens_saved_estimate"] += max(0, self.config.max_tokens - used)
             if sample.error is not None:
-                self.counts["failed"] += 1
-                self.errors[sample.error] += 1
+                counts["failed"] += 1
+                errors[sample.error] += 1
         if samples and all(s.error is not None for s in samples):
-            self.counts["prompts_failed"] += 1
-        self.counts["requests_sent"] += 1
-        self.counts["samples_generated"] += len(samples)
-        self._spend(samples)
+            counts["prompts_failed"] += 1
+        counts["requests_sent"] += 1
+        counts["samples_generated"] += len(samples)
+        self._spend(samples, counts)
         self.progress_task.advance(len(samples))
 
-    def _spend(self, samples: list[Sample]) -> None:
+    def _spend(self, samples: list[Sample], counts: Counter[str]) -> None:
         """Tokens (and, with prices set, dollars) spent on fresh samples; the live note."""
-        _, completion = asking.add_spend(self.counts, self.config, [samples])
+        _, completion = asking.add_spend(counts, self.config, [samples])
         # the stage's own totals: counts are a shard's, and the rate is over the whole stage
         live = self._live
         live[0] += 1
